@@ -87,7 +87,9 @@ class DubFit:
 
     def __post_init__(self) -> None:
         """Each rate a speaking rate, ``slowest`` not above ``fastest`` (``check_fit``), as the
-        bound is made: ``OptionError`` naming ``slowest`` or ``fastest``."""
+        bound is made: ``OptionError`` naming ``slowest`` or ``fastest``; whole rates kept as floats."""
+        object.__setattr__(self, "slowest", check_speed(self.slowest, "slowest"))
+        object.__setattr__(self, "fastest", check_speed(self.fastest, "fastest"))
         check_fit(self, "")
 
 

@@ -19,6 +19,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.jobs.request import JobRequest
 from translate_svc.jobs.video import DEFAULT_MIX_GAIN_DB, VideoAsk, VoiceOver
+from translate_svc.session.task.checks import options_at
 from translate_svc.transport.proto_options import ear_options, output_options, speech_fit
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
@@ -29,8 +30,6 @@ from translate_svc.types import (
     EarOptions,
     OutputOptions,
     Profanity,
-    check_fit,
-    check_speed,
 )
 
 #: the keys of ``POST /v1/jobs``'s body, and of its ``format``
@@ -101,14 +100,15 @@ def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
     speech_rate, voice, speakers = (doc.get(k, 0) for k in ("speech_sample_rate_hz", "speaker_id", "speakers"))
     if not (_whole(speech_rate) and _whole(voice) and _whole(speakers)):
         raise InvalidInput("speech_sample_rate_hz, speaker_id and speakers: whole numbers")
-    output = OutputOptions(
-        **flags,
-        speech_sample_rate_hz=speech_rate or MODEL_SAMPLE_RATE,
-        speaker_id=voice,
-        profanity=_profanity(doc.get("profanity")),
-        speed=_speed(doc.get("speed", 1.0)),
-        fit=_fit(doc.get("fit", False), fit or DubFit()),
-    )
+    with options_at():  # the options check their own values, named by the JSON's keys
+        output = OutputOptions(
+            **flags,
+            speech_sample_rate_hz=speech_rate or MODEL_SAMPLE_RATE,
+            speaker_id=voice,
+            profanity=_profanity(doc.get("profanity")),
+            speed=_speed(doc.get("speed", 1.0)),
+            fit=_fit(doc.get("fit", False), fit or DubFit()),
+        )
     noise = doc.get("noise_suppression", "off")
     if not isinstance(noise, str) or noise not in _NOISE:
         raise InvalidInput(f"noise_suppression is {shown(noise)}: use off (the default) or rnnoise")
@@ -120,7 +120,7 @@ def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
         target_languages=targets,
         glossaries=glossaries,
         output=output,
-        ear=EarOptions(noise_suppression=_NOISE[noise], speakers=speakers),
+        ear=_ear(_NOISE[noise], speakers),
         url=url,
     )
 
@@ -223,19 +223,16 @@ def _profanity(value: object) -> Profanity | None:
 
 
 def _speed(value: object) -> float:
-    """The dubbed tracks' speaking rate (``types.check_speed``), a JSON number (anything else is
-    refused without being echoed: a string may be long)."""
+    """The dubbed tracks' speaking rate, a JSON number (anything else is refused without being
+    echoed: a string may be long); its range is ``OutputOptions``' own check."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"speed must be a JSON number from {SPEED_MIN} to {SPEED_MAX} (1 is the model's own rate)")
-    try:
-        return check_speed(value, "speed")
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
+    return value
 
 
 def _fit(value: object, default: DubFit) -> DubFit | None:
     """``fit``: true (the server's bound), false (off, the default), or ``{"slowest", "fastest"}``
-    (either left out: the server's), each a speaking rate (``types.check_fit``)."""
+    (either left out: the server's), each a JSON number; the bound checks its own rates (``DubFit``)."""
     if value is False:
         return None
     if value is True:
@@ -246,11 +243,14 @@ def _fit(value: object, default: DubFit) -> DubFit | None:
     rates = {k: value.get(k, getattr(default, k)) for k in FIT_KEYS}
     if any(isinstance(v, bool) or not isinstance(v, int | float) for v in rates.values()):
         raise InvalidInput(f"fit.slowest and fit.fastest: JSON numbers from {SPEED_MIN} to {SPEED_MAX}")
-    try:
-        slowest, fastest = check_speed(rates["slowest"], "fit.slowest"), check_speed(rates["fastest"], "fit.fastest")
-        return check_fit(DubFit(slowest, fastest), "fit")
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
+    with options_at("fit."):
+        return DubFit(rates["slowest"], rates["fastest"])
+
+
+def _ear(noise: bool, speakers: int) -> EarOptions:
+    """The job's ear options; they check their own speaker bound (named ``speakers``)."""
+    with options_at():
+        return EarOptions(noise_suppression=noise, speakers=speakers)
 
 
 def _whole(value: object) -> bool:
