@@ -5,7 +5,9 @@ bad value exist past a door and no check is repeated behind it."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import pathlib
 
 import pytest
 
@@ -49,3 +51,30 @@ def test_values_in_range_are_kept_and_whole_rates_are_floats() -> None:
     assert o.speed == 2.0 and isinstance(o.speed, float)
     assert o.fit == DubFit(1.0, 2.0) and isinstance(o.fit.slowest, float)
     assert EarOptions(speakers=MAX_SPEAKERS).speakers == MAX_SPEAKERS
+
+
+def _range_comparisons(tree: ast.AST) -> list[int]:
+    """The lines of ``tree`` that compare a value with ``SPEED_MIN`` or ``SPEED_MAX``."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare)
+        and any(isinstance(n, ast.Name) and n.id in ("SPEED_MIN", "SPEED_MAX") for n in ast.walk(node))
+    ]
+
+
+def test_a_speaking_rates_range_is_compared_in_one_place() -> None:
+    """``types.is_speed`` is the range: every door, option and model input reads it (through
+    ``check_speed`` or the options' own checks), so no second copy can drift from it."""
+    root = pathlib.Path(__file__).resolve().parents[1] / "translate_svc"
+    found = {
+        str(path.relative_to(root)): lines
+        for path in sorted(root.rglob("*.py"))
+        if (lines := _range_comparisons(ast.parse(path.read_text(), str(path))))
+    }
+    assert found == {"types.py": found.get("types.py", [])} and len(found["types.py"]) == 1, found
+
+
+def test_the_range_walk_finds_a_second_copy() -> None:
+    copy = ast.parse("def door(v):\n    if not SPEED_MIN <= v <= SPEED_MAX:\n        raise ValueError(v)\n")
+    assert _range_comparisons(copy) == [2]

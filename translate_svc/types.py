@@ -117,6 +117,12 @@ class OptionError(ValueError):
         return OptionError(self.field, self.problem, prefix + self.prefix)
 
 
+def is_speed(value: float) -> bool:
+    """Whether ``value`` is a speaking rate (``SPEED_MIN``..``SPEED_MAX``; NaN is not): the one
+    definition of the range, which ``check_speed`` and the model's own input checks read."""
+    return SPEED_MIN <= value <= SPEED_MAX
+
+
 def check_speed(value: float, field: str) -> float:
     """``value`` as a speaking rate, or ``OptionError`` naming ``field`` and the range (each door
     maps it to its own bad-request status). A number is echoed (``%g``: short whatever its size); any
@@ -125,7 +131,7 @@ def check_speed(value: float, field: str) -> float:
     compared exactly and echoed by its digits (``%g`` would raise OverflowError on it)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         got = type(value).__name__
-    elif not SPEED_MIN <= value <= SPEED_MAX:  # NaN too
+    elif not is_speed(value):
         got = _number_words(value)
     else:
         return float(value)

@@ -46,11 +46,11 @@ def render(
     if participant and not room:
         raise typer.BadParameter("--participant names who speaks in a room: give --room with it")
     if speed is not None:
-        from translate_svc.types import check_speed
+        from translate_svc.types import OptionError, check_speed
 
         try:
             check_speed(speed, "--speed")
-        except ValueError as e:
+        except OptionError as e:
             raise typer.BadParameter(str(e), param_hint="--speed") from None
     params = {
         "source": source,

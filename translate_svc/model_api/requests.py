@@ -14,7 +14,16 @@ from enum import Enum
 
 import numpy as np
 
-from translate_svc.types import MODEL_SAMPLE_RATE, SPEED_MAX, SPEED_MIN, Profanity, SpokenUnits, Term, WordTiming
+from translate_svc.types import (
+    MODEL_SAMPLE_RATE,
+    SPEED_MAX,
+    SPEED_MIN,
+    Profanity,
+    SpokenUnits,
+    Term,
+    WordTiming,
+    is_speed,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,7 +84,7 @@ class SpeechFit:
     def __post_init__(self) -> None:
         if not self.budget_ms > 0:
             raise ValueError(f"a fit's budget must be > 0 ms, got {self.budget_ms}")
-        if not SPEED_MIN <= self.slowest <= self.fastest <= SPEED_MAX:
+        if not (is_speed(self.slowest) and is_speed(self.fastest) and self.slowest <= self.fastest):
             raise ValueError(
                 f"a fit's rates must satisfy {SPEED_MIN} <= slowest <= fastest <= {SPEED_MAX}, "
                 f"got {self.slowest}..{self.fastest}"
@@ -133,7 +142,7 @@ class ModelInput:
     respeak: tuple[SpokenUnits, ...] = ()
 
     def __post_init__(self) -> None:
-        if not SPEED_MIN <= self.speed <= SPEED_MAX:
+        if not is_speed(self.speed):
             raise ValueError(f"speed must be from {SPEED_MIN} to {SPEED_MAX}, got {self.speed}")
         if self.respeak:
             _check_respeak(self)
@@ -201,7 +210,7 @@ def _check_respeak(item: ModelInput) -> None:
     if not item.renditions or len(set(item.renditions)) != len(item.renditions):
         raise ValueError("a respeak names each (language, rate) it makes once, and at least one")
     for lang, rate in item.renditions:
-        if lang not in spoken or not SPEED_MIN <= rate <= SPEED_MAX or rate == spoken[lang]:
+        if lang not in spoken or not is_speed(rate) or rate == spoken[lang]:
             raise ValueError(
                 f"a respeak's rendition must be one of its units' languages at a rate from {SPEED_MIN} to "
                 f"{SPEED_MAX} other than the one they were spoken at, got {lang} at {rate}"
@@ -214,7 +223,7 @@ def _check_renditions(item: ModelInput) -> None:
     if len(set(item.renditions)) != len(item.renditions):
         raise ValueError("a rendition is asked for twice")
     for lang, rate in item.renditions:
-        if lang not in item.targets or not SPEED_MIN <= rate <= SPEED_MAX or rate == item.speed:
+        if lang not in item.targets or not is_speed(rate) or rate == item.speed:
             raise ValueError(
                 f"a rendition must be a target at a rate from {SPEED_MIN} to {SPEED_MAX} other than speed, "
                 f"got {lang} at {rate}"

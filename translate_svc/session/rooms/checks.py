@@ -10,7 +10,7 @@ import re
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.session.events import StreamConfig
 from translate_svc.session.rooms.listener import snap_rate
-from translate_svc.types import check_speed
+from translate_svc.types import OptionError, check_speed
 
 #: a room's name: part of a URL (``/listen/<room>``) and of a metrics-free log line
 ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -56,5 +56,5 @@ def rate_of(speed: float | None) -> float | None:
         return None
     try:
         return snap_rate(check_speed(speed, "speed"))
-    except ValueError as e:
+    except OptionError as e:
         raise InvalidInput(str(e)) from None

@@ -15,7 +15,7 @@ from translate_svc.errors import InvalidInput, shown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import MAX_LEAD_IN_MS, RoomJoin
 from translate_svc.transport.openai.wire import ParamError
-from translate_svc.types import SPEED_MAX, SPEED_MIN, ModelCard, Profanity, check_speed
+from translate_svc.types import SPEED_MAX, SPEED_MIN, ModelCard, OptionError, Profanity, check_speed
 
 #: the targets where the door is given no limit (``limits.max_target_languages``' ceiling), a
 #: language tag's characters (BCP-47 tags in use are far shorter), the source language's
@@ -126,7 +126,7 @@ def speed_of(session: dict[str, Any], current: float) -> float:
     field = param.removeprefix("session.")
     try:
         return check_speed(value, field)
-    except ValueError as e:  # its message shows the value: a number's own (bounded), never a client's text
+    except OptionError as e:  # its message shows the value: a number's own (bounded), never a client's text
         number = isinstance(value, int | float) and not isinstance(value, bool) and len(repr(value)) <= 24
         message = str(e) if number else f"{field} must be a number from {SPEED_MIN} to {SPEED_MAX}"
         raise ParamError(message, param) from None

@@ -51,6 +51,7 @@ from translate_svc.types import (
     AudioFormat,
     EarOptions,
     ModelCard,
+    OptionError,
     OutputOptions,
     Profanity,
     SimultaneousOptions,
@@ -381,7 +382,7 @@ def prosody_rate(value: str, field: str) -> float:
         percent = -1.0
     try:
         return check_speed(percent / 100, field)
-    except ValueError:
+    except OptionError:
         raise InvalidInput(
             f"{field} {shown(value)}: the speaking rate is a percentage of the model's own rate from "
             f"{SPEED_MIN:.0%} to {SPEED_MAX:.0%} (e.g. '150%')"

@@ -45,7 +45,7 @@ from translate_svc.session.calls.listen import ListenRequest
 from translate_svc.session.events import Draining
 from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.transport.http.errors import error_type
-from translate_svc.types import SPEED_MAX, SPEED_MIN, InterimResult, SegmentResult, Transcript, check_speed
+from translate_svc.types import SPEED_MAX, SPEED_MIN, InterimResult, OptionError, SegmentResult, Transcript, check_speed
 from translate_svc.wire.pcm import float_to_pcm16
 
 #: the subprotocol a browser offers (with ``openai-insecure-api-key.<key>`` beside it to present a key)
@@ -105,7 +105,7 @@ def _speed(value: str | None) -> float | None:
         number = float("nan")
     try:
         return check_speed(number, "speed")
-    except ValueError:
+    except OptionError:
         raise InvalidInput(
             f"speed must be a number from {SPEED_MIN} to {SPEED_MAX} (1 is the model's own rate): send ?speed=1.25, "
             "or leave it out to hear each speaker's rate"

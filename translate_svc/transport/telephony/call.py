@@ -21,6 +21,7 @@ from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
     EarOptions,
+    OptionError,
     OutputOptions,
     SimultaneousOptions,
     check_speed,
@@ -194,7 +195,7 @@ def _speed(value: str | None, default: float) -> float:
         ) from None
     try:
         return check_speed(number, field)
-    except ValueError as e:
+    except OptionError as e:
         raise InvalidInput(str(e)) from None
 
 
