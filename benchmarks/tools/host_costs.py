@@ -46,9 +46,7 @@ import json
 import logging
 import statistics
 import sys
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -61,6 +59,7 @@ from rich.table import Table
 from benchmarks.tools.loadgen.clips import load_clips, stream_clips
 from benchmarks.tools.loadgen.options import DEFAULT_FILES
 from benchmarks.tools.profile_stages import segments_of
+from benchmarks.tools.section_clock import SectionClock
 from tests.support.dispatch_count import HostCosts, StageCounts
 from tests.support.host_path import counting, cuda_plan_runner, through_stepper, warm_as_served
 from tests.support.paths import TEST_MODEL
@@ -193,56 +192,6 @@ def as_written() -> Iterator[None]:
         capture.GraphedStage.__call__ = call  # type: ignore[method-assign]
 
 
-class SectionClock:
-    """This thread's CPU time by section (module docstring): each boundary (a section or a capture
-    region entered or left) charges the thread time since the one before to what ran: ``regions``
-    inside a capture region, else the innermost section (``decode`` outside any). A region
-    observer (model/regions.py); other threads are not timed."""
-
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = defaultdict(float)
-        self._sections = ["decode"]
-        self._depth = 0
-        self._thread = threading.get_ident()
-        self._at = time.thread_time()
-
-    def _charge(self) -> None:
-        now = time.thread_time()
-        self.ms["regions" if self._depth else self._sections[-1]] += (now - self._at) * 1000
-        self._at = now
-
-    def entered(self, name: str) -> None:
-        if threading.get_ident() == self._thread:
-            self._charge()
-            self._depth += 1
-
-    def left(self, name: str) -> None:
-        if threading.get_ident() == self._thread:
-            self._charge()
-            self._depth -= 1
-
-    def read(self, what: str) -> None:
-        pass
-
-    def wrap(self, owner: Any, attr: str, name: str, stack: ExitStack) -> None:
-        """``owner.attr`` timed as section ``name`` until ``stack`` closes."""
-        had = attr in owner.__dict__
-        original = getattr(owner, attr)
-        clock = self
-
-        def timed(*a: Any, **k: Any) -> Any:
-            clock._charge()
-            clock._sections.append(name)
-            try:
-                return original(*a, **k)
-            finally:
-                clock._charge()
-                clock._sections.pop()
-
-        setattr(owner, attr, timed)
-        stack.callback(*((setattr, owner, attr, original) if had else (delattr, owner, attr)))
-
-
 def timed(runner: Any, items: list[Any], size: int, repeats: int, steps: int) -> dict[str, dict[str, float]]:
     """``items`` through the stepper ``repeats`` times, each timed by ``SectionClock`` (module
     docstring): per section, ms a job, the minimum and the median over the repeats."""
@@ -250,13 +199,13 @@ def timed(runner: Any, items: list[Any], size: int, repeats: int, steps: int) ->
 
     runs: list[dict[str, float]] = []
     for _ in range(repeats):
-        clock = SectionClock()
+        clock = SectionClock("decode")
         with ExitStack() as stack, regions.observing(clock):
             clock.wrap(runner, "prefill_segments", "prefill", stack)
             clock.wrap(runner, "finish", "finish", stack)
             through_stepper(runner, items, size, steps=steps)
-            clock._charge()
-        runs.append({k: v / len(items) for k, v in clock.ms.items()})
+            clock.close()
+        runs.append({k: 1000 * v / len(items) for k, v in clock.totals.items()})
     out: dict[str, dict[str, float]] = {}
     for section in (*SECTIONS, "outside"):
         got = [sum(r.get(k, 0.0) for k in SECTIONS[:-1]) if section == "outside" else r.get(section, 0.0) for r in runs]

@@ -48,9 +48,7 @@ import json
 import logging
 import statistics
 import sys
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +62,7 @@ from rich.table import Table
 from benchmarks.tools.loadgen.clips import load_clips, stream_clips
 from benchmarks.tools.loadgen.options import DEFAULT_FILES
 from benchmarks.tools.profile_stages import segments_of
+from benchmarks.tools.section_clock import SectionClock
 from tests.support.host_path import cuda_plan_runner, through_stepper, warm_as_served
 from tests.support.paths import TEST_MODEL
 from translate_svc.client_cli.load.clips import DEFAULT_SHIFT_S
@@ -74,52 +73,6 @@ console = Console()
 
 SECTIONS = ("features", "model", "finish", "regions")
 VARIANTS = ("old", "new")
-
-
-class SectionClock:
-    """Thread CPU by section on one thread: every boundary (a section entered or left, a capture
-    region entered or left) charges the thread time since the previous boundary to the section
-    that ran (inside a region: ``regions``). A ``RegionObserver`` (model/regions.py); other threads'
-    regions are ignored."""
-
-    def __init__(self) -> None:
-        self.totals: dict[str, float] = defaultdict(float)
-        self._thread = threading.get_ident()
-        self._sections = ["model"]
-        self._depth = 0  # capture regions open
-        self._last = time.thread_time()
-
-    def _charge(self) -> None:
-        now = time.thread_time()
-        self.totals["regions" if self._depth else self._sections[-1]] += now - self._last
-        self._last = now
-
-    @contextmanager
-    def section(self, name: str) -> Iterator[None]:
-        self._charge()
-        self._sections.append(name)
-        try:
-            yield
-        finally:
-            self._charge()
-            self._sections.pop()
-
-    def close(self) -> None:
-        self._charge()
-
-    # RegionObserver
-    def entered(self, name: str) -> None:
-        if threading.get_ident() == self._thread:
-            self._charge()
-            self._depth += 1
-
-    def left(self, name: str) -> None:
-        if threading.get_ident() == self._thread:
-            self._charge()
-            self._depth -= 1
-
-    def read(self, what: str) -> None:
-        pass
 
 
 @contextmanager
@@ -169,7 +122,7 @@ def one_pass(runner: Any, audios: Sequence[np.ndarray], size: int, lang: str) ->
     from translate_svc.model_api.requests import ModelInput
 
     items = [ModelInput(a, (lang,), None, True) for a in audios]
-    clock = SectionClock()
+    clock = SectionClock("model")
     if not runner.features_in_run:
         with clock.section("features"):
             items = [dataclasses.replace(i, features=runner.extract_features(i.audio)) for i in items]
