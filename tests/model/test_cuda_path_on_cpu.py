@@ -23,6 +23,7 @@ asserts the random model's words: only equalities and counts.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,24 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow(150), pytest.mark.timeou
 REGIONS = {"encoder", "decode.admit", "decode.step", "t2u.chars", "t2u.units", "vocoder.durations", "vocoder.hifigan"}
 
 
+#: the segmenter's length cap here (``vad.max_segment_ms``; 15 s by default): silero_test.wav's one
+#: long phrase (12.3 s) is cut in two (6.9 and 5.3 s), as a server set to 7 s cuts it. The warm-up
+#: covers every bucket up to the longest segment, and its cost grows with that length (HiFi-GAN's
+#: buckets, most of it under cProfile); the same 56.5 s of speech, its lengths spread over the buckets
+MAX_SEGMENT_MS = 7_000
+
+
 @pytest.fixture(scope="module")
 def segments(shared_audio: Path) -> list[np.ndarray]:
-    """The server's VAD segments of both shared files: varied lengths (0.7 to 7 s)."""
+    """The server's VAD segments of both shared files, cut at ``MAX_SEGMENT_MS``: varied lengths
+    (0.5 to 7 s)."""
+    from translate_svc.vad.segmenter import SegmenterConfig
+
+    config = SegmenterConfig(max_segment_ms=MAX_SEGMENT_MS)
     out: list[np.ndarray] = []
     for name in ("jfk.flac", "silero_test.wav"):
-        out += [e.samples for e in asyncio.run(vad_segments(read_16k(shared_audio / name)))]
+        out += [e.samples for e in asyncio.run(vad_segments(read_16k(shared_audio / name), config))]
+    assert max(len(s) for s in out) > (MAX_SEGMENT_MS - 500) * 16  # a segment at the cap: the top buckets run
     return out
 
 
@@ -72,8 +85,47 @@ def warmed(test_model_dir: Path, segments: list[np.ndarray]) -> tuple[Any, set[A
     return runner, costs.seen
 
 
+@dataclass(frozen=True)
+class Live:
+    """Every segment through the warmed runner's stepping decoder, admitted one at a time, then two
+    at a time, as live segments after the warm-up: what several tests read (none changes the
+    runner), run once for them. ``costs``: the counts of both runs, its shapes new unless the
+    warm-up met them; ``speech_batches``: the finish batches (``stages.speech`` calls);
+    ``guess_missed``: HiFi-GAN width guesses that fell short."""
+
+    twos: list[Any]  # the outputs admitted two at a time
+    steps: tuple[int, int]  # the decode steps of each run
+    costs: Any
+    speech_batches: int
+    guess_missed: int
+
+
+@pytest.fixture(scope="module")
+def live(warmed: tuple[Any, set[Any]], segments: list[np.ndarray]) -> Live:
+    runner, seen = warmed
+    stages = runner.stages
+    batches: list[int] = []
+    speech = stages.speech
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        batches.append(1)
+        return speech(*args, **kwargs)
+
+    stages.speech = counted
+    misses = stages._vocoder.guess.misses
+    try:
+        with counting() as costs:
+            costs.seen = set(seen)
+            costs.mark_warm()
+            _, one_steps, _ = through_stepper(runner, items_of(segments), 1)
+            twos, two_steps, _ = through_stepper(runner, items_of(segments), 2)
+    finally:
+        del stages.speech  # the class's again
+    return Live(twos, (one_steps, two_steps), costs, len(batches), stages._vocoder.guess.misses - misses)
+
+
 def test_the_cuda_plan_gives_what_the_cpu_plan_gives(
-    warmed: tuple[Any, set[Any]], test_model_dir: Path, segments: list[np.ndarray]
+    warmed: tuple[Any, set[Any]], live: Live, test_model_dir: Path, segments: list[np.ndarray]
 ) -> None:
     from translate_svc.model.build import build_runner
     from translate_svc.settings import ModelSettings
@@ -82,7 +134,7 @@ def test_the_cuda_plan_gives_what_the_cpu_plan_gives(
     cpu = build_runner(ModelSettings(path=test_model_dir, device="cpu", dtype="float32", lid_path=None))
     assert not cpu.loop.loop.static and runner.stepper().loop.static  # two paths compared
     items = items_of(segments)
-    got, _, _ = through_stepper(runner, items, 2)
+    got = live.twos
     want = cpu.run(items)
     for k, (g, w) in enumerate(zip(got, want, strict=True)):
         assert g.texts == w.texts and g.transcript == w.transcript, f"segment {k}"
@@ -118,14 +170,9 @@ def test_the_guard_catches_a_read_inside_a_region() -> None:
     assert sum(costs.total().syncs.values()) == 1
 
 
-def test_a_warmed_server_meets_no_new_shape(warmed: tuple[Any, set[Any]], segments: list[np.ndarray]) -> None:
-    runner, seen = warmed
-    with counting() as costs:
-        costs.seen = set(seen)
-        costs.mark_warm()
-        through_stepper(runner, items_of(segments), 1)
-        through_stepper(runner, items_of(segments), 2)
-    assert costs.new_signatures == []
+def test_a_warmed_server_meets_no_new_shape(warmed: tuple[Any, set[Any]], live: Live) -> None:
+    runner, _ = warmed
+    assert live.costs.new_signatures == []  # every segment, one and two at a time
     assert runner.stages.shapes.cold == {}  # the server's own count (the metric) agrees
     # and every part of every stage replays a graph the warm-up captured: no call on a bucket it
     # never met, which CUDA would run eagerly (``translate_svc_model_graph_misses_total``)
@@ -137,31 +184,16 @@ def graph_misses(runner: Any) -> dict[str, int]:
     return {p.name: p.misses for p in parts if p.misses}
 
 
-def test_a_batch_reads_the_device_at_most_twice(
-    warmed: tuple[Any, set[Any]], segments: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_batch_reads_the_device_at_most_twice(live: Live, segments: list[np.ndarray]) -> None:
     """Besides the decode's read behind (a host buffer), a finish batch reads the device twice:
     text-to-unit's unit totals, then the vocoder's results; HiFi-GAN's width is guessed on the
     host (``FrameGuess``), and a guess that fell short costs one more read (counted)."""
-    runner, _ = warmed
-    stages = runner.stages
-    batches: list[int] = []
-    speech = stages.speech
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        batches.append(1)
-        return speech(*args, **kwargs)
-
-    monkeypatch.setattr(stages, "speech", counted)
-    misses = stages._vocoder.guess.misses
-    with counting() as costs:
-        _, ones, _ = through_stepper(runner, items_of(segments), 1)
-        _, twos, _ = through_stepper(runner, items_of(segments), 2)
+    costs, batches, missed = live.costs, live.speech_batches, live.guess_missed
+    ones, twos = live.steps
     syncs = {stage: sum(c.syncs.values()) for stage, c in costs.by_stage.items() if sum(c.syncs.values())}
-    missed = stages._vocoder.guess.misses - misses
-    assert len(batches) >= len(segments)
-    assert syncs == {"t2u": len(batches), "vocoder": len(batches) + missed}
-    assert missed <= len(batches) // 8  # the guess learns the frames a unit takes
+    assert batches >= len(segments)
+    assert syncs == {"t2u": batches, "vocoder": batches + missed}
+    assert missed <= batches // 8  # the guess learns the frames a unit takes
     # the waits the CPU never runs are counted where they are written (model/regions.py
     # ``note_wait``): the decode's read behind, one a step (but where the pool had emptied), and
     # no upload that waits for an earlier copy (model/capture.py ``HostStaging``: the ring)

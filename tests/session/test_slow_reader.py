@@ -66,15 +66,36 @@ def requests(audio: bytes, sent: list[int], k: int) -> AsyncIterator[pb.Streamin
     return gen()
 
 
-@pytest.fixture
-def server(test_model_dir: Path) -> Any:
+@pytest.fixture(scope="module")
+def served(test_model_dir: Path) -> Any:
+    """One server for the module's tests (a server process costs the suite about 8 CPU s): each
+    test counts what it made the server do from its own start (``server``)."""
     env = {"TRANSLATE_SVC_SERVER__METRICS_PORT": "0"}  # it picks, and says in its ready file
     args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
     proc = ServerProcess(args, env=env)
     try:
-        yield proc, Metrics(proc.metrics_port)
+        yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+async def server(served: ServerProcess) -> tuple[ServerProcess, Metrics]:
+    """The module's server once an earlier test's streams are gone: no stream open, and no segment
+    computed nor audio counted for a second, so every count a test takes from its start is its own
+    streams'."""
+    metrics = Metrics(served.metrics_port)
+    last: list[tuple[float, float]] = []
+
+    async def settled() -> bool:
+        last.append((await metrics.computed(), await metrics.audio_read_bytes()))
+        if await metrics.value("translate_svc_streams_active") != 0:
+            last.clear()
+        await asyncio.sleep(0.2)
+        return len(last) > 5 and len(set(last[-6:])) == 1
+
+    await eventually(settled, "the earlier test's streams ended and their segments settled", 3 * DEADLINE_S, 0.05)
+    return served, metrics
 
 
 async def serve_another(address: str, speech: bytes) -> int:
@@ -99,9 +120,10 @@ async def test_streams_that_never_read_hold_a_few_segments_of_work_and_a_window_
     speech = bytes(load_pcm16k(shared_audio / "jfk.flac")[: 16000 * 4].tobytes())
     sent = [0] * STREAMS
     warmup = await metrics.computed()
+    read_before = await metrics.audio_read_bytes()  # by an earlier test's streams
 
     async def in_flight() -> float:  # taken by gRPC for the slow streams, not read by their sessions
-        return sum(sent) - await metrics.audio_read_bytes()
+        return sum(sent) - (await metrics.audio_read_bytes() - read_before)
 
     # per stream: the window, and as much again for what gRPC core took off the connection for the
     # stream and has not handed on (a frame, messages it framed: 10-25 KiB seen); plus the second

@@ -17,10 +17,11 @@ from translate_svc.audio.resample import resample
 from translate_svc.client_cli.decode import load_pcm16k
 
 
-async def vad_segments(samples16k: Any) -> list[Any]:
+async def vad_segments(samples16k: Any, config: Any = None) -> list[Any]:
     """The segments (``SegmentReady``) a server cuts from a whole 16 kHz float32 clip at the default
-    VAD settings, the session's way: the ``VadWorker`` scores a fresh silero state, a ``Segmenter``
-    cuts. No model runs: the spans a Translate call of the clip would return, in VAD time only."""
+    VAD settings (``config``: a ``SegmenterConfig`` of its own, e.g. a shorter length cap), the
+    session's way: the ``VadWorker`` scores a fresh silero state, a ``Segmenter`` cuts. No model
+    runs: the spans a Translate call of the clip would return, in VAD time only."""
     from translate_svc.vad.segmenter import Segmenter, SegmenterConfig, SegmentReady
     from translate_svc.vad.silero import SileroVad
     from translate_svc.vad.worker import VadWorker
@@ -31,7 +32,7 @@ async def vad_segments(samples16k: Any) -> list[Any]:
         probs = await worker.probabilities(vad.new_state(), samples16k, last=True)
     finally:
         worker.close()
-    segmenter = Segmenter(SegmenterConfig())
+    segmenter = Segmenter(config or SegmenterConfig())
     return [e for e in segmenter.push(samples16k, probs) + segmenter.finish() if isinstance(e, SegmentReady)]
 
 
