@@ -248,6 +248,10 @@ class TranslationTask:
     #: detect each segment's spoken language among these model codes (empty: any the identifier
     #: can pick) instead of taking ``source_language``; None: no detection
     detect: tuple[str, ...] | None = None
+    #: a conversation's languages (two or more people, one language each, through one input):
+    #: ``target_languages`` and ``detect`` are then these, and each segment is translated into
+    #: those other than the one detected (its transcript's); None: fixed targets
+    conversation: tuple[str, ...] | None = None
     terms: tuple[Term, ...] = ()
     #: the last ``stored_terms`` of ``terms`` came from stored glossaries (``glossaries/``): checked
     #: when they were stored, not counted against a request's own term caps
