@@ -248,10 +248,6 @@ class TranslationTask:
     #: detect each segment's spoken language among these model codes (empty: any the identifier
     #: can pick) instead of taking ``source_language``; None: no detection
     detect: tuple[str, ...] | None = None
-    #: a conversation's languages (two or more people, one language each, through one input):
-    #: ``target_languages`` and ``detect`` are then these, and each segment is translated into
-    #: those other than the one detected (its transcript's); None: fixed targets
-    conversation: tuple[str, ...] | None = None
     terms: tuple[Term, ...] = ()
     #: the last ``stored_terms`` of ``terms`` came from stored glossaries (``glossaries/``): checked
     #: when they were stored, not counted against a request's own term caps
@@ -265,6 +261,10 @@ class TranslationTask:
     #: want, as optional work after the result (``session/calls/renditions.py``); set by a room on its
     #: speaker's task, never by a client, kept by the client's own updates
     renditions: tuple[tuple[str, float], ...] = ()
+    #: a conversation's languages (two or more people, one language each, through one input):
+    #: ``target_languages`` and ``detect`` are then these, and each segment is translated into
+    #: those other than the one detected (its transcript's); None: fixed targets
+    conversation: tuple[str, ...] | None = None
 
     @property
     def asr_only(self) -> bool:

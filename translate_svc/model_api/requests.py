@@ -106,11 +106,6 @@ class ModelInput:
     #: detect the spoken language among these (empty: any the identifier can pick); the transcript
     #: is then decoded in the language chosen; None: no detection
     detect: tuple[str, ...] | None = None
-    #: a conversation's segment: ``targets`` are the conversation's languages, ``detect`` the same
-    #: ones and the transcript in the one detected: that language's row is the transcript (heard),
-    #: not a translation, and the segment is translated into the others (``translated``), so it
-    #: takes one row per language whichever is detected (``text_rows``)
-    conversation: bool = False
     #: phrases to boost or keep (``types.Term``); empty: the plain greedy decode
     terms: tuple[Term, ...] = ()
     #: computed ahead (off the model thread) when given; else computed in ``run``
@@ -145,6 +140,11 @@ class ModelInput:
     #: ``renditions`` name: the vocoder alone (``WorkKind.RESPEAK``; ``audio`` empty, ``targets``
     #: their languages)
     respeak: tuple[SpokenUnits, ...] = ()
+    #: a conversation's segment: ``targets`` are the conversation's languages, ``detect`` the same
+    #: ones and the transcript in the one detected: that language's row is the transcript (heard),
+    #: not a translation, and the segment is translated into the others (``translated``), so it
+    #: takes one row per language whichever is detected (``text_rows``)
+    conversation: bool = False
 
     def __post_init__(self) -> None:
         if not is_speed(self.speed):
