@@ -1,23 +1,27 @@
 """A conversation's task (session/task/conversation.py through ``checks.resolve_task``, and
 ``change.change`` for an Update) on plain values: the languages become the task's targets and
 detection candidates and are echoed as the conversation; a change keeps the stream's kind; the
-bound follows the server's limits; the job built from it asks for a conversation's rows."""
+bound follows the server's limits; the job built from it asks for a conversation's rows; a
+result and a caption carry the languages not detected."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
 
 from tests.support.fake_runner import LANGUAGES
+from translate_svc.engine.results import EngineResult
 from translate_svc.errors import InvalidInput, NotInstalled
-from translate_svc.model_api.requests import DETECTED
+from translate_svc.model_api.requests import DETECTED, ModelOutput
+from translate_svc.session.results import build_interim, build_result
 from translate_svc.session.task.change import TaskChange, change
 from translate_svc.session.task.checks import resolve_task
 from translate_svc.session.task.inputs import model_input
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import ModelCard, ModelInfo, OutputOptions
+from translate_svc.types import ModelCard, ModelInfo, OutputOptions, Segment
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +66,17 @@ def test_the_bound_is_the_servers_and_the_identifier_is_needed() -> None:
     bare = dataclasses.replace(CARD, identifier=None)
     with pytest.raises(NotInstalled, match="conversation needs the spoken-language identifier"):
         resolve_task(bare, LIMITS, "", [], TEXT, conversation=["eng", "spa"])
+
+
+def test_a_results_translations_are_the_languages_not_detected_and_a_caption_too() -> None:
+    """A segment's result and its live caption built from a conversation's output: the detected
+    language is the source (its transcript, its scores), never one of the translations."""
+    task = resolve_task(CARD, LIMITS, "", [], TEXT, conversation=["eng", "spa", "fra"])
+    out = ModelOutput("hola", {"eng": "hello", "fra": "salut"}, detected={"spa": 0.75, "eng": 0.125, "fra": 0.125})
+    job = EngineResult(out, None, 1.0, 2.0, 1)
+    result = build_result(Segment(0, 0, 1000, np.zeros(16000, np.float32)), task, job, time.perf_counter(), 0.0)
+    assert [t.target_language for t in result.translations] == ["eng", "fra"]
+    assert result.transcript is not None and result.transcript.language == "spa"
+    assert result.detected is not None and result.detected.language == "spa"
+    caption = build_interim((0, 0, 1000), task, job, out, time.perf_counter())
+    assert [t.target_language for t in caption.translations] == ["eng", "fra"]
