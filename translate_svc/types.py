@@ -261,6 +261,10 @@ class TranslationTask:
     #: want, as optional work after the result (``session/calls/renditions.py``); set by a room on its
     #: speaker's task, never by a client, kept by the client's own updates
     renditions: tuple[tuple[str, float], ...] = ()
+    #: a conversation's languages (two or more people, one language each, through one input):
+    #: ``target_languages`` and ``detect`` are then these, and each segment is translated into
+    #: those other than the one detected (its transcript's); None: fixed targets
+    conversation: tuple[str, ...] | None = None
 
     @property
     def asr_only(self) -> bool:

@@ -59,6 +59,12 @@ def full_respeak() -> ModelInput:
     return ModelInput(np.zeros(0, np.float32), ("spa",), speech=True, renditions=(("spa", 0.75),), respeak=(KEPT,))
 
 
+def full_conversation() -> ModelInput:
+    """A conversation's segment: the language detected among its languages is its transcript."""
+    langs = ("eng", "spa", "fra")
+    return ModelInput(np.ones(160, np.float32), langs, DETECTED, detect=langs, conversation=True)
+
+
 def full_step() -> ModelInput:
     targets = (
         SimulTarget("spa", (5, 6, 7), 2, 40, ((5, 6), (5, 6, 7)), (-0.5, -0.25, -1.5)),
@@ -149,7 +155,7 @@ def set_fields(value: object, seen: set[tuple[type, str]]) -> None:
             set_fields(v, seen)
 
 
-@pytest.mark.parametrize("make", [full_input, full_step, full_text, full_respeak])
+@pytest.mark.parametrize("make", [full_input, full_conversation, full_step, full_text, full_respeak])
 def test_every_field_of_a_job_crosses_to_the_engine(make) -> None:  # type: ignore[no-untyped-def]
     item = make()
     got = wire.decode(wire.encode(wire.submit_of(7, "owner", item, droppable=True)), wire.ToEngine)
@@ -171,7 +177,7 @@ def test_the_tests_set_every_field_of_every_job_type() -> None:
     """The round trips above hold a value other than the default in every field of every dataclass
     of the vocabulary, so a new field is covered only once a test gives it a value."""
     seen: set[tuple[type, str]] = set()
-    for value in (full_input(), full_step(), full_text(), full_respeak(), full_output()):
+    for value in (full_input(), full_conversation(), full_step(), full_text(), full_respeak(), full_output()):
         set_fields(value, seen)
     vocabulary = [
         v for v in vars(requests).values()

@@ -105,3 +105,43 @@ def test_new_units_are_spoken_at_the_minimum_or_at_the_end() -> None:
     assert speak_now(1, 50, final=True)
     assert not speak_now(0, 50, final=True)  # nothing new: nothing to speak
     assert not speak_now(0, 0, final=False)
+
+
+def test_a_conversation_takes_one_row_per_language() -> None:
+    """Without the flag the detected transcript keeps a row of its own in the count (it may be in
+    no target's language); in a conversation it is always one of them."""
+    langs = ("eng", "spa")
+    assert ModelInput(SECOND, langs, DETECTED, detect=langs).text_rows == 3
+    assert ModelInput(SECOND, langs, DETECTED, detect=langs, conversation=True).text_rows == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"targets": ("eng",), "detect": ("eng",)}, "two or more distinct languages"),
+        ({"targets": ("eng", "eng"), "detect": ("eng",)}, "two or more distinct languages"),
+        ({"detect": None}, "detects among exactly its languages"),
+        ({"detect": ()}, "detects among exactly its languages"),
+        ({"detect": ("eng", "fra")}, "detects among exactly its languages"),
+        ({"detect": ("eng", "spa", "fra")}, "detects among exactly its languages"),
+        ({"transcript_language": "eng"}, "transcript is in the language detected"),
+        ({"transcript_language": None}, "transcript is in the language detected"),
+        ({"simul": simul("eng", "spa")}, "whole segment"),
+        ({"renditions": (("spa", 1.5),)}, "whole segment"),
+        ({"keep_units": True}, "whole segment"),
+    ],
+)
+def test_a_conversation_that_does_not_hold_together_is_refused(kwargs: dict[str, object], message: str) -> None:
+    fields: dict[str, object] = {
+        "audio": SECOND,
+        "targets": ("eng", "spa"),
+        "transcript_language": DETECTED,
+        "detect": ("spa", "eng"),
+        "conversation": True,
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=message):
+        ModelInput(**fields)  # type: ignore[arg-type]
+    # the same without the flag is a plain input (the checks are the conversation's)
+    if "simul" not in kwargs and kwargs.get("targets") != ("eng", "eng"):
+        ModelInput(**{**fields, "conversation": False})  # type: ignore[arg-type]

@@ -99,3 +99,28 @@ def test_bare_rows_are_targets_with_their_prefixes() -> None:
         (0, 0, "spa", (1,), 1.0, True),
         (1, 1, "fra", (), 2.0, True),
     ]
+
+
+def conversation(*languages: str) -> ModelInput:
+    return ModelInput(AUDIO, languages, DETECTED, detect=languages, conversation=True)
+
+
+@pytest.mark.parametrize("spoken", ["eng", "spa", "fra"])
+def test_a_conversations_detected_language_is_its_transcript_and_the_others_its_targets(spoken: str) -> None:
+    item = conversation("eng", "spa", "fra")
+    scores = {lang: 0.9 if lang == spoken else 0.05 for lang in ("eng", "spa", "fra")}
+    plan = plan_rows([item], {0: scores})
+    assert plan.spoken == (spoken,)
+    assert summary(plan) == [
+        (0, lang, lang != spoken, lang == spoken, lang == spoken, (), False) for lang in ("eng", "spa", "fra")
+    ]
+    # one row per language whichever is detected: what the scheduler budgets is what is decoded
+    assert row_count(item) == item.text_rows == len(plan) == 3
+    assert item.translated(spoken) == tuple(lang for lang in ("eng", "spa", "fra") if lang != spoken)
+
+
+def test_a_conversation_with_terms_that_need_the_source_decodes_the_heard_row_first() -> None:
+    item = ModelInput(AUDIO, ("eng", "spa"), DETECTED, detect=("eng", "spa"), conversation=True, terms=KEEP)
+    plan = plan_rows([item], {0: {"eng": 0.1, "spa": 0.9}})
+    assert [(r.language, r.target, r.first) for r in plan.rows] == [("eng", True, False), ("spa", False, True)]
+    assert plan.passes == ((1,), (0,))

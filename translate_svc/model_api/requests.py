@@ -140,6 +140,11 @@ class ModelInput:
     #: ``renditions`` name: the vocoder alone (``WorkKind.RESPEAK``; ``audio`` empty, ``targets``
     #: their languages)
     respeak: tuple[SpokenUnits, ...] = ()
+    #: a conversation's segment: ``targets`` are the conversation's languages, ``detect`` the same
+    #: ones and the transcript in the one detected: that language's row is the transcript (heard),
+    #: not a translation, and the segment is translated into the others (``translated``), so it
+    #: takes one row per language whichever is detected (``text_rows``)
+    conversation: bool = False
 
     def __post_init__(self) -> None:
         if not is_speed(self.speed):
@@ -150,6 +155,8 @@ class ModelInput:
             _check_renditions(self)
         if self.simul is not None and tuple(t.language for t in self.simul.targets) != tuple(self.targets):
             raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
+        if self.conversation:
+            _check_conversation(self)
         if self.text is not None:
             if self.simul is not None or self.detect is not None or self.transcript_language is not None:
                 raise ValueError("a text input has no transcript, detection or simultaneous step")
@@ -188,8 +195,33 @@ class ModelInput:
             return len(self.targets) + int(self.transcript_language is not None)
         if self.respeak:  # no text row: one vocoder row per rendition, budgeted as a row
             return len(self.renditions)
+        if self.conversation:  # the detected language's row is the transcript: one row per language
+            return len(self.targets)
         extra = self.transcript_language is not None and self.transcript_language not in self.targets
         return len(set(self.targets)) + int(extra)
+
+    def translated(self, spoken: str | None) -> tuple[str, ...]:
+        """The languages this input is translated into once its spoken language is known
+        (``spoken``: its transcript's, the detected one's where it detects): its targets, less
+        ``spoken`` in a conversation (the language heard is the transcript's, not a target)."""
+        if self.conversation:
+            return tuple(lang for lang in self.targets if lang != spoken)
+        return tuple(self.targets)
+
+
+def _check_conversation(item: ModelInput) -> None:
+    """A conversation's segment: two or more distinct languages, identified among exactly those
+    (``detect``), its transcript in the one detected; a whole segment (no text, simultaneous step,
+    respeak, renditions or kept units: each has one fixed set of targets)."""
+    langs = item.targets
+    if len(langs) < 2 or len(set(langs)) != len(langs):
+        raise ValueError(f"a conversation has two or more distinct languages (its targets), got {langs}")
+    if item.detect is None or sorted(item.detect) != sorted(langs):
+        raise ValueError(f"a conversation detects among exactly its languages {langs}, got detect={item.detect}")
+    if item.transcript_language != DETECTED:
+        raise ValueError("a conversation's transcript is in the language detected (transcript_language DETECTED)")
+    if item.kind is not WorkKind.SEGMENT or item.renditions or item.keep_units:
+        raise ValueError("a conversation's input is a whole segment, without renditions or kept units")
 
 
 def _check_respeak(item: ModelInput) -> None:

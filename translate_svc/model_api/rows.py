@@ -12,6 +12,9 @@ The rules, as the runner has always applied them:
 
 - a **segment**: one row per distinct target, in order, then its transcript's row unless the
   transcript is in a target's language (then that row is both);
+- a **conversation's segment** (``ModelInput.conversation``): one row per language of the
+  conversation, in order; the detected language's row is its transcript (heard) and not a
+  target, the others are its translations: as many rows whichever language is detected;
 - a **text**: one row per distinct target, no transcript;
 - a **simultaneous step**: one row per target with its committed tokens as a forced prefix, then
   the transcript's own row, unforced, even where a target has its language;
@@ -112,7 +115,8 @@ def _languages(item: ModelInput, spoken: str | None) -> list[tuple[str, bool, bo
     langs = list(dict.fromkeys(item.targets))
     if item.kind is WorkKind.SEGMENT and spoken is not None and spoken not in langs:
         langs.append(spoken)
-    return [(lang, lang in item.targets, lang == spoken, ()) for lang in langs]
+    targets = item.translated(spoken)
+    return [(lang, lang in targets, lang == spoken, ()) for lang in langs]
 
 
 def plan_rows(

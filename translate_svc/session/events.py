@@ -66,6 +66,9 @@ class StreamConfig:
     ear: EarOptions = NO_EAR
     #: stored glossaries named by id (``glossaries/``): their entries for its targets join ``terms``
     glossaries: tuple[str, ...] = ()
+    #: a conversation's languages, in place of targets, source and detection
+    #: (``session/task/conversation.py``); None: not a conversation
+    conversation: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,13 +111,16 @@ class Invalid:
 
 @dataclass(frozen=True)
 class Update:
-    """Change a running stream's targets, voice or speaking rate (None: keep). Segments that close
-    after it use the new task; the driver answers with ``Updated`` in order with the stream's events.
-    ``speed`` is checked with the update (``task/change.py`` ``change``): out of range, it is answered, not fatal."""
+    """Change a running stream's targets (or a conversation's languages), voice or speaking rate (None:
+    keep). Segments that close after it use the new task; the driver answers with ``Updated`` in
+    order with the stream's events. ``speed`` is checked with the update (``task/change.py``
+    ``change``): out of range, it is answered, not fatal."""
 
     target_languages: tuple[str, ...] | None = None
     speaker_id: int | None = None
     speed: float | None = None
+    #: a conversation's languages from now on (the whole new list)
+    conversation: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,7 @@ def build_result(
         translation(
             lang, out.waveforms[lang] if opts.speech else None, out.words.get(lang, ()), out.speech_rates.get(lang)
         )
-        for lang in task.target_languages
+        for lang in _targets(task, out)
     ]
     again = tuple(translation(r.language, r.waveform, r.words, r.rate) for r in out.renditions if opts.speech)
     transcript = _transcript(task, out, seg.start_ms)
@@ -322,7 +322,7 @@ def build_interim(
 ) -> InterimResult:
     seg_id, start_ms, end_ms = span
     total_ms = (time.perf_counter() - asked_at) * 1000
-    texts = tuple(Translation(lang, out.texts.get(lang, "")) for lang in task.target_languages)
+    texts = tuple(Translation(lang, out.texts.get(lang, "")) for lang in _targets(task, out))
     transcript = _transcript(task, out)
     if transcript is not None:  # a caption is replaced by its final: no confidence (docs/api.md)
         transcript = dataclasses.replace(transcript, avg_logprob=None, tokens=())
@@ -384,6 +384,15 @@ def _shifted(words: tuple[WordTiming, ...], ms: int) -> tuple[WordTiming, ...]:
 
 #: scores returned without candidates (any language): the most likely this many
 TOP_SCORES = 5
+
+
+def _targets(task: TranslationTask, out: ModelOutput) -> tuple[str, ...]:
+    """The languages a segment's result is translated into: the task's targets, less (in a
+    conversation) the language detected, which is its transcript's."""
+    detected = _detected(task, out)
+    if task.conversation is None or detected is None:
+        return task.target_languages
+    return tuple(lang for lang in task.target_languages if lang != detected.language)
 
 
 def _detected(task: TranslationTask, out: ModelOutput) -> DetectedLanguage | None:

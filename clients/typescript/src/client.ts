@@ -255,6 +255,7 @@ export class TranslateClient {
       speakers: 0,
       glossaries: [],
       fit: undefined,
+      conversation: undefined, // not yet an option of this client (docs/api.md "Conversations")
     };
     try {
       return await this.unary<TranslateResponse>("TranslateChunked", opts.timeoutMs, (stub, md, deadline, done) => {
@@ -314,6 +315,7 @@ export class TranslateClient {
       noiseSuppression: NoiseSuppression.NOISE_SUPPRESSION_UNSPECIFIED,
       speakers: 0,
       glossaries: [],
+      conversation: undefined, // not yet an option of this client
     };
     const frameBytes = fmt.encoding === "opus" ? null : SAMPLE_BYTES[fmt.encoding] * fmt.channels;
     const buffer = new ReplayBuffer(fmt.rate, frameBytes, { packetMs: opts.packetMs, maxSeconds: opts.maxReplaySeconds });
@@ -353,6 +355,7 @@ function emptyRequest(): TranslateRequest {
     speakers: 0,
     glossaries: [],
     fit: undefined,
+    conversation: undefined,
   };
 }
 

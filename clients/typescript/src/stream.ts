@@ -176,6 +176,7 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
           targets: change.targets === undefined ? undefined : { languages: [...change.targets] },
           speakerId: change.speakerId,
           speed: change.speed,
+          conversation: undefined,
         },
       },
     };

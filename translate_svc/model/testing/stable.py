@@ -161,14 +161,17 @@ class StableTranslator:
         ids = hypothesis(len(item.audio))
         said = text(ids)
         heard = item.words and item.transcript_language is not None
+        detected = _detected(item)
+        # a conversation's language detected is its transcript, not a target (model_api/rows.py)
+        targets = item.translated(max(detected, key=detected.__getitem__) if detected else None)
         return ModelOutput(
             transcript=said if item.transcript_language is not None else None,
-            texts={lang: said for lang in item.targets},
-            waveforms={lang: speech(ids) for lang in item.targets} if item.speech else {},
-            detected=_detected(item),
-            words={lang: spoken_words(ids) for lang in item.targets} if item.words and item.speech else {},
+            texts={lang: said for lang in targets},
+            waveforms={lang: speech(ids) for lang in targets} if item.speech else {},
+            detected=detected,
+            words={lang: spoken_words(ids) for lang in targets} if item.words and item.speech else {},
             transcript_words=heard_words(len(item.audio)) if heard else (),
-            units=tuple(_kept(lang, ids, item.speaker_id) for lang in item.targets if ids)
+            units=tuple(_kept(lang, ids, item.speaker_id) for lang in targets if ids)
             if item.keep_units and item.speech
             else (),
         )

@@ -62,6 +62,8 @@ class ClipRequest:
     ear: EarOptions = NO_EAR
     #: stored glossaries named by id (``glossaries/``)
     glossaries: tuple[str, ...] = ()
+    #: a conversation's languages, in place of targets, source and detection; None: not one
+    conversation: tuple[str, ...] | None = None
 
     def take_content(self) -> bytes:
         content, self.content = self.content, b""
@@ -102,6 +104,7 @@ class ClipDriver:
                     list(request.detect) if request.detect is not None else None,
                     request.terms,
                     ear=request.ear,
+                    conversation=request.conversation,
                 )
                 stored = await self._m.glossaries.terms(
                     self.tenant.name, request.glossaries, task.target_languages, task.source_language or ""

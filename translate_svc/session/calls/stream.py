@@ -268,6 +268,7 @@ class StreamDriver:
             first.terms,
             first.simultaneous,
             first.ear,
+            first.conversation,
         )
         stored = await self._m.glossaries.terms(
             self.tenant.name, first.glossaries, task.target_languages, task.source_language or ""
@@ -286,7 +287,7 @@ class StreamDriver:
         if first.room is not None:
 
             def retarget(targets: tuple[str, ...], renditions: tuple[tuple[str, float], ...]) -> int:
-                return session.retarget(self._changed(session, targets=targets, renditions=renditions))
+                return session.retarget(self._changed(session, TaskChange(targets, renditions=renditions)))
 
             try:  # its targets become its own plus the room's, changed as listeners come and go
                 await self._seat.take(
@@ -377,9 +378,8 @@ class StreamDriver:
             # an unread event until the client takes it: the next request waits for room
             own = req.target_languages
             try:
-                task = self._changed(
-                    session, targets=self._seat.targets(own), speaker_id=req.speaker_id, speed=req.speed
-                )
+                what = TaskChange(self._seat.targets(own), req.speaker_id, req.speed, conversation=req.conversation)
+                task = self._changed(session, what)
             except InvalidInput as e:
                 await session.answer(Updated(self._seat.started(_started(session, self._m)), session.jobs.next_id, e))
                 return
@@ -391,24 +391,15 @@ class StreamDriver:
         else:
             raise InvalidInput("`config` was sent twice: send it once, as the first message")
 
-    def _changed(
-        self,
-        session: StreamSession,
-        *,
-        targets: tuple[str, ...] | None = None,
-        speaker_id: int | None = None,
-        speed: float | None = None,
-        renditions: tuple[tuple[str, float], ...] | None = None,
-    ) -> TranslationTask:
+    def _changed(self, session: StreamSession, what: TaskChange) -> TranslationTask:
         """The stream's task with one change applied to the task it runs with now (``task/change.py``:
         what the change does not name is kept), the one way a running stream's task is rewritten:
-        its client's Update (targets, voice, rate) keeps the rates its room's listeners chose, its
-        room's retarget (targets, renditions) keeps what its client set. Both run on the event
-        loop and apply the task at once (``StreamSession.retarget``), with no wait between: one
-        writer at a time, each over the other's last change. Raises ``InvalidInput``."""
-        return change.change(
-            self._m.card, self._m.limits, session.task, TaskChange(targets, speaker_id, speed, renditions)
-        )
+        its client's Update (targets or a conversation's languages, voice, rate) keeps the rates its
+        room's listeners chose, its room's retarget (targets, renditions) keeps what its client set.
+        Both run on the event loop and apply the task at once (``StreamSession.retarget``), with no
+        wait between: one writer at a time, each over the other's last change. Raises
+        ``InvalidInput``."""
+        return change.change(self._m.card, self._m.limits, session.task, what)
 
     def _charge(self, session: StreamSession, *, final: bool = False) -> QuotaSpent | None:
         """Draw the audio received since the last charge from the tenant's budget, a second or more

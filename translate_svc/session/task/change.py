@@ -23,18 +23,21 @@ from translate_svc.types import ModelCard, Term, TranslationTask
 @dataclass(frozen=True)
 class TaskChange:
     """One change to a running stream's task: what it names is set, what it leaves None is kept.
-    A client's Update names targets, voice and rate; a room's retarget names targets and
-    renditions."""
+    A client's Update names targets (or a conversation's languages), voice and rate; a room's
+    retarget names targets and renditions."""
 
     targets: tuple[str, ...] | None = None
     speaker_id: int | None = None
     speed: float | None = None
     #: (language, speaking rate) pairs a room speaker's speech is made again at
     renditions: tuple[tuple[str, float], ...] | None = None
+    #: a conversation's languages, the whole new list (``TranslationTask.conversation``)
+    conversation: tuple[str, ...] | None = None
 
     @property
     def empty(self) -> bool:
-        return self.targets is None and self.speaker_id is None and self.speed is None and self.renditions is None
+        named = (self.targets, self.speaker_id, self.speed, self.renditions, self.conversation)
+        return all(x is None for x in named)
 
 
 def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what: TaskChange) -> TranslationTask:
@@ -42,12 +45,17 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
     ``max_target_languages``, the voice's and the rate's ranges, simultaneous mode); everything
     else stays as it is in ``task`` (a room speaker's Update keeps the rates its listeners chose;
     its room's retarget keeps the voice and rate its client set). The renditions kept are those of
-    the targets it keeps. Raises ``InvalidInput``."""
+    the targets it keeps. A conversation's languages change as targets do (each later segment
+    is identified among the new ones); a stream keeps its kind (a conversation, or fixed
+    targets). Raises ``InvalidInput``."""
     targets, speaker_id, speed, renditions = what.targets, what.speaker_id, what.speed, what.renditions
     if what.empty:
         raise InvalidInput(
-            "the update sets nothing: set `targets` (the whole new list), `speaker_id` or `speed`, or several"
+            "the update sets nothing: set `targets` (the whole new list), `conversation`, `speaker_id` or `speed`, "
+            "or several"
         )
+    _check_kind(task, what)
+    talk = task.conversation if what.conversation is None else what.conversation
     with checks.options_at("output."):  # the options check their own values (a rate out of range)
         output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
         output = output if speed is None else dataclasses.replace(output, speed=speed)
@@ -55,13 +63,14 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
     new = checks.resolve_task(
         card,
         limits,
-        task.source_language or "",
-        list(task.target_languages if targets is None else targets),
+        "" if talk is not None else task.source_language or "",
+        [] if talk is not None else list(task.target_languages if targets is None else targets),
         output,
-        list(task.detect) if task.detect is not None else None,
+        None if talk is not None or task.detect is None else list(task.detect),
         own,
         task.simultaneous,
         task.ear,
+        talk,
     )
     # the stored glossaries' entries (read as the stream started) for the targets it keeps: its
     # own terms are the ones they were matched against then, so none is dropped again
@@ -69,6 +78,21 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
     kept = tuple(t for t in task.terms[len(own) :] if t.target_language in keeps)
     rates = tuple(r for r in (task.renditions if renditions is None else renditions) if r[0] in keeps)
     return dataclasses.replace(new, terms=new.terms + kept, stored_terms=new.stored_terms + len(kept), renditions=rates)
+
+
+def _check_kind(task: TranslationTask, what: TaskChange) -> None:
+    """A conversation's update changes its languages, not targets; a stream of fixed targets does
+    not become a conversation midway (its source or detection would change with it)."""
+    if task.conversation is not None and what.targets is not None:
+        raise InvalidInput(
+            "this stream is a conversation: change its languages with `conversation` (the whole new list), "
+            "not `targets`"
+        )
+    if task.conversation is None and what.conversation is not None:
+        raise InvalidInput(
+            "this stream has fixed targets, not a conversation: change them with `targets`, or open a new stream "
+            "with `conversation`"
+        )
 
 
 def for_tenant(task: TranslationTask, tenant: Tenant) -> TranslationTask:

@@ -20,6 +20,7 @@ from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, O
 from translate_svc.errors import InvalidInput, NotInstalled, shown
 from translate_svc.model_api.requests import TEXT_CHARS_PER_SECOND
 from translate_svc.session.events import MAX_LEAD_IN_MS, Resume
+from translate_svc.session.task.conversation import check_conversation, needs_identifier
 from translate_svc.session.task.counts import ANY_CANDIDATE, check_counts, check_list, examples
 from translate_svc.session.task.terms import check_glossary, check_keep, check_terms
 from translate_svc.settings import LimitsSettings
@@ -54,13 +55,29 @@ def resolve_task(
     terms: Sequence[Term] = (),
     simultaneous: SimultaneousOptions | None = None,
     ear: EarOptions = NO_EAR,
+    conversation: Sequence[str] | None = None,
 ) -> TranslationTask:
     """Check languages and output options against the loaded model and the limits. No targets:
     ASR only. ``detect``: language detection among these candidates (empty: any).
     ``simultaneous``: a stream's simultaneous mode (``check_simultaneous``); ``ear``: noise
-    suppression and speaker labels (``check_ear``)."""
+    suppression and speaker labels (``check_ear``). ``conversation``: its languages, in place of
+    ``targets``, ``source`` and ``detect`` (``task/conversation.py``): the task then detects among
+    them and targets them, and each segment is translated into those not detected."""
     check_ear(ear)
     text_codes, speech_codes = card.text_codes, card.speech_codes
+    talk = None
+    if conversation is not None:
+        talk = check_conversation(
+            card,
+            limits,
+            conversation,
+            source=source,
+            targets=targets,
+            detect=detect,
+            output=output,
+            simultaneous=simultaneous,
+        )
+        targets, detect = list(talk), list(talk)
     if detect is not None:
         check_detection(card, limits, source, detect)
     check_terms(terms, limits)
@@ -123,6 +140,7 @@ def resolve_task(
         target_languages=tuple(targets),
         output=output,
         detect=tuple(detect) if detect is not None else None,
+        conversation=talk,
         terms=tuple(terms),
         simultaneous=simultaneous,
         ear=ear,
@@ -237,12 +255,7 @@ def check_simultaneous(
 
 
 def check_detection(card: ModelCard, limits: LimitsSettings, source: str, candidates: list[str]) -> None:
-    if card.identifier is None:
-        raise NotInstalled(
-            "language_detection needs the spoken-language identifier, and this server has none: "
-            "install it with `translate-svc download-lid-model` (model_cache/mms-lid-126) and restart, "
-            "or send source_language instead"
-        )
+    needs_identifier(card, "language_detection", "source_language")
     if source:
         raise InvalidInput(
             f"source_language is {shown(source)} and language_detection is on: send one of them "
@@ -301,12 +314,14 @@ def check_answer_size(duration_s: float, task: TranslationTask, limits: LimitsSe
     if not out.speech:
         return
     speed = out.fit.slowest if out.fit is not None else out.speed  # fitted: at most natural / slowest
-    per_s = 2 * out.speech_sample_rate_hz * SPEECH_SECONDS_PER_INPUT_SECOND * len(task.target_languages) / speed
+    # a conversation's segment is spoken in all its languages but the one detected
+    spoken = len(task.target_languages) - (task.conversation is not None)
+    per_s = 2 * out.speech_sample_rate_hz * SPEECH_SECONDS_PER_INPUT_SECOND * spoken / speed
     budget = limits.max_message_bytes - 64 * 1024  # room for texts and framing
     if duration_s * per_s > budget:
         fits = budget / per_s
         raise InvalidInput(
-            f"a {duration_s:.0f} s clip with speech in {len(task.target_languages)} language(s) at "
+            f"a {duration_s:.0f} s clip with speech in {spoken} language(s) at "
             f"{out.speech_sample_rate_hz} Hz may not fit one {limits.max_message_bytes}-byte response: "
             f"send at most {fits:.0f} s, fewer targets or a lower speech_sample_rate_hz, or use StreamingTranslate"
         )

@@ -11,6 +11,9 @@ from translate_svc.settings import LimitsSettings
 
 #: how a candidate list's limit message ends: an empty list is allowed
 ANY_CANDIDATE = " (or none: any language the identifier can pick)"
+#: the most languages a conversation has (each segment is identified among them and decoded into
+#: each: the cost of a request with this many targets)
+MAX_CONVERSATION_LANGUAGES = 4
 
 
 def check_counts(
@@ -22,6 +25,7 @@ def check_counts(
     terms: int = 0,
     terms_are: str = "terms",
     glossary: int = 0,
+    conversation: int = 0,
 ) -> None:
     """A request's lists counted against their limits, with the messages the checks of their
     values give. The doors call this with the wire's counts (``len(msg.terms)``; for Riva's
@@ -37,6 +41,7 @@ def check_counts(
         )
     check_count("target languages", targets, limits.max_target_languages)
     check_count("candidate languages", candidates, limits.max_candidate_languages, ANY_CANDIDATE)
+    check_count("conversation languages", conversation, conversation_bound(limits))
     if terms > limits.max_terms:
         raise InvalidInput(
             f"{terms} {terms_are} sent; this server allows at most {limits.max_terms} per request "
@@ -49,6 +54,14 @@ def check_counts(
             f"{limits.max_glossary_entries} per request (ServerLimits.max_glossary_entries): keep the "
             "entries the speech is likely to say"
         )
+
+
+def conversation_bound(limits: LimitsSettings) -> int:
+    """The most languages a conversation may have on this server: ``MAX_CONVERSATION_LANGUAGES``,
+    and no more than the identifier's candidates or a request's targets (``max_candidate_languages``,
+    ``max_target_languages``: a conversation's segment is identified among all its languages and
+    decodes a row in each)."""
+    return min(MAX_CONVERSATION_LANGUAGES, limits.max_candidate_languages, limits.max_target_languages)
 
 
 def split_term_counts(limits: LimitsSettings, total: int, glossary: Callable[[], int]) -> tuple[int, int]:

@@ -43,7 +43,9 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget
     ``SegmentTracker.release``). A final segment of a task with renditions (a room speaker whose
     listeners chose rates) keeps its spoken units (``ModelInput.keep_units``): its speech at those
     rates is made after its result is out, as optional work (``session/calls/renditions.py``), so that
-    listeners' rates never delay the speaker's own result."""
+    listeners' rates never delay the speaker's own result. A conversation's segment
+    (``task.conversation``) is identified among its languages and translated into the others
+    (``ModelInput.conversation``)."""
     fit = task.output.fit
     fitted = None
     if fit is not None and budget_ms is not None and final and task.output.speech:
@@ -53,13 +55,16 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget
     if detect is None and keep and not task.source_language:
         detect = ()  # any language the identifier can pick: the transcript is decoded in it
     transcript = task.source_language if detect is None else DETECTED
+    # a conversation's detected language is a row of its own whether or not its text is shown
+    talk = task.conversation is not None
     return ModelInput(
         audio=audio,
         targets=task.target_languages,
-        transcript_language=transcript if task.output.transcript or keep else None,
+        transcript_language=transcript if task.output.transcript or keep or talk else None,
         speech=task.output.speech and final,
         speaker_id=task.output.speaker_id,
         detect=detect,
+        conversation=talk,
         terms=task.terms,
         words=final and task.output.word_timings,
         profanity=task.output.profanity or Profanity.OFF,

@@ -91,12 +91,18 @@ def detection_to_pb(detect: tuple[str, ...] | None) -> pb.LanguageDetection | No
     return None if detect is None else pb.LanguageDetection(enabled=True, candidates=detect)
 
 
+def conversation(msg: pb.TranslateRequest | pb.StreamingConfig | pb.StreamUpdate) -> tuple[str, ...] | None:
+    """A request's conversation languages (checked in ``session/task/conversation.py``); None: unset."""
+    return tuple(msg.conversation.languages) if msg.HasField("conversation") else None
+
+
 def check_lists(
     msg: pb.StreamingConfig | pb.TranslateRequest | pb.TranslateTextRequest, limits: LimitsSettings
 ) -> None:
     """A request's lists (texts, targets, detection candidates, terms) counted against their
     limits before any element is converted (``session.task.check_counts``; security finding F3)."""
     detect = None if isinstance(msg, pb.TranslateTextRequest) else msg.language_detection
+    talk = None if isinstance(msg, pb.TranslateTextRequest) else msg.conversation
     others, glossary = split_term_counts(
         limits, len(msg.terms), lambda: sum(t.kind == pb.Term.TRANSLATE for t in msg.terms)
     )
@@ -107,6 +113,7 @@ def check_lists(
         candidates=len(detect.candidates) if detect is not None and detect.enabled else 0,
         terms=others,
         glossary=glossary,
+        conversation=len(talk.languages) if talk is not None else 0,
     )
 
 
@@ -341,6 +348,7 @@ def stream_request(
             tuple(u.targets.languages) if u.HasField("targets") else None,
             u.speaker_id if u.HasField("speaker_id") else None,
             round(u.speed, 6) if u.HasField("speed") else None,  # checked with the update (``retarget``)
+            conversation(u),  # counted and checked with the update, as targets are
         )
     raise InvalidInput("empty request message: set one of config, audio, packet, control or update")
 
@@ -365,6 +373,7 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
         room=RoomJoin(cfg.room.name, cfg.room.participant) if cfg.HasField("room") else None,
         ear=ear_options(cfg, "config"),
         glossaries=glossary_ids(cfg.glossaries),
+        conversation=conversation(cfg),
     )
 
 
@@ -407,17 +416,19 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
         resume = pb.ResumeFrom(
             resume_token=s.resume.token, next_segment_id=s.resume.next_segment_id, offset_ms=s.resume.offset_ms
         )
+    talk = s.task.conversation  # echoed as sent: its languages, without the targets and detection it runs as
     started = pb.StreamStarted(
         session_id=s.session_id,
         config=pb.StreamingConfig(
             format=audio_format_to_pb(s.format),
             source_language=s.task.source_language or "",
-            target_languages=s.task.target_languages,
+            target_languages=s.task.target_languages if talk is None else (),
             output=output_options_to_pb(s.task.output),
             vad=vad_settings_to_pb(s.vad),
             interim_interval_ms=s.interim_interval_ms,
             resume=resume,
-            language_detection=detection_to_pb(s.task.detect),
+            language_detection=detection_to_pb(s.task.detect) if talk is None else None,
+            conversation=None if talk is None else pb.Conversation(languages=talk),
             terms=terms_to_pb(s.task.terms[: len(s.task.terms) - s.task.stored_terms]),  # its own, not a glossary's
             simultaneous=simultaneous_to_pb(s.task.simultaneous),
         ),

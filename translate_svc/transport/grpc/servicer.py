@@ -305,6 +305,7 @@ class TranslatorServicer:
             convert.terms(request.terms),
             ear_options(request, "request"),
             glossary_ids(request.glossaries),
+            convert.conversation(request),
         )
 
     def _render_clip(self, clip: ClipResult) -> pb.TranslateResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import grpc
 import numpy as np
@@ -132,6 +132,24 @@ def targets_list(targets: str | Sequence[str], *, asr: bool = False) -> list[str
             "(ASR only), targets=() with source= or detect="
         )
     return out
+
+
+def languages_pb(
+    targets: str | Sequence[str], source: str | None, detect: bool | Sequence[str], conversation: Sequence[str] | None
+) -> dict[str, Any]:
+    """A request's language fields (``TranslateRequest``'s and ``StreamingConfig``'s): the source,
+    the targets (none only for ASR or a conversation), detection, and a conversation's languages
+    (``"eng,spa"`` or a list; the server refuses it beside targets, a source or detection)."""
+    talk = None
+    if conversation is not None:
+        langs = conversation.split(",") if isinstance(conversation, str) else conversation
+        talk = pb.Conversation(languages=[c.strip() for c in langs if c.strip()])
+    return {
+        "source_language": source or "",
+        "target_languages": targets_list(targets, asr=bool(source) or detect is not False or talk is not None),
+        "language_detection": detection_pb(detect),
+        "conversation": talk,
+    }
 
 
 def terms_pb(terms: Sequence[Term | str]) -> list[pb.Term]:
@@ -375,6 +393,7 @@ def updated(msg: pb.StreamUpdated) -> StreamUpdated:
         msg.first_segment_id,
         None if ok else msg.status.message or "the update was refused",
         speed_of(msg.config.output),
+        tuple(msg.config.conversation.languages),
     )
 
 

@@ -435,6 +435,8 @@ class StreamUpdated:
     first_segment_id: int
     error: str | None = None
     speed: float = 1.0
+    #: a conversation's languages (a stream opened with ``conversation``); empty: fixed targets
+    conversation: tuple[str, ...] = ()
 
 
 StreamEvent = Segment | Commit | Interim | SpeechEvent | Draining | StreamUpdated | StreamEnd

@@ -534,6 +534,12 @@ class Term(_message.Message):
     ignore_case: bool
     def __init__(self, phrase: _Optional[str] = ..., kind: _Optional[_Union[Term.Kind, str]] = ..., weight: _Optional[float] = ..., translation: _Optional[str] = ..., target_language: _Optional[str] = ..., ignore_case: bool = ...) -> None: ...
 
+class Conversation(_message.Message):
+    __slots__ = ("languages",)
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    languages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, languages: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class LanguageDetection(_message.Message):
     __slots__ = ("enabled", "candidates")
     ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -725,7 +731,7 @@ class ListLanguagesResponse(_message.Message):
     def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., language_identifier: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
 class TranslateRequest(_message.Message):
-    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms", "noise_suppression", "speakers", "glossaries", "fit")
+    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms", "noise_suppression", "speakers", "glossaries", "fit", "conversation")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -737,6 +743,7 @@ class TranslateRequest(_message.Message):
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
     FIT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     audio: AudioInput
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -748,7 +755,8 @@ class TranslateRequest(_message.Message):
     speakers: int
     glossaries: _containers.RepeatedScalarFieldContainer[str]
     fit: SpeechFit
-    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ...) -> None: ...
+    conversation: Conversation
+    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
 
 class SpeechFit(_message.Message):
     __slots__ = ("slowest", "fastest")
@@ -817,7 +825,7 @@ class VadOptions(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous", "room", "noise_suppression", "speakers", "glossaries")
+    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous", "room", "noise_suppression", "speakers", "glossaries", "conversation")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -832,6 +840,7 @@ class StreamingConfig(_message.Message):
     NOISE_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -846,7 +855,8 @@ class StreamingConfig(_message.Message):
     noise_suppression: NoiseSuppression
     speakers: int
     glossaries: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ..., room: _Optional[_Union[RoomSpeaking, _Mapping]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ...) -> None: ...
+    conversation: Conversation
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ..., room: _Optional[_Union[RoomSpeaking, _Mapping]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
 
 class RoomSpeaking(_message.Message):
     __slots__ = ("name", "participant")
@@ -961,14 +971,16 @@ class StreamingTranslateRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., control: _Optional[_Union[StreamControl, str]] = ..., packet: _Optional[_Union[AudioPacket, _Mapping]] = ..., update: _Optional[_Union[StreamUpdate, _Mapping]] = ...) -> None: ...
 
 class StreamUpdate(_message.Message):
-    __slots__ = ("targets", "speaker_id", "speed")
+    __slots__ = ("targets", "speaker_id", "speed", "conversation")
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
     SPEED_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     targets: TargetLanguages
     speaker_id: int
     speed: float
-    def __init__(self, targets: _Optional[_Union[TargetLanguages, _Mapping]] = ..., speaker_id: _Optional[int] = ..., speed: _Optional[float] = ...) -> None: ...
+    conversation: Conversation
+    def __init__(self, targets: _Optional[_Union[TargetLanguages, _Mapping]] = ..., speaker_id: _Optional[int] = ..., speed: _Optional[float] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
 
 class TargetLanguages(_message.Message):
     __slots__ = ("languages",)

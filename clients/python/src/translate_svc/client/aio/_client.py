@@ -230,6 +230,7 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
         targets: str | Sequence[str],
         source: str | None = None,
         detect: bool | Sequence[str] = False,
+        conversation: str | Sequence[str] | None = None,
         terms: Sequence[Term | str] = (),
         glossaries: Sequence[str] = (),
         format: AudioFormat | None = None,
@@ -249,7 +250,9 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
         each segment carries. ``targets=()`` with ``source`` (or ``detect``): ASR only, the
         transcript alone. ``detect``: each segment's spoken language is identified instead of
         taking ``source`` (True: any language the identifier picks; or the candidates, e.g.
-        ``["eng", "spa"]``); ``Segment.language_scores`` carries the scores. ``terms``: names
+        ``["eng", "spa"]``); ``Segment.language_scores`` carries the scores. ``conversation``: its
+        languages (``["eng", "spa"]``, with ``targets=()``): each segment is identified among them
+        and translated into the others (docs/api.md "Conversations"). ``terms``: names
         and jargon to get right (``Term``; a ``str`` is a boost). ``noise_suppression``: RNNoise on
         the audio before the server's VAD; ``speakers``: label each segment's speaker
         (``Segment.speaker``), telling apart at most this many (1..8; docs/api.md). ``glossaries``: stored
@@ -267,11 +270,9 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
             audio=pb.AudioInput(
                 format=pb.AudioFormat(encoding=convert.encoding_pb(enc), sample_rate_hz=rate, channels=ch),
             ),
-            source_language=source or "",
-            target_languages=convert.targets_list(targets, asr=bool(source) or detect is not False),
+            **convert.languages_pb(targets, source, detect, conversation),
             output=convert.output_pb(_output(output, output_fields)),
             vad=convert.vad_pb(vad),
-            language_detection=convert.detection_pb(detect),
             terms=convert.terms_pb(terms),
             noise_suppression=pb.NOISE_SUPPRESSION_RNNOISE if noise_suppression else pb.NOISE_SUPPRESSION_OFF,
             speakers=speakers,
@@ -360,6 +361,7 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
         targets: str | Sequence[str],
         source: str | None = None,
         detect: bool | Sequence[str] = False,
+        conversation: str | Sequence[str] | None = None,
         terms: Sequence[Term | str] = (),
         glossaries: Sequence[str] = (),
         format: AudioFormat | None = None,
@@ -391,7 +393,7 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
         ``timeout_s``: a deadline for the whole stream (None: none). ``max_buffered_events``: events
         read ahead of the caller before the SDK stops reading (then the server computes a few
         segments more and stops reading the audio: ``send`` waits; iterate in another task).
-        ``targets``, ``source``, ``detect`` (ASR only, language detection), ``terms`` and
+        ``targets``, ``source``, ``detect`` (ASR only, language detection), ``conversation``, ``terms`` and
         ``glossaries``: as in ``translate``. ``simultaneous``: True or ``SimultaneousOptions(step_ms,
         agreement)`` for simultaneous interpretation: ``Commit`` events (words and their speech)
         while the speaker talks, before each segment's ``Segment`` (docs/client.md).
@@ -407,12 +409,10 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
         fmt, enc = _stream_format(format, encoding, sample_rate, channels)
         config = pb.StreamingConfig(
             format=convert.format_pb(fmt),
-            source_language=source or "",
-            target_languages=convert.targets_list(targets, asr=bool(source) or detect is not False),
+            **convert.languages_pb(targets, source, detect, conversation),
             output=convert.output_pb(_output(output, output_fields)),
             interim_interval_ms=interim_ms,
             vad=convert.vad_pb(vad),
-            language_detection=convert.detection_pb(detect),
             terms=convert.terms_pb(terms),
             simultaneous=convert.simultaneous_pb(simultaneous),
             room=convert.room_pb(room, participant),

@@ -126,17 +126,22 @@ class AsyncStream(StreamCalls):
         target_languages: Sequence[str] | None = None,
         speaker_id: int | None = None,
         speed: float | None = None,
+        conversation: Sequence[str] | None = None,
     ) -> None:
-        """Change the stream's targets (the whole new list), voice or speaking rate (``speed``,
+        """Change the stream's targets (the whole new list; a conversation's: ``conversation``, its
+        languages), voice or speaking rate (``speed``,
         0.5..2.0) while it runs: segments that close from now on use them, segments already closed
         keep theirs (docs/api.md). The
         server answers with a ``StreamUpdated`` event in the iteration (``error`` set when it
         refused: the stream goes on unchanged). An update the server has not answered when the
         stream moves to another server is sent again there; one it accepted is part of the
         stream's config from then on."""
-        if target_languages is None and speaker_id is None and speed is None:
-            raise ValueError("update() changes nothing: pass target_languages, speaker_id or speed")
+        if target_languages is None and speaker_id is None and speed is None and conversation is None:
+            raise ValueError("update() changes nothing: pass target_languages, conversation, speaker_id or speed")
         msg = pb.StreamUpdate()
+        if conversation is not None:
+            msg.conversation.SetInParent()
+            msg.conversation.languages.extend(conversation)
         if target_languages is not None:
             msg.targets.SetInParent()
             msg.targets.languages.extend(target_languages)

@@ -962,6 +962,24 @@ export function term_KindToJSON(object: Term_Kind): string {
   }
 }
 
+/**
+ * Two or more people, each speaking one language, through one input (one microphone between
+ * them, a call's one channel): each segment's language is identified among these languages only,
+ * and the segment is translated into the others. In place of target_languages, source_language and
+ * language_detection (a request with one of them beside it: INVALID_ARGUMENT naming it). Each
+ * SegmentResult says the language detected and the identifier's scores (detected_language), the
+ * transcript in it, and one translation per other language (translations). Needs the server's
+ * spoken-language identifier (FAILED_PRECONDITION without one); docs/api.md "Conversations".
+ */
+export interface Conversation {
+  /**
+   * 2..4 distinct model codes (and at most ServerLimits.max_candidate_languages and
+   * max_target_languages), each one ListLanguages marks detectable (with speech_output when
+   * output.speech is on)
+   */
+  languages: string[];
+}
+
 /** Detect each segment's spoken language instead of taking source_language (leave that empty). */
 export interface LanguageDetection {
   enabled: boolean;
@@ -1261,7 +1279,14 @@ export interface TranslateRequest {
    * segment's start (the last one's: by the clip's end), each Translation saying its speech_rate
    * and overlap_ms; output.speed must then be unset. Absent: speech at output.speed.
    */
-  fit: SpeechFit | undefined;
+  fit:
+    | SpeechFit
+    | undefined;
+  /**
+   * a conversation between languages (each segment translated into those it was not spoken in),
+   * in place of target_languages, source_language and language_detection
+   */
+  conversation: Conversation | undefined;
 }
 
 /**
@@ -1401,6 +1426,11 @@ export interface StreamingConfig {
   speakers: number;
   /** as in TranslateRequest, read as the stream starts */
   glossaries: string[];
+  /**
+   * as in TranslateRequest; not with simultaneous or room. StreamStarted.config echoes it (then
+   * without target_languages and language_detection); StreamUpdate.conversation changes it
+   */
+  conversation: Conversation | undefined;
 }
 
 export interface RoomSpeaking {
@@ -1568,7 +1598,14 @@ export interface StreamUpdate {
     | number
     | undefined;
   /** the speaking rate from now on, as OutputOptions.speed (unset: keep) */
-  speed?: number | undefined;
+  speed?:
+    | number
+    | undefined;
+  /**
+   * a conversation's languages from now on, the whole new list (unset: keep); only on a stream
+   * opened with a conversation (which takes no `targets`)
+   */
+  conversation: Conversation | undefined;
 }
 
 export interface TargetLanguages {
@@ -6326,6 +6363,77 @@ export const Term: MessageFns<Term> = {
   },
 };
 
+function createBaseConversation(): Conversation {
+  return { languages: [] };
+}
+
+export const Conversation: MessageFns<Conversation> = {
+  encode(message: Conversation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.languages) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Conversation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.languages.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Conversation {
+    return {
+      languages: globalThis.Array.isArray(object?.languages)
+        ? object.languages.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Conversation): unknown {
+    const obj: any = {};
+    if (message.languages?.length) {
+      obj.languages = message.languages;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Conversation>, I>>(base?: I): Conversation {
+    return Conversation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Conversation>, I>>(object: I): Conversation {
+    const message = createBaseConversation();
+    message.languages = object.languages?.map((e) => e) || [];
+    return message;
+  },
+};
+
 function createBaseLanguageDetection(): LanguageDetection {
   return { enabled: false, candidates: [] };
 }
@@ -8360,6 +8468,7 @@ function createBaseTranslateRequest(): TranslateRequest {
     speakers: 0,
     glossaries: [],
     fit: undefined,
+    conversation: undefined,
   };
 }
 
@@ -8397,6 +8506,9 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     }
     if (message.fit !== undefined) {
       SpeechFit.encode(message.fit, writer.uint32(90).fork()).join();
+    }
+    if (message.conversation !== undefined) {
+      Conversation.encode(message.conversation, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -8502,6 +8614,14 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
             message.fit = SpeechFit.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.conversation = Conversation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8545,6 +8665,7 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
         ? object.glossaries.map((e: any) => globalThis.String(e))
         : [],
       fit: isSet(object.fit) ? SpeechFit.fromJSON(object.fit) : undefined,
+      conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
     };
   },
 
@@ -8583,6 +8704,9 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     if (message.fit !== undefined) {
       obj.fit = SpeechFit.toJSON(message.fit);
     }
+    if (message.conversation !== undefined) {
+      obj.conversation = Conversation.toJSON(message.conversation);
+    }
     return obj;
   },
 
@@ -8608,6 +8732,9 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     message.speakers = object.speakers ?? 0;
     message.glossaries = object.glossaries?.map((e) => e) || [];
     message.fit = (object.fit !== undefined && object.fit !== null) ? SpeechFit.fromPartial(object.fit) : undefined;
+    message.conversation = (object.conversation !== undefined && object.conversation !== null)
+      ? Conversation.fromPartial(object.conversation)
+      : undefined;
     return message;
   },
 };
@@ -9332,6 +9459,7 @@ function createBaseStreamingConfig(): StreamingConfig {
     noiseSuppression: 0,
     speakers: 0,
     glossaries: [],
+    conversation: undefined,
   };
 }
 
@@ -9378,6 +9506,9 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
     }
     for (const v of message.glossaries) {
       writer.uint32(114).string(v!);
+    }
+    if (message.conversation !== undefined) {
+      Conversation.encode(message.conversation, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -9507,6 +9638,14 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
             message.glossaries.push(reader.string());
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.conversation = Conversation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -9559,6 +9698,7 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
       glossaries: globalThis.Array.isArray(object?.glossaries)
         ? object.glossaries.map((e: any) => globalThis.String(e))
         : [],
+      conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
     };
   },
 
@@ -9606,6 +9746,9 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
     if (message.glossaries?.length) {
       obj.glossaries = message.glossaries;
     }
+    if (message.conversation !== undefined) {
+      obj.conversation = Conversation.toJSON(message.conversation);
+    }
     return obj;
   },
 
@@ -9640,6 +9783,9 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
     message.noiseSuppression = object.noiseSuppression ?? 0;
     message.speakers = object.speakers ?? 0;
     message.glossaries = object.glossaries?.map((e) => e) || [];
+    message.conversation = (object.conversation !== undefined && object.conversation !== null)
+      ? Conversation.fromPartial(object.conversation)
+      : undefined;
     return message;
   },
 };
@@ -10839,7 +10985,7 @@ export const StreamingTranslateRequest: MessageFns<StreamingTranslateRequest> = 
 };
 
 function createBaseStreamUpdate(): StreamUpdate {
-  return { targets: undefined, speakerId: undefined, speed: undefined };
+  return { targets: undefined, speakerId: undefined, speed: undefined, conversation: undefined };
 }
 
 export const StreamUpdate: MessageFns<StreamUpdate> = {
@@ -10852,6 +10998,9 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
     }
     if (message.speed !== undefined) {
       writer.uint32(29).float(message.speed);
+    }
+    if (message.conversation !== undefined) {
+      Conversation.encode(message.conversation, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -10893,6 +11042,14 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
             message.speed = reader.float();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.conversation = Conversation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -10914,6 +11071,7 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
         ? globalThis.Number(object.speaker_id)
         : undefined,
       speed: isSet(object.speed) ? globalThis.Number(object.speed) : undefined,
+      conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
     };
   },
 
@@ -10928,6 +11086,9 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
     if (message.speed !== undefined) {
       obj.speed = floatToJson(message.speed);
     }
+    if (message.conversation !== undefined) {
+      obj.conversation = Conversation.toJSON(message.conversation);
+    }
     return obj;
   },
 
@@ -10941,6 +11102,9 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
       : undefined;
     message.speakerId = object.speakerId ?? undefined;
     message.speed = object.speed ?? undefined;
+    message.conversation = (object.conversation !== undefined && object.conversation !== null)
+      ? Conversation.fromPartial(object.conversation)
+      : undefined;
     return message;
   },
 };

@@ -1,0 +1,86 @@
+"""A conversation's checks: two or more people, each speaking one language, through one input.
+
+Each segment's language is identified among the conversation's languages only, and it is
+translated into the others (``ModelInput.conversation``, model_api/rows.py). A conversation
+replaces fixed targets, a source language and language detection, so a request names it or them,
+never both; it needs the spoken-language identifier. Called by ``checks.resolve_task`` (the one
+builder of a task) for a request and for an Update; every refusal names the field and says what
+to send instead. Pure; any thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from translate_svc.errors import InvalidInput, NotInstalled, shown
+from translate_svc.session.task.counts import check_list, conversation_bound, examples
+from translate_svc.settings import LimitsSettings
+from translate_svc.types import ModelCard, OutputOptions, SimultaneousOptions
+
+#: what a request without the identifier is told (``language_detection`` says the same)
+HOW_TO_GET_IDENTIFIER = "install it with `translate-svc download-lid-model` (model_cache/mms-lid-126) and restart"
+
+
+def needs_identifier(card: ModelCard, field: str, instead: str) -> None:
+    """FAILED_PRECONDITION (``NotInstalled``) on a server without the spoken-language identifier:
+    ``field`` needs it; ``instead``: what the caller may send meanwhile."""
+    if card.identifier is None:
+        raise NotInstalled(
+            f"{field} needs the spoken-language identifier, and this server has none: "
+            f"{HOW_TO_GET_IDENTIFIER}, or send {instead} instead"
+        )
+
+
+def check_conversation(
+    card: ModelCard,
+    limits: LimitsSettings,
+    languages: Sequence[str],
+    *,
+    source: str,
+    targets: Sequence[str],
+    detect: Sequence[str] | None,
+    output: OutputOptions,
+    simultaneous: SimultaneousOptions | None,
+) -> tuple[str, ...]:
+    """The conversation's languages, checked: alone (no target_languages, source_language or
+    language_detection beside it), 2..``conversation_bound`` distinct codes, each one the model
+    translates into (and speaks, where speech is asked) and the identifier can pick, in segment
+    mode, on a server with an identifier."""
+    beside = [
+        name
+        for name, given in (
+            ("target_languages", bool(targets)),
+            ("source_language", bool(source)),
+            ("language_detection", detect is not None),
+        )
+        if given
+    ]
+    if beside:
+        raise InvalidInput(
+            f"conversation and {beside[0]} are both set: drop {' and '.join(beside)} (a conversation identifies "
+            "each segment's language among conversation.languages and translates it into the others)"
+        )
+    langs = list(languages)
+    most = conversation_bound(limits)
+    check_list("conversation.languages", "conversation languages", langs, most)
+    if len(langs) < 2:
+        raise InvalidInput(
+            f"conversation.languages has {len(langs)} language(s): name two to {most}, one per party "
+            '(e.g. ["eng", "spa"]); for one language send target_languages instead'
+        )
+    if simultaneous is not None:
+        raise InvalidInput("conversation is not available in simultaneous mode yet: leave `simultaneous` unset")
+    needs_identifier(card, "conversation", "target_languages with source_language")
+    detectable, speech = card.detectable_codes, card.speech_codes
+    for lang in langs:
+        if lang not in card.text_codes or lang not in detectable:
+            raise InvalidInput(
+                f"conversation.languages: {shown(lang)} is not a language this server translates and its identifier "
+                f"can pick: use codes ListLanguages marks detectable ({len(detectable)}, e.g. {examples(detectable)})"
+            )
+        if output.speech and lang not in speech:
+            raise InvalidInput(
+                f"conversation.languages: {shown(lang)} has text output only: set output.speech=false or pick "
+                f"languages with speech_output in ListLanguages (e.g. {examples(speech)})"
+            )
+    return tuple(langs)
