@@ -82,7 +82,8 @@ class Secure:
 @pytest.fixture(scope="module")
 def secure_server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     """A TLS server that requires tokens (one with every permission, one for ListLanguages only,
-    one for Translate only)."""
+    one for Translate only), on the made-up stable translator (model/testing/stable.py; no torch):
+    what is tested on it is TLS and tokens, which no model call takes part in."""
     d = tmp_path_factory.mktemp("tls")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -95,6 +96,7 @@ def secure_server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
             *("--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0"),
             *("--tls-cert", str(d / "server.pem"), "--tls-key", str(d / "server.key")),
             *("--tokens-file", str(d / "tokens")),
+            *("--test-translator", "stable"),
         ]
     )
     try:
@@ -112,7 +114,9 @@ def test_serve_writes_its_ready_file_in_place_of_a_stale_one(test_model_dir: Pat
     path = tmp_path / "ready.json"
     path.write_text('{"port": 1, "pid": 1} and a previous run\'s garbage')
     args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--health-port", "0"]
-    srv = ServerProcess([*args, "--http-port", "0"], ready_file=path)
+    # the made-up stable translator (model/testing/stable.py; no torch): the ready file is what is
+    # tested (the file's other servers run the test checkpoint)
+    srv = ServerProcess([*args, "--http-port", "0", "--test-translator", "stable"], ready_file=path)
     try:
         doc = json.loads(path.read_text())  # one JSON object, read without the SDK's reader
         assert doc["pid"] == srv.proc.pid, doc
@@ -698,7 +702,9 @@ def test_serve_on_a_busy_port_says_so(test_model_dir: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        r = run_cli("serve", "--model", test_model_dir, "--host", "127.0.0.1", "--port", str(port), process=True)
+        # the made-up stable translator (no torch): the port is what is tested
+        args = ("--model", test_model_dir, "--host", "127.0.0.1", "--port", str(port), "--test-translator", "stable")
+        r = run_cli("serve", *args, process=True)
     assert r.code == EXIT_USAGE, r.text
     assert "cannot start:" in r.out and "in use" in r.out
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytest_asyncio
 import trustme
 
 from tests.support.live_server import LiveServer, make_settings, serving
@@ -70,6 +71,13 @@ def spans(segments: list[Segment]) -> list[tuple[int, int]]:
 async def raw_spans(live: LiveServer, pcm: np.ndarray) -> list[tuple[int, int]]:
     trace = await stream_pcm(live.stub, pcm, ["spa"], source="eng", chunk_ms=100, speech=False)
     return [(s.start_ms, s.end_ms) for s in trace.segments]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def minute_on_one_server(live: LiveServer, minute: np.ndarray) -> list[tuple[int, int]]:
+    """The minute's spans as one server gives them over a raw gRPC stream: the reference the
+    resumed streams are held to (the same for each test; made once)."""
+    return await raw_spans(live, minute)
 
 
 async def run_stream(
@@ -326,9 +334,9 @@ def assert_resumed_run_covers_the_reference(got: list[Segment], reference: list[
 
 @pytest.mark.parametrize("how", ["sessions.drain", "server.stop"])
 async def test_a_stream_moves_to_the_next_server_when_its_server_drains(
-    live: LiveServer, test_model_dir: Path, minute: np.ndarray, how: str
+    live: LiveServer, test_model_dir: Path, minute: np.ndarray, minute_on_one_server: list[tuple[int, int]], how: str
 ) -> None:
-    reference = await raw_spans(live, minute)
+    reference = minute_on_one_server
     settings = make_settings(test_model_dir)
     settings.server.drain_s = 0.5
     stopping: list[asyncio.Task[None]] = []
@@ -358,9 +366,13 @@ async def test_a_stream_moves_to_the_next_server_when_its_server_drains(
 
 
 async def test_a_stream_moves_to_the_next_server_when_its_server_dies(
-    live: LiveServer, test_model_dir: Path, minute: np.ndarray, caplog: pytest.LogCaptureFixture
+    live: LiveServer,
+    test_model_dir: Path,
+    minute: np.ndarray,
+    minute_on_one_server: list[tuple[int, int]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    reference = await raw_spans(live, minute)
+    reference = minute_on_one_server
     caplog.set_level(logging.INFO, logger="translate_svc.client.aio")
     async with serving(make_settings(test_model_dir), warmup=False) as first:
         before: list[int] = []

@@ -18,7 +18,7 @@ silence after it can be told apart in the decoded track; the video is ``silero_t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,25 @@ async def jobs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[VideoJ
         yield jobs
 
 
+VideoOf = Callable[[str, str], Path]
+
+
+@pytest.fixture(scope="module")
+def video_of(shared_audio: Path, tmp_path_factory: pytest.TempPathFactory) -> VideoOf:
+    """``video_of(name, speech)``: the video ``name`` (its kind by its suffix) of the shared
+    ``speech``, written once for the module (tests that upload the same video share the file,
+    which none changes)."""
+    folder = tmp_path_factory.mktemp("sources")
+    written: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, speech: str) -> Path:
+        if (name, speech) not in written:
+            written[name, speech] = videos.write_video(folder / f"{Path(speech).stem}-{name}", shared_audio / speech)
+        return written[name, speech]
+
+    return get
+
+
 async def dubbed(jobs: JobsOverHttp, video: Path) -> dict[str, Any]:
     data = await asyncio.to_thread(video.read_bytes)
     done = await jobs.run({"source_language": "eng", "target_languages": TARGETS}, data)
@@ -94,9 +113,9 @@ def rms(x: np.ndarray) -> float:
 
 @pytest.mark.parametrize("kind", videos.KINDS)
 async def test_a_video_comes_back_dubbed_in_its_own_container(
-    jobs: JobsOverHttp, shared_audio: Path, tmp_path: Path, kind: str
+    jobs: JobsOverHttp, video_of: VideoOf, tmp_path: Path, kind: str
 ) -> None:
-    source = videos.write_video(tmp_path / f"talk.{kind}", shared_audio / "silero_test.wav")
+    source = video_of(f"talk.{kind}", "silero_test.wav")
     done = await dubbed(jobs, source)
     segments = await jobs.segments(done["id"])
     assert len(segments) >= 10
@@ -146,9 +165,9 @@ async def test_a_video_comes_back_dubbed_in_its_own_container(
 
 
 async def test_the_voice_over_mix_ducks_the_source_while_the_dub_speaks(
-    jobs: JobsOverHttp, shared_audio: Path, tmp_path: Path
+    jobs: JobsOverHttp, video_of: VideoOf, tmp_path: Path
 ) -> None:
-    source = videos.write_video(tmp_path / "talk.mkv", shared_audio / "silero_test.wav")
+    source = video_of("talk.mkv", "silero_test.wav")
     done = await dubbed(jobs, source)
     segments = await jobs.segments(done["id"])
     alone = await fetch(jobs, done["id"], tmp_path / "alone.mkv", "?languages=fra")
@@ -178,8 +197,8 @@ async def test_the_voice_over_mix_ducks_the_source_while_the_dub_speaks(
     assert 0.7 < ratio(between) < 1.3  # its own level
 
 
-async def test_a_video_job_keeps_its_upload_until_deleted(jobs: VideoJobs, shared_audio: Path, tmp_path: Path) -> None:
-    source = videos.write_video(tmp_path / "talk.mp4", shared_audio / "jfk.flac")
+async def test_a_video_job_keeps_its_upload_until_deleted(jobs: VideoJobs, video_of: VideoOf, tmp_path: Path) -> None:
+    source = video_of("talk.mp4", "jfk.flac")
     done = await dubbed(jobs, source)
     folder = jobs.dir / "jobs" / done["id"]
     assert (folder / "video").stat().st_size == source.stat().st_size and not (folder / "audio").exists()
@@ -239,7 +258,7 @@ def _avi(path: Path) -> Path:
 
 
 async def test_a_video_job_has_its_video_when_it_says_done(
-    jobs: VideoJobs, shared_audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    jobs: VideoJobs, video_of: VideoOf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The upload is kept as the job's video before the job says it is done (found in CI: the state
     went first, so a client that saw ``done`` and looked at once found no video). The store's state
@@ -253,5 +272,5 @@ async def test_a_video_job_has_its_video_when_it_says_done(
         return await set_state(self, job_id, state, **kw)
 
     monkeypatch.setattr(JobStore, "set_state", watched)
-    await dubbed(jobs, videos.write_video(tmp_path / "early.mp4", shared_audio / "jfk.flac"))
+    await dubbed(jobs, video_of("talk.mp4", "jfk.flac"))
     assert seen == [True]

@@ -54,12 +54,15 @@ def start(model: Path, redis: RedisServer | None, **env: str) -> ServerProcess:
 
 @pytest.fixture(scope="module")
 def servers(test_model_dir: Path, redis: RedisServer) -> Iterator[dict[str, ServerProcess]]:
-    """``a``, ``b``, ``c`` share the Redis; ``one`` is a server of its own (no store)."""
+    """``a``, ``b``, ``c`` share the Redis; ``one`` is a server of its own (no store). Each allows
+    two target languages (``limits.max_target_languages``), which the tests of a room's languages
+    need; the others' rooms have one. Each test has rooms of its own."""
+    two_languages = {"TRANSLATE_SVC_LIMITS__MAX_TARGET_LANGUAGES": "2"}
     started: dict[str, ServerProcess] = {}
     try:
         for name in ("a", "b", "c"):
-            started[name] = start(test_model_dir, redis)
-        started["one"] = start(test_model_dir, None)
+            started[name] = start(test_model_dir, redis, **two_languages)
+        started["one"] = start(test_model_dir, None, **two_languages)
         yield started
     finally:
         for server in started.values():
@@ -67,19 +70,9 @@ def servers(test_model_dir: Path, redis: RedisServer) -> Iterator[dict[str, Serv
 
 
 @pytest.fixture(scope="module")
-def narrow(test_model_dir: Path, redis: RedisServer) -> Iterator[tuple[ServerProcess, ServerProcess, ServerProcess]]:
-    """Servers that allow two target languages (``limits.max_target_languages``): one of its own,
-    and two sharing the Redis."""
-    two_languages = {"TRANSLATE_SVC_LIMITS__MAX_TARGET_LANGUAGES": "2"}
-    started: list[ServerProcess] = []
-    try:
-        for store in (None, redis, redis):
-            started.append(start(test_model_dir, store, **two_languages))
-        here, a, b = started
-        yield here, a, b
-    finally:
-        for server in started:
-            server.stop()
+def narrow(servers: dict[str, ServerProcess]) -> tuple[ServerProcess, ServerProcess, ServerProcess]:
+    """Servers that allow two target languages: one of its own, and two sharing the Redis."""
+    return servers["one"], servers["a"], servers["b"]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,12 @@
 
 Before: each server counted its own streams (a fourth, fifth and sixth stream were admitted on the
 second server) and a killed server's holdings were unknown elsewhere.
+
+The file's tests share one Redis and two servers (``cluster.on_redis_loss=node``), each test under
+tenants of its own (its own token, its own cap's key in Redis), so that none sees another's
+streams or budget; the test that kills a server starts the server it kills, and the test of
+``refuse`` starts its own two (a server's choice is fixed at its start). The test of ``node`` kills
+and restarts the shared Redis and checks both servers are back on it before it ends.
 """
 
 from __future__ import annotations
@@ -37,9 +43,14 @@ from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(120)]
 
-TOKEN = "acme-token-0123456789abcdef"
+#: each test's tenant of ``streams=3`` (the shared servers hold every test's tenants)
+KILLED, LOSS_NODE, LOSS_REFUSE, NODE = "acme-killed", "acme-loss-node", "acme-loss-refuse", "acme-node"
 BUDGET = "budget-token-0123456789abcdef"
 LEASE_S = 3.0
+#: the made-up stable translator (model/testing/stable.py; no torch, a server starts in about 2 CPU
+#: seconds, not 8): what is tested is admission, which no model call takes part in (the streams
+#: here are silent)
+STABLE = {"TRANSLATE_SVC_MODEL__TEST_TRANSLATOR": "stable"}
 FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
 
 
@@ -52,15 +63,35 @@ def serve(model: Path, tokens: Path, redis_url: str, on_loss: str = "node") -> S
             "TRANSLATE_SVC_CLUSTER__ON_REDIS_LOSS": on_loss,
             "TRANSLATE_SVC_LIMITS__CONFIG_TIMEOUT_MS": "600000",
             "TRANSLATE_SVC_LIMITS__IDLE_TIMEOUT_S": "600",
+            **STABLE,
         },
     )
 
 
-@pytest.fixture
-def tokens(tmp_path: Path) -> Path:
-    path = tmp_path / "tokens"
-    path.write_text(f"{TOKEN} stream tenant=acme streams=3\n{BUDGET} stream tenant=budget audio_seconds_per_minute=2\n")
+def token(tenant: str) -> str:
+    return f"{tenant}-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tenant-caps") / "tokens"
+    capped = "".join(f"{token(t)} stream tenant={t} streams=3\n" for t in (KILLED, LOSS_NODE, LOSS_REFUSE, NODE))
+    path.write_text(f"{capped}{BUDGET} stream tenant=budget audio_seconds_per_minute=2\n")
     return path
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    """The shared servers' Redis (a test that kills it starts it again on its port)."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shared(test_model_dir: Path, tokens: Path, redis: RedisServer) -> Iterator[list[ServerProcess]]:
+    """Two servers on ``redis``, ``on_redis_loss=node``, that no test stops."""
+    with two_servers(test_model_dir, tokens, redis) as servers:
+        yield servers
 
 
 @contextlib.contextmanager
@@ -78,9 +109,10 @@ def two_servers(
 
 
 class Held:
-    """Streams of the tenant held open (configured, then silent) until ``close``."""
+    """Streams of ``tenant`` held open (configured, then silent) until ``close``."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
         self.stop = asyncio.Event()
         self.calls: list[grpc.aio.StreamStreamCall] = []
         self.channels: list[grpc.aio.Channel] = []
@@ -95,7 +127,7 @@ class Held:
 
         channel = own_channel(server if isinstance(server, str) else server.address)
         self.channels.append(channel)
-        call = pb_grpc.TranslatorStub(channel).StreamingTranslate(requests(), metadata=bearer(TOKEN))
+        call = pb_grpc.TranslatorStub(channel).StreamingTranslate(requests(), metadata=bearer(token(self.tenant)))
         first = await asyncio.wait_for(call.read(), 30)
         assert first.WhichOneof("response") == "started", first
         self.calls.append(call)
@@ -112,7 +144,9 @@ class Held:
         channel = own_channel(server.address)
         self.channels.append(channel)
         try:
-            async for _ in pb_grpc.TranslatorStub(channel).StreamingTranslate(config(), metadata=bearer(TOKEN)):
+            async for _ in pb_grpc.TranslatorStub(channel).StreamingTranslate(
+                config(), metadata=bearer(token(self.tenant))
+            ):
                 pass
         except grpc.aio.AioRpcError as e:
             assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.details()
@@ -133,10 +167,10 @@ class Held:
             await channel.close()
 
 
-def streams_in(redis: RedisServer) -> int:
-    """The tenant's stream leases in Redis now (``RedisStore``'s key of cap ``acme/streams``)."""
+def streams_in(redis: RedisServer, tenant: str) -> int:
+    """The tenant's stream leases in Redis now (``RedisStore``'s key of cap ``<tenant>/streams``)."""
     with Redis.from_url(redis.url) as client:
-        return int(client.zcard("translate-svc:l:cap/acme/streams"))
+        return int(client.zcard(f"translate-svc:l:cap/{tenant}/streams"))
 
 
 async def refused(held: Held, server: ServerProcess | str) -> grpc.aio.AioRpcError:
@@ -146,10 +180,11 @@ async def refused(held: Held, server: ServerProcess | str) -> grpc.aio.AioRpcErr
 
 
 async def test_a_tenants_streams_cap_holds_across_two_servers_and_a_killed_servers_streams_are_freed(
-    test_model_dir: Path, tokens: Path
+    test_model_dir: Path, tokens: Path, redis: RedisServer, shared: list[ServerProcess]
 ) -> None:
-    with redis_server() as redis, two_servers(test_model_dir, tokens, redis) as (a, b):
-        held = Held()
+    a = shared[0]
+    with two_servers(test_model_dir, tokens, redis, count=1) as (b,):  # its own: killed here
+        held = Held(KILLED)
         try:
             await held.open(a)
             await held.open(b)
@@ -157,7 +192,7 @@ async def test_a_tenants_streams_cap_holds_across_two_servers_and_a_killed_serve
             for server in (a, b):  # the fourth, on either server
                 err = await refused(held, server)
                 assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
-                assert "tenant 'acme'" in (err.details() or "") and "streams=3" in (err.details() or "")
+                assert f"tenant '{KILLED}'" in (err.details() or "") and "streams=3" in (err.details() or "")
                 assert retry_ms(err) == 1000
             b.proc.send_signal(signal.SIGKILL)  # its two streams die with it, unreleased
             b.proc.wait()
@@ -178,9 +213,7 @@ async def test_a_tenants_streams_cap_holds_across_two_servers_and_a_killed_serve
             await held.close()
 
 
-async def test_a_tenants_audio_budget_spent_on_one_server_is_spent_on_the_other(
-    test_model_dir: Path, tokens: Path
-) -> None:
+async def test_a_tenants_audio_budget_spent_on_one_server_is_spent_on_the_other(shared: list[ServerProcess]) -> None:
     three_seconds = bytes(3 * 32000)  # PCM16 silence: 3 s of the tenant's 2 s a minute
 
     async def talk() -> AsyncIterator[pb.StreamingTranslateRequest]:
@@ -191,66 +224,67 @@ async def test_a_tenants_audio_budget_spent_on_one_server_is_spent_on_the_other(
     async def config_only() -> AsyncIterator[pb.StreamingTranslateRequest]:
         yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=FMT, target_languages=["spa"]))
 
-    with redis_server() as redis, two_servers(test_model_dir, tokens, redis) as (a, b):
-        async with own_channel(a.address) as ch:
-            call = pb_grpc.TranslatorStub(ch).StreamingTranslate(talk(), metadata=bearer(BUDGET))
-            with contextlib.suppress(grpc.aio.AioRpcError):  # ended when the budget ran out, or OK
-                async for _ in call:
+    a, b = shared
+    async with own_channel(a.address) as ch:
+        call = pb_grpc.TranslatorStub(ch).StreamingTranslate(talk(), metadata=bearer(BUDGET))
+        with contextlib.suppress(grpc.aio.AioRpcError):  # ended when the budget ran out, or OK
+            async for _ in call:
+                pass
+    # the draw reaches Redis in the background as the stream ends: b refuses the tenant soon
+    deadline = time.monotonic() + 5
+    while True:
+        async with own_channel(b.address) as ch:
+            try:
+                async for _ in pb_grpc.TranslatorStub(ch).StreamingTranslate(config_only(), metadata=bearer(BUDGET)):
                     pass
-        # the draw reaches Redis in the background as the stream ends: b refuses the tenant soon
-        deadline = time.monotonic() + 5
-        while True:
-            async with own_channel(b.address) as ch:
-                try:
-                    async for _ in pb_grpc.TranslatorStub(ch).StreamingTranslate(
-                        config_only(), metadata=bearer(BUDGET)
-                    ):
-                        pass
-                except grpc.aio.AioRpcError as e:
-                    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.details()
-                    assert "audio seconds per minute" in (e.details() or ""), e.details()
-                    assert retry_ms(e) > 0
-                    break
-            assert time.monotonic() < deadline, "the budget spent on the first server was not spent on the second"
-            await asyncio.sleep(0.1)
+            except grpc.aio.AioRpcError as e:
+                assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.details()
+                assert "audio seconds per minute" in (e.details() or ""), e.details()
+                assert retry_ms(e) > 0
+                break
+        assert time.monotonic() < deadline, "the budget spent on the first server was not spent on the second"
+        await asyncio.sleep(0.1)
 
 
 async def test_redis_lost_with_on_redis_loss_node_admits_under_node_counts_and_rejoins_without_restart(
-    test_model_dir: Path, tokens: Path
+    redis: RedisServer, shared: list[ServerProcess]
 ) -> None:
-    with redis_server() as redis, two_servers(test_model_dir, tokens, redis, "node") as (a, b):
-        held = Held()
-        try:
-            first = await held.open(a)
-            second = await held.open(b)
-            redis.kill()
-            # the node's own counts: a counts one stream of acme, so two more are admitted there
-            # (cluster-wide the tenant now has 4: the cap is per node while Redis is lost)
-            await held.open(a)
-            await held.open(a)
-            err = await refused(held, a)
+    a, b = shared
+    held = Held(LOSS_NODE)
+    try:
+        first = await held.open(a)
+        second = await held.open(b)
+        redis.kill()
+        # the node's own counts: a counts one stream of the tenant, so two more are admitted there
+        # (cluster-wide the tenant now has 4: the cap is per node while Redis is lost)
+        await held.open(a)
+        await held.open(a)
+        err = await refused(held, a)
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
+        assert await held.alive(first) and await held.alive(second)  # nothing admitted is cut
+        redis.start()  # same port, empty
+        # both servers rejoin: the two streams held in Redis before are written back, and a's two
+        # admitted meanwhile are taken there too: the tenant's 4 streams are counted cluster-wide
+        deadline = time.monotonic() + 20
+        while streams_in(redis, LOSS_NODE) != 4:
+            count = streams_in(redis, LOSS_NODE)
+            assert time.monotonic() < deadline, f"{count} streams of {LOSS_NODE} counted in Redis, not 4"
+            await asyncio.sleep(0.2)
+        for server in (a, b):  # over its cap (nothing admitted is cut): refused on either, no restart
+            err = await refused(held, server)
             assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
-            assert await held.alive(first) and await held.alive(second)  # nothing admitted is cut
-            redis.start()  # same port, empty
-            # both servers rejoin: the two streams held in Redis before are written back, and a's two
-            # admitted meanwhile are taken there too: the tenant's 4 streams are counted cluster-wide
-            deadline = time.monotonic() + 20
-            while streams_in(redis) != 4:
-                assert time.monotonic() < deadline, f"{streams_in(redis)} streams of acme counted in Redis, not 4"
-                await asyncio.sleep(0.2)
-            for server in (a, b):  # over its cap (nothing admitted is cut): refused on either, no restart
-                err = await refused(held, server)
-                assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
-            assert await held.alive(first) and await held.alive(second)
-        finally:
-            await held.close()
+        assert await held.alive(first) and await held.alive(second)
+    finally:
+        await held.close()
+        if redis.proc is None:  # failed while it was down: the file's other tests need it
+            redis.start()
 
 
 async def test_redis_lost_with_on_redis_loss_refuse_refuses_new_streams_unavailable_and_cuts_none(
     test_model_dir: Path, tokens: Path
 ) -> None:
     with redis_server() as redis, two_servers(test_model_dir, tokens, redis, "refuse") as (a, b):
-        held = Held()
+        held = Held(LOSS_REFUSE)
         try:
             first = await held.open(a)
             await held.open(b)
@@ -277,28 +311,26 @@ async def test_redis_lost_with_on_redis_loss_refuse_refuses_new_streams_unavaila
 
 
 async def test_a_node_of_two_workers_and_a_server_share_a_tenants_cap_through_redis(
-    test_model_dir: Path, tokens: Path, tmp_path: Path
+    test_model_dir: Path, tokens: Path, tmp_path: Path, redis: RedisServer, shared: list[ServerProcess]
 ) -> None:
     env = {
         "TRANSLATE_SVC_AUTH__TOKENS_FILE": str(tokens),
         "TRANSLATE_SVC_CLUSTER__LEASE_S": str(LEASE_S),
         "TRANSLATE_SVC_LIMITS__CONFIG_TIMEOUT_MS": "600000",
         "TRANSLATE_SVC_LIMITS__IDLE_TIMEOUT_S": "600",
+        **STABLE,
     }
-    with redis_server() as redis:
-        env["TRANSLATE_SVC_CLUSTER__REDIS_URL"] = redis.url
-        with (
-            node(test_model_dir, tmp_path / "node.log", **env) as two,
-            two_servers(test_model_dir, tokens, redis, count=1) as (a,),
-        ):
-            held = Held()
-            try:
-                for _ in range(2):  # each on a connection of its own: either worker
-                    await held.open(two.address)
-                await held.open(a)
-                for where in (two.address, two.address, a):
-                    err = await refused(held, where)
-                    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
-                    assert "tenant 'acme'" in (err.details() or "")
-            finally:
-                await held.close()
+    a = shared[0]
+    env["TRANSLATE_SVC_CLUSTER__REDIS_URL"] = redis.url
+    with node(test_model_dir, tmp_path / "node.log", **env) as two:
+        held = Held(NODE)
+        try:
+            for _ in range(2):  # each on a connection of its own: either worker
+                await held.open(two.address)
+            await held.open(a)
+            for where in (two.address, two.address, a):
+                err = await refused(held, where)
+                assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
+                assert f"tenant '{NODE}'" in (err.details() or "")
+        finally:
+            await held.close()

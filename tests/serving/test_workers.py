@@ -318,7 +318,9 @@ async def test_the_engine_process_dying_ends_every_stream_unavailable_and_the_no
 
 
 async def test_sigterm_drains_every_workers_streams_with_resume(test_model_dir: Path, tmp_path: Path) -> None:
-    with node(test_model_dir, tmp_path / "node.log") as n:
+    # the made-up stable translator (model/testing/stable.py: no torch in the engine process): what
+    # is tested is the drain of each worker's streams, which hold a second of silence
+    with node(test_model_dir, tmp_path / "node.log", TRANSLATE_SVC_MODEL__TEST_TRANSLATOR="stable") as n:
         held = [await open_on(n) for _ in range(2)]
         for _ in range(40):  # a stream on each worker
             if len({w for _, w in held}) == 2:

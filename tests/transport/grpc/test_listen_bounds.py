@@ -39,6 +39,10 @@ MAX_CALLS = 64  # limits.max_calls here (1,024 by default): the attack scaled do
 PER_TOKEN = 16  # limits.max_unary_calls_per_token's default
 SLOTS = 96  # silent Listen calls the attacker keeps open: more than MAX_CALLS
 LISTEN_METHOD = "/translate_svc.api.v1.Translator/Listen"
+#: the made-up stable translator (model/testing/stable.py; no torch, a server starts in about 2 CPU
+#: seconds, not 8): what is tested is how Listen calls are admitted and read, and the other
+#: tenant's streams are silent: no model call takes part
+STABLE = {"TRANSLATE_SVC_MODEL__TEST_TRANSLATOR": "stable"}
 MB = 1024 * 1024
 
 
@@ -47,7 +51,7 @@ def served(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     tokens = tmp_path_factory.mktemp("listen-bounds") / "tokens"
     tokens.write_text(TOKENS)
     args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--tokens-file", str(tokens)]
-    server = ServerProcess(args, env={"TRANSLATE_SVC_LIMITS__MAX_CALLS": str(MAX_CALLS)})
+    server = ServerProcess(args, env={"TRANSLATE_SVC_LIMITS__MAX_CALLS": str(MAX_CALLS), **STABLE})
     try:
         yield server
     finally:
@@ -135,7 +139,7 @@ def patient(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     tokens = tmp_path_factory.mktemp("listen-patient") / "tokens"
     tokens.write_text(TOKENS)
     args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--tokens-file", str(tokens)]
-    server = ServerProcess(args, env={"TRANSLATE_SVC_LIMITS__REQUEST_READ_TIMEOUT_S": "60"})
+    server = ServerProcess(args, env={"TRANSLATE_SVC_LIMITS__REQUEST_READ_TIMEOUT_S": "60", **STABLE})
     try:
         yield server
     finally:
