@@ -73,7 +73,7 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.openai import finals, x_terms
+from translate_svc.transport.openai import finals, x_conversation, x_terms
 from translate_svc.transport.openai.results import ResultEvents
 from translate_svc.transport.openai.session_update import (
     MAX_LANGUAGES,
@@ -170,6 +170,7 @@ class RealtimeProtocol:
         self.simultaneous_step_ms = SIMULTANEOUS_STEP_MS  # our extension; 0: segment mode
         self.speech = True  # our extension x_speech: false for text only
         self.done_events = True  # our extension x_done_events: false for none (finals.py)
+        self.conversation = False  # our extension x_conversation: the languages are a conversation's
         self.room: RoomJoin | None = None  # our extension x_room: speak into a room (docs/rooms.md)
         self.noise: str | None = None  # audio.input.noise_reduction's type: RNNoise before the VAD
         self.terms = x_terms.SessionTerms()  # our extension x_terms
@@ -186,8 +187,9 @@ class RealtimeProtocol:
         self.results = ResultEvents(self.tag_of, tracks=tracks)
 
     def session(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"language": self.languages[0] if self.languages else None, "speed": self.speed}
-        if len(self.languages) > 1:
+        outputs = [] if self.conversation else self.languages
+        out: dict[str, Any] = {"language": outputs[0] if outputs else None, "speed": self.speed}
+        if len(outputs) > 1:
             out["languages"] = self.languages
         audio: dict[str, Any] = {"input": {"transcription": self.transcription}, "output": out}
         if self.source:
@@ -202,6 +204,7 @@ class RealtimeProtocol:
             "x_speech": self.speech,
             "x_done_events": self.done_events,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
+            "x_conversation": {"languages": self.languages} if self.conversation else None,
             "x_terms": self.terms.wire(),
             "x_profanity": self.profanity.value if self.profanity else None,
             "x_limits": {"max_append_bytes": self.max_append_bytes},
@@ -220,7 +223,7 @@ class RealtimeProtocol:
         trusted: the new server checks it as it checks a ``session.update`` and a gRPC ``ResumeFrom``."""
         session = {
             "audio": {
-                "output": {"languages": self.languages, "speed": self.speed},
+                "output": {"languages": [] if self.conversation else self.languages, "speed": self.speed},
                 "input": {
                     "language": self.source,
                     "transcription": self.transcription,
@@ -234,6 +237,7 @@ class RealtimeProtocol:
             "x_terms": self.terms.wire(),
             "x_profanity": self.profanity.value if self.profanity else None,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
+            "x_conversation": {"languages": self.languages} if self.conversation else None,
         }
         return resume_value(session, self.resume_token, ended.segments_total, ended.resume_offset_ms)
 
@@ -351,7 +355,10 @@ class RealtimeProtocol:
                 return None
             refused = x_terms.changed(session, self.terms, self.limits)
             targets: tuple[str, ...] | None = None
-            if refused is None and languages and list(languages) != self.languages:
+            asked_talk: list[str] | None = None
+            if refused is None and "x_conversation" in session:
+                asked_talk, refused = self._talk_change(session)
+            if refused is None and asked_talk is None and languages and list(languages) != self.languages:
                 targets = tuple(guess_model_code(x) for x in languages)
                 problem = text_only(self.card, self.speech, languages, targets)
                 refused = ParamError(problem, "") if problem else x_terms.dropped(self.terms, targets, languages)
@@ -361,9 +368,11 @@ class RealtimeProtocol:
                     speed = speed_of(session, self.speed)
                 except ParamError as e:
                     refused = e
-            if refused is None and (targets is not None or speed != self.speed):
-                self._asked.append(list(languages) if targets is not None else list(self.languages))
-                return Update(targets, speed=speed if speed != self.speed else None)
+            if refused is None and (targets is not None or asked_talk is not None or speed != self.speed):
+                asked = asked_talk if asked_talk is not None else languages if targets is not None else self.languages
+                self._asked.append(list(asked))
+                spoken = x_conversation.codes(asked_talk) if asked_talk is not None else None
+                return Update(targets, speed=speed if speed != self.speed else None, conversation=spoken)
             if refused is not None:  # answered, not fatal: the session goes on as it was
                 kind, code = "invalid_request_error", "invalid_value"
                 replies.append(error_event(refused.message, kind, code, event_id=event_id, param=refused.param or None))
@@ -385,17 +394,23 @@ class RealtimeProtocol:
         if "x_terms" in session:
             self.terms = x_terms.parse(session["x_terms"], self.limits)
         self.room = room_of(session)
-        if self.room is not None and "x_simultaneous_step_ms" not in session:
-            self.simultaneous_step_ms = 0  # a room speaker runs in segment mode (rooms carry no commits yet)
-        if not languages:  # nothing to start with yet
+        tags = x_conversation.tags_of(session)
+        if (self.room is not None or tags is not None) and "x_simultaneous_step_ms" not in session:
+            # a room speaker and a conversation run in segment mode (neither carries commits yet)
+            self.simultaneous_step_ms = 0
+        if not languages and tags is None:  # nothing to start with yet
             replies.append(wire_event("session.updated", session=self.session()))
             return None
         targets = tuple(guess_model_code(x) for x in languages)
-        problem = text_only(self.card, self.speech, languages, targets)
+        talk = x_conversation.codes(tags) if tags is not None else None
+        problem = text_only(self.card, self.speech, languages, targets) if talk is None else None
         if problem is not None:
             raise InvalidInput(problem)
-        x_terms.check_session(self.terms, self.card, *source_or_detection(self.source), targets, languages)
-        self.languages, self.targets = list(languages), targets
+        # a conversation's languages are its targets; beside output languages, the core refuses it
+        shown, self.conversation = (tags, True) if tags is not None and talk is not None else (languages, False)
+        outputs = talk if talk is not None else targets
+        x_terms.check_session(self.terms, self.card, *source_or_detection(self.source), outputs, shown)
+        self.languages, self.targets = list(shown), outputs
         self.tag_of.update(zip(self.targets, self.languages, strict=True))
         self.configured = True
         out_rate = self.input_rate if self.tracks else RATE  # a track plays at its own rate
@@ -409,7 +424,7 @@ class RealtimeProtocol:
             speed=self.speed,
         )
         source, detect = source_or_detection(self.source)
-        if transcript and not source and detect is None:  # the transcript needs its language
+        if transcript and not source and detect is None and talk is None:  # the transcript needs its language
             if self.card is not None and self.card.identifier is not None:
                 detect = ()  # the server's identifier names each segment's language
             else:
@@ -427,7 +442,7 @@ class RealtimeProtocol:
             format=AudioFormat(AudioEncoding.LINEAR16, self.input_rate, 1),
             source_language=source,
             detect=detect,
-            target_languages=self.targets,
+            target_languages=targets,  # none beside a conversation: its languages go as its own
             output=output,
             vad=self.vad,
             interim_interval_ms=self.captions_interval_ms,
@@ -439,7 +454,25 @@ class RealtimeProtocol:
             ),
             room=self.room,
             ear=EarOptions(noise_suppression=self.noise is not None),
+            conversation=talk,
         )
+
+    def _talk_change(self, session: dict[str, Any]) -> tuple[list[str] | None, ParamError | None]:
+        """A running session's ``x_conversation``: its new languages (None: unchanged), or why
+        the update is refused (a conversation stays one: null cannot end it midway)."""
+        try:
+            tags = x_conversation.tags_of(session)
+        except ParamError as e:
+            return None, e
+        if tags is None:
+            if not self.conversation:
+                return None, None
+            return None, ParamError(
+                "x_conversation cannot be dropped once the session runs (this update was not used): send its "
+                "whole new list of languages, or open another session for fixed output languages",
+                x_conversation.PARAM,
+            )
+        return (tags if tags != self.languages or not self.conversation else None), None
 
     # -- the server's side ------------------------------------------------------------------------
 
@@ -497,7 +530,8 @@ class RealtimeProtocol:
         ``error`` (the session goes on in the languages it had)."""
         asked = self._asked.popleft()  # answers come in the order the updates went in
         if u.error is not None:
-            return error_event(u.error.message, "invalid_request_error", "invalid_value")
+            param = x_conversation.param_of(u.error, x_conversation.PARAM)
+            return error_event(u.error.message, "invalid_request_error", "invalid_value", param=param)
         self.languages, self.targets = asked, u.stream.task.target_languages
         self.speed = u.stream.task.output.speed
         self.tag_of.update(zip(self.targets, self.languages, strict=True))
