@@ -14,9 +14,10 @@ the same protocol.
   events with an empty ``delta`` and the caption in ``x_interim``), ``x_terms`` (the term list:
   ``x_terms.py``), ``x_profanity`` (the profanity filter: ``session_update.profanity_of``).
   ``audio.output.speed`` (or the beta sessions' ``speed``) is the speaking rate
-  (``session_update.speed_of``). Once the stream runs, an update may change the output languages
-  and the rate only (an ``Update``: from the segment that closes next); one that changes the terms
-  is refused (they are fixed, as on the gRPC door).
+  (``session_update.speed_of``). ``x_conversation`` (``x_conversation.py``): a conversation's
+  languages in place of output languages. Once the stream runs, an update may change the output
+  languages (or a conversation's) and the rate only (an ``Update``: from the segment that closes
+  next; ``running.py``); one that changes the terms is refused (they are fixed, as on the gRPC door).
 - ``session.input_audio_buffer.append`` is audio; ``session.close`` half-closes: the open speech is
   translated, every result sent, then ``session.closed``.
 - Simultaneous by default (OpenAI's protocol is continuous): the stream runs in simultaneous mode
@@ -73,8 +74,9 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.openai import finals, x_conversation, x_terms
+from translate_svc.transport.openai import finals, running, x_conversation, x_terms
 from translate_svc.transport.openai.results import ResultEvents
+from translate_svc.transport.openai.running import ROOM_FIXED as ROOM_FIXED
 from translate_svc.transport.openai.session_update import (
     MAX_LANGUAGES,
     checked,
@@ -92,7 +94,6 @@ from translate_svc.transport.openai.session_update import (
 from translate_svc.transport.openai.wire import (
     BadEnvelope,
     Out,
-    ParamError,
     Reply,
     envelope,
     error_event,
@@ -118,7 +119,6 @@ RATE = REALTIME_RATE_HZ  # OpenAI's realtime audio: 24 kHz PCM16 mono, in and ou
 #: simultaneous mode by default (``x_simultaneous_step_ms``; 0: off): OpenAI's protocol is continuous
 SIMULTANEOUS_STEP_MS = 1000
 SIMULTANEOUS_AGREEMENT = 2
-ROOM_FIXED = "x_room cannot change once the session runs (this update was not used): open another session"
 #: the close code after a drain: "service restart", which the openai SDK treats as recoverable
 RESTART_CLOSE_CODE = 1012
 
@@ -349,36 +349,12 @@ class RealtimeProtocol:
         """A ``session.update`` as the stream's config (or, once it runs, an ``Update`` of its
         targets); what to answer at once goes to ``replies``; ``InvalidInput`` if it cannot be used."""
         session, inp, languages = checked(session, self.max_languages)
-        if self.configured:  # the stream runs: its targets and rate may change
-            if "x_room" in session and room_of(session) != self.room:  # answered, not fatal
-                replies.append(error_event(ROOM_FIXED, "invalid_request_error", "invalid_value", event_id=event_id))
+        if self.configured:  # the stream runs: its targets, a conversation's languages and rate may change
+            change = running.update(self, session, languages, event_id, replies)
+            if change is None:
                 return None
-            refused = x_terms.changed(session, self.terms, self.limits)
-            targets: tuple[str, ...] | None = None
-            asked_talk: list[str] | None = None
-            if refused is None and "x_conversation" in session:
-                asked_talk, refused = self._talk_change(session)
-            if refused is None and asked_talk is None and languages and list(languages) != self.languages:
-                targets = tuple(guess_model_code(x) for x in languages)
-                problem = text_only(self.card, self.speech, languages, targets)
-                refused = ParamError(problem, "") if problem else x_terms.dropped(self.terms, targets, languages)
-            speed = self.speed
-            if refused is None:
-                try:
-                    speed = speed_of(session, self.speed)
-                except ParamError as e:
-                    refused = e
-            if refused is None and (targets is not None or asked_talk is not None or speed != self.speed):
-                asked = asked_talk if asked_talk is not None else languages if targets is not None else self.languages
-                self._asked.append(list(asked))
-                spoken = x_conversation.codes(asked_talk) if asked_talk is not None else None
-                return Update(targets, speed=speed if speed != self.speed else None, conversation=spoken)
-            if refused is not None:  # answered, not fatal: the session goes on as it was
-                kind, code = "invalid_request_error", "invalid_value"
-                replies.append(error_event(refused.message, kind, code, event_id=event_id, param=refused.param or None))
-                return None
-            replies.append(wire_event("session.updated", session=self.session()))
-            return None
+            self._asked.append(change[1])
+            return change[0]
         if "transcription" in inp:
             self.transcription = inp["transcription"]
         if inp.get("language"):
@@ -456,23 +432,6 @@ class RealtimeProtocol:
             ear=EarOptions(noise_suppression=self.noise is not None),
             conversation=talk,
         )
-
-    def _talk_change(self, session: dict[str, Any]) -> tuple[list[str] | None, ParamError | None]:
-        """A running session's ``x_conversation``: its new languages (None: unchanged), or why
-        the update is refused (a conversation stays one: null cannot end it midway)."""
-        try:
-            tags = x_conversation.tags_of(session)
-        except ParamError as e:
-            return None, e
-        if tags is None:
-            if not self.conversation:
-                return None, None
-            return None, ParamError(
-                "x_conversation cannot be dropped once the session runs (this update was not used): send its "
-                "whole new list of languages, or open another session for fixed output languages",
-                x_conversation.PARAM,
-            )
-        return (tags if tags != self.languages or not self.conversation else None), None
 
     # -- the server's side ------------------------------------------------------------------------
 
