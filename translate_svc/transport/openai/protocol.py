@@ -190,7 +190,7 @@ class RealtimeProtocol:
         outputs = [] if self.conversation else self.languages
         out: dict[str, Any] = {"language": outputs[0] if outputs else None, "speed": self.speed}
         if len(outputs) > 1:
-            out["languages"] = self.languages
+            out["languages"] = outputs
         audio: dict[str, Any] = {"input": {"transcription": self.transcription}, "output": out}
         if self.source:
             audio["input"]["language"] = self.source
@@ -383,7 +383,7 @@ class RealtimeProtocol:
         if problem is not None:
             raise InvalidInput(problem)
         # a conversation's languages are its targets; beside output languages, the core refuses it
-        shown, self.conversation = (tags, True) if tags is not None and talk is not None else (languages, False)
+        shown, self.conversation = (tags, True) if tags is not None else (languages, False)
         outputs = talk if talk is not None else targets
         x_terms.check_session(self.terms, self.card, *source_or_detection(self.source), outputs, shown)
         self.languages, self.targets = list(shown), outputs
