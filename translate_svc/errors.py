@@ -28,6 +28,9 @@ class ServiceError(Exception):
     #: which limit or cap it is, where one is named ("idle_timeout", "quota", ...): doors that
     #: name limits (the OpenAI door's error codes) use it
     reason: str | None = None
+    #: the request field at fault, in the service's own names (``"conversation"``), where one
+    #: check owns the field: a door that spells it otherwise names its own (OpenAI's ``param``)
+    field: str | None = None
 
     def __init__(self, message: str, *, retry_after_ms: int | None = None) -> None:
         super().__init__(message)

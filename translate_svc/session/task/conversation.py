@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from translate_svc.errors import InvalidInput, NotInstalled, shown
+from translate_svc.errors import InvalidInput, NotInstalled, ServiceError, shown
 from translate_svc.session.task.counts import check_list, conversation_bound, examples
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import ModelCard, OutputOptions, SimultaneousOptions
 
+#: the refusals' ``ServiceError.field``
+FIELD = "conversation"
 #: what a request without the identifier is told (``language_detection`` says the same)
 HOW_TO_GET_IDENTIFIER = "install it with `translate-svc download-lid-model` (model_cache/mms-lid-126) and restart"
 
@@ -45,7 +47,25 @@ def check_conversation(
     """The conversation's languages, checked: alone (no target_languages, source_language or
     language_detection beside it), 2..``conversation_bound`` distinct codes, each one the model
     translates into (and speaks, where speech is asked) and the identifier can pick, in segment
-    mode, on a server with an identifier."""
+    mode, on a server with an identifier. Each refusal's ``field`` is ``FIELD`` (a door names its
+    own spelling of it)."""
+    try:
+        return _checked(card, limits, languages, source, targets, detect, output, simultaneous)
+    except ServiceError as e:
+        e.field = FIELD
+        raise
+
+
+def _checked(
+    card: ModelCard,
+    limits: LimitsSettings,
+    languages: Sequence[str],
+    source: str,
+    targets: Sequence[str],
+    detect: Sequence[str] | None,
+    output: OutputOptions,
+    simultaneous: SimultaneousOptions | None,
+) -> tuple[str, ...]:
     beside = [
         name
         for name, given in (

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from translate_svc.transport.http.caller import Authorizer
 from translate_svc.transport.http.errors import error_body, error_type, refusal
 from translate_svc.transport.http.responses import answer
 from translate_svc.transport.openai import audio_formats as formats
+from translate_svc.transport.openai import x_conversation
 from translate_svc.transport.openai.audio_form import (
     TRANSCRIBE,
     TRANSLATE,
@@ -193,6 +195,9 @@ class _Exchange:
         if isinstance(e, FormError):
             return _error(e.status, e.message, e.wire_code, param=e.param)
         refused = refusal(e)  # the port's one table: 429 or 503 with Retry-After, 400, 500...
+        param = x_conversation.param_of(e, x_conversation.FORM_PARAM)  # the core's check: this form's field
+        if param is not None:
+            refused = dataclasses.replace(refused, body={"error": {**refused.body["error"], "param": param}})
         if e.reason == "clip_read_timeout":  # the clip's read deadline: the request was too slow
             return web.json_response(refused.body, status=408)
         return answer(refused)

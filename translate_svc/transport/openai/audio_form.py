@@ -28,6 +28,7 @@ from translate_svc.session.calls.clip import ClipRequest
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import SMALL_MESSAGE_BYTES
 from translate_svc.transport.http.site import HTTP_MAX_FIELD_BYTES, HTTP_MAX_HEADERS
+from translate_svc.transport.openai import x_conversation
 from translate_svc.transport.openai.asr_options import boost_terms, server_vad, source_or_detect, vad_config
 from translate_svc.transport.openai.wire import ParamError
 from translate_svc.types import (
@@ -66,7 +67,7 @@ FIELDS = {
         "known_speaker_references",
         "x_speakers",
     },
-    TRANSLATE: _COMMON | {"x_target_language"},
+    TRANSLATE: _COMMON | {"x_target_language", "x_conversation"},
 }
 _LISTS = frozenset({"timestamp_granularities", "include", "keywords", "languages", "known_speaker_names"})
 #: why a translation refuses a transcription's field (as OpenAI's translations endpoint takes neither)
@@ -321,6 +322,7 @@ def clip_request(
             prompt_param="prompt",
             keywords_param="keywords",
         )
+        talk: tuple[str, ...] | None = None
         if task == TRANSCRIBE:
             source, detect = source_or_detect(form.one("language"), form.values.get("languages", ()), card, "language")
             targets: tuple[str, ...] = ()
@@ -328,9 +330,9 @@ def clip_request(
             language = source or None
         else:
             source, detect = "", None
-            targets = (_target(form.one("x_target_language"), card),)
+            targets, talk = _targets(form, card)
             output = OutputOptions(text=True, speech=False, transcript=False, profanity=profanity)
-            language = targets[0]
+            language = targets[0] if talk is None else None  # a conversation's: each segment's own
         clip_vad = _chunking(form.one("chunking_strategy"), vad)
     except ParamError as e:
         raise FormError(e.message, param=e.param) from None
@@ -344,6 +346,7 @@ def clip_request(
         detect=detect,
         terms=terms,
         ear=EarOptions(noise_suppression=noise, speakers=speakers),
+        conversation=talk,
     )
     form.file = b""  # the request holds the only reference from here on
     return request, Answer(task, fmt, stream, language, words, logprobs)
@@ -447,6 +450,17 @@ def _words(grains: list[str], fmt: str) -> bool:
             param="timestamp_granularities",
         )
     return True
+
+
+def _targets(form: Form, card: ModelCard | None) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """A translation's targets, or a conversation's languages (our extension ``x_conversation``:
+    each segment is translated into those it is not in). Beside ``x_target_language``, the clip
+    core refuses the conversation (as what a conversation may be: its one check)."""
+    tags = x_conversation.form_tags(form.one("x_conversation"))
+    if tags is None:
+        return (_target(form.one("x_target_language"), card),), None
+    tag = form.one("x_target_language")
+    return ((_target(tag, card),) if tag else ()), x_conversation.codes(tags)
 
 
 def _target(tag: str | None, card: ModelCard | None) -> str:

@@ -57,6 +57,8 @@ class Piece:
     avg_logprob: float | None = None
     #: the transcript's tokens and their log-probabilities (``include[]=logprobs``)
     tokens: tuple[tuple[str, float], ...] = ()
+    #: a translation's source where it was detected (a conversation's segment): its model code
+    source: str | None = None
 
     @property
     def span(self) -> dict[str, int]:
@@ -78,7 +80,8 @@ def piece(r: SegmentResult, translate: bool) -> Piece:
         words = r.transcript.words if r.transcript is not None else ()
         logprob = r.transcript.avg_logprob if r.transcript is not None else None
         tokens = r.transcript.tokens if r.transcript is not None else ()
-    return Piece(r.segment_id, r.start_ms, r.end_ms, _clean(text), language, words, r.speaker, logprob, tokens)
+    source = r.detected.language if translate and r.detected is not None else None
+    return Piece(r.segment_id, r.start_ms, r.end_ms, _clean(text), language, words, r.speaker, logprob, tokens, source)
 
 
 def body(
@@ -207,7 +210,7 @@ def _verbose(
     if language is None:  # detected: the language most segments were in
         found = Counter(p.language for p in pieces if p.language)
         language = found.most_common(1)[0][0] if found else None
-    segments = [
+    segments: list[dict[str, Any]] = [
         {
             "id": n,
             "seek": p.start_ms // 10,
@@ -219,6 +222,8 @@ def _verbose(
             **({} if p.avg_logprob is None else {"avg_logprob": p.avg_logprob}),
             "compression_ratio": _compression_ratio(p.text),
             "x_segment_id": p.segment_id,
+            # a conversation's segment: the language it was heard in, and the one it is translated into
+            **({} if p.source is None else {"x_source_language": p.source, "x_language": p.language}),
         }
         for n, p in enumerate(pieces)
     ]

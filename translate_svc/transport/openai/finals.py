@@ -58,6 +58,7 @@ def segment_done(
     failed: bool = False,
     transcript_logprob: float | None = None,
     output_logprobs: Sequence[float | None] = (),
+    output_extra: dict[str, Any] | None = None,
     **extra: Any,
 ) -> Iterator[str]:
     """The done events of one segment (``span``: its ``x_segment``): the input transcript's
@@ -65,7 +66,8 @@ def segment_done(
     tag and whole text) transcript and, with ``speech``, audio. ``failed``: the segment failed
     (the texts are what was committed before). ``transcript_logprob`` and ``output_logprobs`` (one
     per output; None or absent: not computed): the texts' confidence, as ``x_avg_logprob``.
-    ``extra`` rides on the input transcript's event (``x_detected``)."""
+    ``extra`` rides on the input transcript's event (``x_detected``), ``output_extra`` on each
+    output's (``x_source_language``)."""
     at = span["end_ms"]
     marks: dict[str, Any] = {"x_failed": True} if failed else {}
     if transcript is not None:
@@ -76,12 +78,13 @@ def segment_done(
         )
     for n, (tag, text) in enumerate(outputs):
         timed: dict[str, Any] = {"x_timing": timing} if timing is not None else {}
+        timed.update(output_extra or {})
         logprob = output_logprobs[n] if n < len(output_logprobs) else None
         if logprob is not None:
             timed["x_avg_logprob"] = logprob
         yield wire_event(OUTPUT_DONE, transcript=text, elapsed_ms=at, x_segment=span, x_language=tag, **timed, **marks)
         if speech:
-            yield wire_event(AUDIO_DONE, elapsed_ms=at, x_segment=span, x_language=tag, **marks)
+            yield wire_event(AUDIO_DONE, elapsed_ms=at, x_segment=span, x_language=tag, **(output_extra or {}), **marks)
 
 
 def draining_notice(remaining_ms: int, deadline_unix_ms: int) -> str:

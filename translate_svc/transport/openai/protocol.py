@@ -14,9 +14,10 @@ the same protocol.
   events with an empty ``delta`` and the caption in ``x_interim``), ``x_terms`` (the term list:
   ``x_terms.py``), ``x_profanity`` (the profanity filter: ``session_update.profanity_of``).
   ``audio.output.speed`` (or the beta sessions' ``speed``) is the speaking rate
-  (``session_update.speed_of``). Once the stream runs, an update may change the output languages
-  and the rate only (an ``Update``: from the segment that closes next); one that changes the terms
-  is refused (they are fixed, as on the gRPC door).
+  (``session_update.speed_of``). ``x_conversation`` (``x_conversation.py``): a conversation's
+  languages in place of output languages. Once the stream runs, an update may change the output
+  languages (or a conversation's) and the rate only (an ``Update``: from the segment that closes
+  next; ``running.py``); one that changes the terms is refused (they are fixed, as on the gRPC door).
 - ``session.input_audio_buffer.append`` is audio; ``session.close`` half-closes: the open speech is
   translated, every result sent, then ``session.closed``.
 - Simultaneous by default (OpenAI's protocol is continuous): the stream runs in simultaneous mode
@@ -73,8 +74,9 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.openai import finals, x_terms
+from translate_svc.transport.openai import finals, running, x_conversation, x_terms
 from translate_svc.transport.openai.results import ResultEvents
+from translate_svc.transport.openai.running import ROOM_FIXED as ROOM_FIXED
 from translate_svc.transport.openai.session_update import (
     MAX_LANGUAGES,
     checked,
@@ -92,7 +94,6 @@ from translate_svc.transport.openai.session_update import (
 from translate_svc.transport.openai.wire import (
     BadEnvelope,
     Out,
-    ParamError,
     Reply,
     envelope,
     error_event,
@@ -118,7 +119,6 @@ RATE = REALTIME_RATE_HZ  # OpenAI's realtime audio: 24 kHz PCM16 mono, in and ou
 #: simultaneous mode by default (``x_simultaneous_step_ms``; 0: off): OpenAI's protocol is continuous
 SIMULTANEOUS_STEP_MS = 1000
 SIMULTANEOUS_AGREEMENT = 2
-ROOM_FIXED = "x_room cannot change once the session runs (this update was not used): open another session"
 #: the close code after a drain: "service restart", which the openai SDK treats as recoverable
 RESTART_CLOSE_CODE = 1012
 
@@ -170,6 +170,7 @@ class RealtimeProtocol:
         self.simultaneous_step_ms = SIMULTANEOUS_STEP_MS  # our extension; 0: segment mode
         self.speech = True  # our extension x_speech: false for text only
         self.done_events = True  # our extension x_done_events: false for none (finals.py)
+        self.conversation = False  # our extension x_conversation: the languages are a conversation's
         self.room: RoomJoin | None = None  # our extension x_room: speak into a room (docs/rooms.md)
         self.noise: str | None = None  # audio.input.noise_reduction's type: RNNoise before the VAD
         self.terms = x_terms.SessionTerms()  # our extension x_terms
@@ -186,9 +187,10 @@ class RealtimeProtocol:
         self.results = ResultEvents(self.tag_of, tracks=tracks)
 
     def session(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"language": self.languages[0] if self.languages else None, "speed": self.speed}
-        if len(self.languages) > 1:
-            out["languages"] = self.languages
+        outputs = [] if self.conversation else self.languages
+        out: dict[str, Any] = {"language": outputs[0] if outputs else None, "speed": self.speed}
+        if len(outputs) > 1:
+            out["languages"] = outputs
         audio: dict[str, Any] = {"input": {"transcription": self.transcription}, "output": out}
         if self.source:
             audio["input"]["language"] = self.source
@@ -202,6 +204,7 @@ class RealtimeProtocol:
             "x_speech": self.speech,
             "x_done_events": self.done_events,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
+            "x_conversation": {"languages": self.languages} if self.conversation else None,
             "x_terms": self.terms.wire(),
             "x_profanity": self.profanity.value if self.profanity else None,
             "x_limits": {"max_append_bytes": self.max_append_bytes},
@@ -220,7 +223,7 @@ class RealtimeProtocol:
         trusted: the new server checks it as it checks a ``session.update`` and a gRPC ``ResumeFrom``."""
         session = {
             "audio": {
-                "output": {"languages": self.languages, "speed": self.speed},
+                "output": {"languages": [] if self.conversation else self.languages, "speed": self.speed},
                 "input": {
                     "language": self.source,
                     "transcription": self.transcription,
@@ -234,6 +237,7 @@ class RealtimeProtocol:
             "x_terms": self.terms.wire(),
             "x_profanity": self.profanity.value if self.profanity else None,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
+            "x_conversation": {"languages": self.languages} if self.conversation else None,
         }
         return resume_value(session, self.resume_token, ended.segments_total, ended.resume_offset_ms)
 
@@ -345,31 +349,12 @@ class RealtimeProtocol:
         """A ``session.update`` as the stream's config (or, once it runs, an ``Update`` of its
         targets); what to answer at once goes to ``replies``; ``InvalidInput`` if it cannot be used."""
         session, inp, languages = checked(session, self.max_languages)
-        if self.configured:  # the stream runs: its targets and rate may change
-            if "x_room" in session and room_of(session) != self.room:  # answered, not fatal
-                replies.append(error_event(ROOM_FIXED, "invalid_request_error", "invalid_value", event_id=event_id))
+        if self.configured:  # the stream runs: its targets, a conversation's languages and rate may change
+            change = running.update(self, session, languages, event_id, replies)
+            if change is None:
                 return None
-            refused = x_terms.changed(session, self.terms, self.limits)
-            targets: tuple[str, ...] | None = None
-            if refused is None and languages and list(languages) != self.languages:
-                targets = tuple(guess_model_code(x) for x in languages)
-                problem = text_only(self.card, self.speech, languages, targets)
-                refused = ParamError(problem, "") if problem else x_terms.dropped(self.terms, targets, languages)
-            speed = self.speed
-            if refused is None:
-                try:
-                    speed = speed_of(session, self.speed)
-                except ParamError as e:
-                    refused = e
-            if refused is None and (targets is not None or speed != self.speed):
-                self._asked.append(list(languages) if targets is not None else list(self.languages))
-                return Update(targets, speed=speed if speed != self.speed else None)
-            if refused is not None:  # answered, not fatal: the session goes on as it was
-                kind, code = "invalid_request_error", "invalid_value"
-                replies.append(error_event(refused.message, kind, code, event_id=event_id, param=refused.param or None))
-                return None
-            replies.append(wire_event("session.updated", session=self.session()))
-            return None
+            self._asked.append(change[1])
+            return change[0]
         if "transcription" in inp:
             self.transcription = inp["transcription"]
         if inp.get("language"):
@@ -385,17 +370,23 @@ class RealtimeProtocol:
         if "x_terms" in session:
             self.terms = x_terms.parse(session["x_terms"], self.limits)
         self.room = room_of(session)
-        if self.room is not None and "x_simultaneous_step_ms" not in session:
-            self.simultaneous_step_ms = 0  # a room speaker runs in segment mode (rooms carry no commits yet)
-        if not languages:  # nothing to start with yet
+        tags = x_conversation.tags_of(session)
+        if (self.room is not None or tags is not None) and "x_simultaneous_step_ms" not in session:
+            # a room speaker and a conversation run in segment mode (neither carries commits yet)
+            self.simultaneous_step_ms = 0
+        if not languages and tags is None:  # nothing to start with yet
             replies.append(wire_event("session.updated", session=self.session()))
             return None
         targets = tuple(guess_model_code(x) for x in languages)
-        problem = text_only(self.card, self.speech, languages, targets)
+        talk = x_conversation.codes(tags) if tags is not None else None
+        problem = text_only(self.card, self.speech, languages, targets) if talk is None else None
         if problem is not None:
             raise InvalidInput(problem)
-        x_terms.check_session(self.terms, self.card, *source_or_detection(self.source), targets, languages)
-        self.languages, self.targets = list(languages), targets
+        # a conversation's languages are its targets; beside output languages, the core refuses it
+        shown, self.conversation = (tags, True) if tags is not None else (languages, False)
+        outputs = talk if talk is not None else targets
+        x_terms.check_session(self.terms, self.card, *source_or_detection(self.source), outputs, shown)
+        self.languages, self.targets = list(shown), outputs
         self.tag_of.update(zip(self.targets, self.languages, strict=True))
         self.configured = True
         out_rate = self.input_rate if self.tracks else RATE  # a track plays at its own rate
@@ -409,7 +400,7 @@ class RealtimeProtocol:
             speed=self.speed,
         )
         source, detect = source_or_detection(self.source)
-        if transcript and not source and detect is None:  # the transcript needs its language
+        if transcript and not source and detect is None and talk is None:  # the transcript needs its language
             if self.card is not None and self.card.identifier is not None:
                 detect = ()  # the server's identifier names each segment's language
             else:
@@ -427,7 +418,7 @@ class RealtimeProtocol:
             format=AudioFormat(AudioEncoding.LINEAR16, self.input_rate, 1),
             source_language=source,
             detect=detect,
-            target_languages=self.targets,
+            target_languages=targets,  # none beside a conversation: its languages go as its own
             output=output,
             vad=self.vad,
             interim_interval_ms=self.captions_interval_ms,
@@ -439,6 +430,7 @@ class RealtimeProtocol:
             ),
             room=self.room,
             ear=EarOptions(noise_suppression=self.noise is not None),
+            conversation=talk,
         )
 
     # -- the server's side ------------------------------------------------------------------------
@@ -497,7 +489,8 @@ class RealtimeProtocol:
         ``error`` (the session goes on in the languages it had)."""
         asked = self._asked.popleft()  # answers come in the order the updates went in
         if u.error is not None:
-            return error_event(u.error.message, "invalid_request_error", "invalid_value")
+            param = x_conversation.param_of(u.error, x_conversation.PARAM)
+            return error_event(u.error.message, "invalid_request_error", "invalid_value", param=param)
         self.languages, self.targets = asked, u.stream.task.target_languages
         self.speed = u.stream.task.output.speed
         self.tag_of.update(zip(self.targets, self.languages, strict=True))

@@ -69,8 +69,10 @@ class ResultEvents:
             return
         timing = {"latency_ms": round(r.timing.total_ms, 1), "model_ms": round(r.timing.model_ms, 1)}
         detected: dict[str, Any] = {}
+        source: dict[str, Any] = {}  # the spoken language, on each of the translation's events
         if r.detected is not None:
             detected["x_detected"] = {"language": r.detected.language, "scores": dict(r.detected.scores)}
+            source["x_source_language"] = self.tag_of.get(r.detected.language, r.detected.language)
         transcript = r.transcript if heard else None
         if transcript is not None and transcript.text:
             yield wire_event(
@@ -94,6 +96,7 @@ class ResultEvents:
                     x_language=tag,
                     x_timing=timing,
                     x_done={"text": t.text},
+                    **source,
                     **sure,
                 )
                 continue
@@ -105,11 +108,12 @@ class ResultEvents:
                     x_segment=span,
                     x_language=tag,
                     x_timing=timing,
+                    **source,
                     **sure,
                 )
             if t.audio is not None and len(t.audio):
                 yield from self._speech(
-                    tag, t.audio, t.sample_rate_hz, elapsed_ms=r.end_ms, x_segment=span, x_language=tag
+                    tag, t.audio, t.sample_rate_hz, elapsed_ms=r.end_ms, x_segment=span, x_language=tag, **source
                 )
         if done_events:
             yield from finals.segment_done(
@@ -120,6 +124,7 @@ class ResultEvents:
                 timing=timing,
                 transcript_logprob=transcript.avg_logprob if transcript is not None else None,
                 output_logprobs=[t.avg_logprob for t in r.translations],
+                output_extra=source,
                 **detected,
             )
 

@@ -138,10 +138,17 @@ def error_event(
     return wire_event("error", error=error, **extra)
 
 
+#: the service's field names (``ServiceError.field``) as a realtime ``session.update`` spells them
+SESSION_PARAMS = {"conversation": "session.x_conversation"}
+
+
 def service_error_event(e: ServiceError, **extra: Any) -> str:
-    """An ``error`` event for one of our errors (a ``ParamError``'s ``param`` with it)."""
+    """An ``error`` event for one of our errors (a ``ParamError``'s ``param`` with it, or the
+    session's spelling of the field a core's check names)."""
     if isinstance(e, ParamError):
         extra["param"] = e.param
+    elif e.field in SESSION_PARAMS:
+        extra["param"] = SESSION_PARAMS[e.field]
     return coded_error_event(e.code, e.message, e, **extra)
 
 
