@@ -10,12 +10,17 @@ to send instead. Pure; any thread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
 
 from translate_svc.errors import InvalidInput, NotInstalled, ServiceError, shown
 from translate_svc.session.task.counts import check_list, conversation_bound, examples
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import ModelCard, OutputOptions, SimultaneousOptions
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: the refusals' ``ServiceError.field``
 FIELD = "conversation"
@@ -33,6 +38,21 @@ def needs_identifier(card: ModelCard, field: str, instead: str) -> None:
         )
 
 
+def _field_named(check: Callable[P, R]) -> Callable[P, R]:
+    """``check`` whose refusals carry ``field`` = ``FIELD`` (a door names its own spelling of it)."""
+
+    @functools.wraps(check)
+    def tagged(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return check(*args, **kwargs)
+        except ServiceError as e:
+            e.field = FIELD
+            raise
+
+    return tagged
+
+
+@_field_named
 def check_conversation(
     card: ModelCard,
     limits: LimitsSettings,
@@ -47,25 +67,7 @@ def check_conversation(
     """The conversation's languages, checked: alone (no target_languages, source_language or
     language_detection beside it), 2..``conversation_bound`` distinct codes, each one the model
     translates into (and speaks, where speech is asked) and the identifier can pick, in segment
-    mode, on a server with an identifier. Each refusal's ``field`` is ``FIELD`` (a door names its
-    own spelling of it)."""
-    try:
-        return _checked(card, limits, languages, source, targets, detect, output, simultaneous)
-    except ServiceError as e:
-        e.field = FIELD
-        raise
-
-
-def _checked(
-    card: ModelCard,
-    limits: LimitsSettings,
-    languages: Sequence[str],
-    source: str,
-    targets: Sequence[str],
-    detect: Sequence[str] | None,
-    output: OutputOptions,
-    simultaneous: SimultaneousOptions | None,
-) -> tuple[str, ...]:
+    mode, on a server with an identifier. Each refusal's ``field`` is ``FIELD``."""
     beside = [
         name
         for name, given in (
