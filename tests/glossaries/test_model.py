@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from translate_svc.errors import InvalidInput
 from translate_svc.glossaries.model import GlossaryEntry, GlossaryLimits, check_entries, check_id, parse_csv, to_csv
@@ -75,3 +79,36 @@ def test_ids_are_checked(bad: str) -> None:
     with pytest.raises(InvalidInput, match="is not one"):
         check_id(bad)
     assert check_id("team-1_glossary") == "team-1_glossary"
+
+
+_TEXTS = st.text(alphabet=st.sampled_from("aAb \u00e9\n\u200b"), max_size=22)
+_ENTRIES = st.lists(
+    st.builds(GlossaryEntry, _TEXTS, _TEXTS, st.sampled_from(["spa", "fra", "xxx"]), st.booleans()), max_size=6
+)
+
+
+@given(_ENTRIES)
+def test_the_whole_list_checks_refuse_what_the_entry_walk_refuses_naming_the_same_entry(
+    entries: list[GlossaryEntry],
+) -> None:
+    """``check_entries`` checks a list at once (C-speed passes) and walks it entry by entry only
+    when it fails: a fault the passes missed would be a glossary stored unchecked. The walk, on
+    every list, refuses exactly the lists ``check_entries`` refuses, with the same words."""
+    from translate_svc import words
+    from translate_svc.glossaries.model import _first_at_fault
+
+    keys = [f"{e.target_language}\0{words.uncached_key(e.phrase, ignore_case=e.ignore_case)}" for e in entries]
+
+    def said(check: Callable[[], None]) -> str:
+        try:
+            check()
+        except InvalidInput as e:
+            return e.message
+        return ""
+
+    walked = said(lambda: _first_at_fault(entries, LIMITS, set(LANGS), keys)) if entries else ""
+    checked = said(lambda: check_entries(entries, LIMITS, LANGS))
+    if entries and len(entries) <= LIMITS.max_entries:
+        assert checked == walked
+    else:
+        assert checked

@@ -5,18 +5,22 @@ its own. The bystander (``bystander.py``) is tenant ``b``."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
 
+from tests.support.attacks.bystander import check_loop, realtime_lateness, speech, summary
 from tests.support.attacks.client import OWN, code_name, metadata
 from tests.support.paths import TEST_MODEL
+from tests.support.proc import cpu_s, descendants
 from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
@@ -128,3 +132,69 @@ async def texts_until(address: str, glossaries: Sequence[str], stop: asyncio.Eve
             except grpc.aio.AioRpcError as e:
                 codes.append(code_name(e))
                 await asyncio.sleep(0.01)
+
+
+async def lock_cost(server: ServerProcess, calls: int, call: Callable[[], Awaitable[None]]) -> dict[str, float]:
+    """What each of ``calls`` sequential ``call``s costs the server in CPU seconds: ``inside`` its
+    own process (under its interpreter lock at worst) and ``outside`` it, in the processes it
+    started (the glossaries' parse processes). CPU time, read from /proc: neither the machine's
+    load nor, taken as a ratio, its speed moves it, as the seconds a bystander is late would. The
+    server does nothing else meanwhile (an idle one takes no measurable CPU)."""
+    pid = server.proc.pid
+    inside, outside = cpu_s(pid), {k: cpu_s(k) for k in descendants(pid)}
+    for _ in range(calls):
+        await call()
+    spent_in = cpu_s(pid) - inside
+    spent_out = sum(cpu_s(k) - outside.get(k, 0.0) for k in descendants(pid))
+    return {"inside_s": round(spent_in / calls, 3), "outside_s": round(spent_out / calls, 3)}
+
+
+async def replacing(port: int, gid: str, stop: asyncio.Event, statuses: list[int], entries: int = 10_000) -> None:
+    """Create ``gid``, then replace it with a new ``entries``-entry JSON body without pause."""
+    body = json_body(gid, entries, chars=64)
+    async with aiohttp.ClientSession() as http:
+        statuses.append((await http_post(http, port, body, "application/json"))[0])
+        headers = {"Authorization": f"Bearer {ATTACKER}", "Content-Type": "application/json"}
+        url = f"http://127.0.0.1:{port}/v1/glossaries/{gid}"
+        while not stop.is_set():
+            async with http.put(url, data=body, headers=headers) as r:
+                await r.read()
+                statuses.append(r.status)
+
+
+async def bystander_under(server: ServerProcess, clients: int) -> dict[str, Any]:
+    """Tenant ``b`` streams jfk.flac in real time and checks health every 0.2 s while ``clients``
+    replace glossaries without pause: how late its results come, its ``Check``s, the answers."""
+    stop = asyncio.Event()
+    checks: list[float] = []
+    statuses: list[int] = []
+    port = server.info.http_port
+    assert port is not None
+    loops = [asyncio.create_task(check_loop(server.address, stop, checks))]
+    loops += [asyncio.create_task(replacing(port, f"j{k}-{clients}", stop, statuses)) for k in range(clients)]
+    try:
+        late = await realtime_lateness(server.address, VICTIM, speech())
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+    return {
+        "late_s": summary(late),
+        "check_s": summary(checks),
+        "answers": {s: statuses.count(s) for s in sorted(set(statuses))},
+    }
+
+
+if __name__ == "__main__":  # security finding J4's bystander, measured (docs/security.md)
+    ap = argparse.ArgumentParser(description="a bystander's stream while clients replace 10,000-entry glossaries")
+    ap.add_argument("--clients", type=int, default=4)
+    opts = ap.parse_args()
+    slots = {"TRANSLATE_SVC_GLOSSARIES__MAX_IMPORTS": "16", "TRANSLATE_SVC_GLOSSARIES__MAX_IMPORTS_PER_TENANT": "16"}
+
+    async def both(srv: ServerProcess) -> dict[str, Any]:
+        return {
+            "quiet": await bystander_under(srv, 0),
+            f"{opts.clients} clients": await bystander_under(srv, opts.clients),
+        }
+
+    with served(slots) as srv:
+        print(json.dumps(asyncio.run(both(srv)), indent=1))

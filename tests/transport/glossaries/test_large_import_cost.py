@@ -1,34 +1,30 @@
 """What imports of glossaries as large as users keep cost everyone else (issue 91, point 9): a
 ``translate-svc serve`` on the test checkpoint, glossaries in SQLite, four tenants importing the
-10,000-entry TBX (9.1 MB, ``tests/support/glossary_files.py``) over the HTTP port, while tenant
-``b`` streams 11 s of speech in real time.
+10,000-entry TBX (9.1 MB, ``tests/support/glossary_files.py``) over the HTTP port.
 
 Files of 16 MiB held whole while they come and while they are parsed would let a process hold
 one per admitted call (64 a tenant, any number of tenants): now a process takes at most
 ``glossaries.max_imports`` (4) at once, ``max_imports_per_tenant`` (2) of one tenant, the rest
 refused at once with a retry delay. Twelve imports at once from four tenants: four are taken, and
-the server's memory grows by what four files and their parses hold; the bystander's results stay
-on time while imports run without pause (the parse is in the glossaries' own processes, outside
-the server's interpreter lock: translate_svc/sandbox/).
+the server's memory grows by what four files and their parses hold; an import's work is mostly
+done outside the server's interpreter lock (the parse is in the glossaries' own processes:
+translate_svc/sandbox/), which kept a bystander's results on time while imports ran without pause.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.support.attacks import glossaries as attack
-from tests.support.attacks.bystander import check_loop, realtime_lateness, speech, summary
 from tests.support.glossary_files import tbx
 from tests.support.proc import peak_rss_growth_mb
 from tests.support.server_process import ServerProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow(60), pytest.mark.serial]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(60)]
 
 TENANTS = [f"importer-{n}-token-5c{n}e" for n in range(4)]
 TOKENS = "".join(f"{t} * glossaries tenant=t{n}\n" for n, t in enumerate(TENANTS)) + f"{attack.VICTIM} * tenant=b\n"
@@ -83,48 +79,25 @@ def test_twelve_imports_at_once_hold_four_files(server: ServerProcess, termbase:
     assert grown["mb"] < 200, grown
 
 
-async def importing(port: int, token: str, gid: str, body: bytes, stop: asyncio.Event, statuses: list[int]) -> None:
-    """``gid`` imported, then imported again without pause."""
-    async with aiohttp.ClientSession() as http:
-        statuses.append(await post(http, port, token, gid, body))
-        while not stop.is_set():
-            statuses.append(await post(http, port, token, gid, body, "PUT"))
-
-
-async def under(server: ServerProcess, clients: int, body: bytes, pcm: Any) -> dict[str, Any]:
-    stop = asyncio.Event()
-    checks: list[float] = []
-    statuses: list[int] = []
+def test_an_import_does_most_of_its_work_outside_the_server_s_lock(server: ServerProcess, termbase: bytes) -> None:
+    """What importing the 10,000-entry TBX costs under the server's interpreter lock (its own
+    process's CPU: the body, the parse's answer loaded, the entries checked and stored) against
+    its parse, outside it: CPU time, so the machine's load does not move it (under four busy
+    loops the parse processes, at nice +10, finish a handful of imports while a bystander's 11 s
+    stream runs: no sure attack to time). The bystander's own figures: docs/security.md (issue 91)."""
     port = server.info.http_port
     assert port is not None
-    loops = [asyncio.create_task(check_loop(server.address, stop, checks))]
-    loops += [
-        asyncio.create_task(importing(port, TENANTS[k], f"busy{k}-{clients}", body, stop, statuses))
-        for k in range(clients)
-    ]
-    try:
-        late = await realtime_lateness(server.address, attack.VICTIM, pcm)
-    finally:
-        stop.set()
-        await asyncio.gather(*loops)
-    return {
-        "late_s": summary(late),
-        "check_s": summary(checks),
-        "answers": {s: statuses.count(s) for s in sorted(set(statuses))},
-    }
 
+    async def imports() -> dict[str, float]:
+        async with aiohttp.ClientSession() as http:
+            assert await post(http, port, TENANTS[0], "cpu", termbase) == 201  # the processes start
 
-def test_imports_without_pause_leave_a_bystander_on_time(server: ServerProcess, termbase: bytes) -> None:
-    pcm = speech()
+            async def replace() -> None:
+                assert await post(http, port, TENANTS[0], "cpu", termbase, "PUT") == 200
 
-    async def run() -> dict[str, Any]:
-        return {"quiet": await under(server, 0, termbase, pcm), "4 tenants": await under(server, 4, termbase, pcm)}
+            return await attack.lock_cost(server, 3, replace)
 
-    figures = asyncio.run(run())
-    print("\n" + json.dumps(figures, indent=1))
-    quiet, busy = figures["quiet"], figures["4 tenants"]
-    assert set(busy["answers"]) <= {200, 201} and sum(busy["answers"].values()) > 4, busy
-    assert busy["late_s"]["n"] == quiet["late_s"]["n"]
-    # wide margins: the machine is shared (docs/security.md, issue 91, has the figures)
-    assert busy["late_s"]["worst"] < quiet["late_s"]["worst"] + 1.5, busy
-    assert busy["check_s"]["p50"] < 0.25, busy
+    got = asyncio.run(imports())
+    print(f"\nthe {ENTRIES}-entry TBX imported, its CPU inside the server's process and in its parse process: {got}")
+    assert got["outside_s"] > 0, got  # the parse ran in a process of its own
+    assert got["inside_s"] < got["outside_s"] / 4, got

@@ -28,7 +28,7 @@ def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:
                 f"terms[{n}].phrase is {len(phrase)} characters; at most {limits.max_term_chars} "
                 "(ServerLimits.max_term_chars): a term is a name or a few words, not a sentence"
             )
-        if any(not c.isprintable() for c in phrase):
+        if not phrase.isprintable():
             raise InvalidInput(f"terms[{n}].phrase {shown(phrase)} holds control characters: send plain text")
         if t.boost and not 0 < t.weight <= MAX_TERM_WEIGHT:
             raise InvalidInput(
@@ -63,7 +63,7 @@ def _check_entry(n: int, t: Term, limits: LimitsSettings) -> None:
             f"terms[{n}].translation is {len(t.translation)} characters; at most {limits.max_term_chars} "
             "(ServerLimits.max_term_chars)"
         )
-    if any(not c.isprintable() for c in t.translation):
+    if not t.translation.isprintable():
         raise InvalidInput(f"terms[{n}].translation {shown(t.translation)} holds control characters: send plain text")
     if not t.target_language:
         raise InvalidInput(

@@ -108,7 +108,7 @@ def count_json_values(body: bytes) -> int:
 
 
 def content_from_json(body: bytes, limits: GlossaryLimits) -> tuple[dict[str, Any], list[GlossaryEntry]]:
-    """A JSON create's or replace's body: its fields, and its entries (``entries_from_json``). Its
+    """A JSON create's or replace's body: its other fields, and its entries (``entries_from_json``). Its
     values are counted before it is parsed (``count_json_values``): a body that holds more than
     ``glossaries.max_entries`` entries could is refused before ``json.loads`` makes them. In the
     glossaries' parse processes: 4 MiB of JSON is tens of ms of Python."""
@@ -134,7 +134,8 @@ def content_from_json(body: bytes, limits: GlossaryLimits) -> tuple[dict[str, An
         ) from None
     if not isinstance(doc, dict):
         raise InvalidInput('the body is not a JSON object: send {"id", "display_name", "entries": [...]}')
-    return doc, entries_from_json(doc.get("entries"), limits)
+    entries = entries_from_json(doc.pop("entries", None), limits)
+    return doc, entries  # the fields without the entries' dicts: the answer is loaded under the server's lock
 
 
 def entries_from_json(rows: object, limits: GlossaryLimits) -> list[GlossaryEntry]:

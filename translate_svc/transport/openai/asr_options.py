@@ -113,7 +113,7 @@ def boost_terms(
     for phrase, param in pieces:
         if not phrase:
             continue
-        if len(phrase) > limits.max_term_chars or any(not c.isprintable() for c in phrase):
+        if len(phrase) > limits.max_term_chars or not phrase.isprintable():
             raise ParamError(
                 f"{param} is taken as names and terms to boost, separated by commas: each at most "
                 f"{limits.max_term_chars} printable characters (limits.max_term_chars), and one here has "
