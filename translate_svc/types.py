@@ -265,6 +265,9 @@ class TranslationTask:
     #: ``target_languages`` and ``detect`` are then these, and each segment is translated into
     #: those other than the one detected (its transcript's); None: fixed targets
     conversation: tuple[str, ...] | None = None
+    #: a conversation's language stated by the client for the coming audio (a push-to-talk): its
+    #: segments skip identification and are translated from it into the others; None: identified
+    stated_language: str | None = None
 
     @property
     def asr_only(self) -> bool:
@@ -382,12 +385,26 @@ class TraceRef:
     span_id: int  # 64 bits
 
 
+class LanguageSource(str, Enum):
+    """What chose a conversation's segment's language (``DetectedLanguage.source``;
+    ``model_api/turns.py``)."""
+
+    #: the spoken-language identifier's top score
+    IDENTIFIED = "identified"
+    #: the previous turn's language, kept on a short segment or an unsure identification
+    PREVIOUS_TURN = "previous_turn"
+    #: the language the client stated for the coming audio (no identification ran)
+    STATED = "stated"
+
+
 @dataclass(frozen=True)
 class DetectedLanguage:
-    """A segment's spoken language: the one chosen and each candidate's probability, highest first."""
+    """A segment's spoken language: the one chosen and each candidate's probability, highest first
+    (none where the language was stated), and what chose it."""
 
     language: str
     scores: tuple[tuple[str, float], ...]
+    source: LanguageSource = LanguageSource.IDENTIFIED
 
 
 @dataclass(frozen=True, eq=False)

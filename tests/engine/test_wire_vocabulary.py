@@ -24,6 +24,7 @@ from translate_svc.model_api.requests import (
     SourceText,
     SpeechFit,
 )
+from translate_svc.model_api.turns import TurnPrior
 from translate_svc.types import Profanity, SegmentError, SpokenUnits, Term, TraceRef, WordTiming
 
 pytestmark = pytest.mark.unit
@@ -60,9 +61,11 @@ def full_respeak() -> ModelInput:
 
 
 def full_conversation() -> ModelInput:
-    """A conversation's segment: the language detected among its languages is its transcript."""
+    """A conversation's segment: the language detected among its languages is its transcript,
+    leaning on the previous turn's."""
     langs = ("eng", "spa", "fra")
-    return ModelInput(np.ones(160, np.float32), langs, DETECTED, detect=langs, conversation=True)
+    prior = TurnPrior("spa", short=True, margin=0.25)
+    return ModelInput(np.ones(160, np.float32), langs, DETECTED, detect=langs, conversation=True, prior=prior)
 
 
 def full_step() -> ModelInput:
@@ -100,6 +103,7 @@ def full_output() -> ModelOutput:
         {"spa": "hola mundo"},
         {"spa": np.linspace(0, 1, 800, dtype=np.float32)},
         {"eng": 0.25, "spa": 0.75},
+        spoken="eng",
         speech_ms=1.5,
         language_id_ms=2.5,
         simul={"spa": row},

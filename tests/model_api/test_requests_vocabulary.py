@@ -120,7 +120,7 @@ def test_a_conversation_takes_one_row_per_language() -> None:
     [
         ({"targets": ("eng",), "detect": ("eng",)}, "two or more distinct languages"),
         ({"targets": ("eng", "eng"), "detect": ("eng",)}, "two or more distinct languages"),
-        ({"detect": None}, "detects among exactly its languages"),
+        ({"detect": None}, "a stated language is one of the conversation's"),  # no detection: DETECTED is none
         ({"detect": ()}, "detects among exactly its languages"),
         ({"detect": ("eng", "fra")}, "detects among exactly its languages"),
         ({"detect": ("eng", "spa", "fra")}, "detects among exactly its languages"),

@@ -14,6 +14,7 @@ from enum import Enum
 
 import numpy as np
 
+from translate_svc.model_api.turns import TurnPrior
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
     SPEED_MAX,
@@ -143,8 +144,12 @@ class ModelInput:
     #: a conversation's segment: ``targets`` are the conversation's languages, ``detect`` the same
     #: ones and the transcript in the one detected: that language's row is the transcript (heard),
     #: not a translation, and the segment is translated into the others (``translated``), so it
-    #: takes one row per language whichever is detected (``text_rows``)
+    #: takes one row per language whichever is detected (``text_rows``). A stated language (the
+    #: client's push-to-talk): no ``detect``, the transcript in that language, one of ``targets``
     conversation: bool = False
+    #: a conversation's segment: the previous turn's language, which a short segment or an unsure
+    #: identification keeps (``model_api/turns.py``); None: the identifier's top language
+    prior: TurnPrior | None = None
 
     def __post_init__(self) -> None:
         if not is_speed(self.speed):
@@ -157,6 +162,8 @@ class ModelInput:
             raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
         if self.conversation:
             _check_conversation(self)
+        elif self.prior is not None:
+            raise ValueError("a turn prior is a conversation's (ModelInput.conversation)")
         if self.text is not None:
             if self.simul is not None or self.detect is not None or self.transcript_language is not None:
                 raise ValueError("a text input has no transcript, detection or simultaneous step")
@@ -216,10 +223,15 @@ def _check_conversation(item: ModelInput) -> None:
     langs = item.targets
     if len(langs) < 2 or len(set(langs)) != len(langs):
         raise ValueError(f"a conversation has two or more distinct languages (its targets), got {langs}")
-    if item.detect is None or sorted(item.detect) != sorted(langs):
+    if item.detect is None:  # a stated language: no identification, nothing to lean on
+        if item.transcript_language not in langs or item.prior is not None:
+            raise ValueError(f"a stated language is one of the conversation's {langs}, without a prior")
+    elif sorted(item.detect) != sorted(langs):
         raise ValueError(f"a conversation detects among exactly its languages {langs}, got detect={item.detect}")
-    if item.transcript_language != DETECTED:
+    elif item.transcript_language != DETECTED:
         raise ValueError("a conversation's transcript is in the language detected (transcript_language DETECTED)")
+    if item.prior is not None and item.prior.language not in langs:
+        raise ValueError(f"a turn prior's language is one of the conversation's {langs}, got {item.prior.language}")
     if item.kind is not WorkKind.SEGMENT or item.renditions or item.keep_units:
         raise ValueError("a conversation's input is a whole segment, without renditions or kept units")
 
@@ -385,8 +397,12 @@ class ModelOutput:
     texts: dict[str, str]
     #: language -> float32 waveform at MODEL_SAMPLE_RATE (absent when speech was not asked for)
     waveforms: dict[str, np.ndarray] = field(default_factory=dict)
-    #: with ``detect``: each candidate's probability (the chosen one is the highest)
+    #: with ``detect``: each candidate's probability (the chosen one is the highest, unless a
+    #: conversation's turn prior kept another: ``spoken``)
     detected: dict[str, float] | None = None
+    #: the language the transcript was decoded in (a detected one as chosen: ``RowPlan.spoken``);
+    #: None: no transcript, or a model that does not say
+    spoken: str | None = None
     #: the batch's time in text-to-unit and the vocoder, and in language identification
     speech_ms: float = 0.0
     language_id_ms: float = 0.0

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from translate_svc.model_api.requests import DETECTED, ModelInput, WorkKind
+from translate_svc.model_api.turns import choose_language
 from translate_svc.types import Term
 
 
@@ -97,12 +98,13 @@ class RowPlan:
 
 
 def spoken_language(item: ModelInput, detected: Mapping[str, float] | None) -> str | None:
-    """The language an input's transcript is decoded in: its own, or the detected one's best."""
+    """The language an input's transcript is decoded in: its own, or the one chosen from the
+    detected scores (the best, or a conversation's previous turn's: ``turns.choose_language``)."""
     lang = item.transcript_language
     if lang == DETECTED:
         if not detected:
             raise ValueError("a transcript in the detected language, with nothing detected")
-        return max(detected, key=detected.__getitem__)
+        return choose_language(detected, item.prior)
     return lang
 
 

@@ -69,6 +69,8 @@ class StreamConfig:
     #: a conversation's languages, in place of targets, source and detection
     #: (``session/task/conversation.py``); None: not a conversation
     conversation: tuple[str, ...] | None = None
+    #: the conversation's language stated for the coming audio (``TranslationTask.stated_language``)
+    stated_language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class Update:
     speed: float | None = None
     #: a conversation's languages from now on (the whole new list)
     conversation: tuple[str, ...] | None = None
+    #: with ``conversation``: its stated language from now on (None: none, each segment identified)
+    stated_language: str | None = None
 
 
 @dataclass(frozen=True)

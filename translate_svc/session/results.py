@@ -21,6 +21,7 @@ from translate_svc.audio.opus import encode_opus
 from translate_svc.audio.resample import resample
 from translate_svc.engine.results import EngineResult
 from translate_svc.errors import ErrorCode, ServiceError
+from translate_svc.model_api import turns
 from translate_svc.model_api.requests import (
     ModelInput,
     ModelOutput,
@@ -31,6 +32,7 @@ from translate_svc.types import (
     Commit,
     DetectedLanguage,
     InterimResult,
+    LanguageSource,
     OpusSpeech,
     OutputOptions,
     Segment,
@@ -396,11 +398,18 @@ def _targets(task: TranslationTask, out: ModelOutput) -> tuple[str, ...]:
 
 
 def _detected(task: TranslationTask, out: ModelOutput) -> DetectedLanguage | None:
-    """The detection the client asked for (none where KEEP terms made it internally)."""
+    """The detection the client asked for (none where KEEP terms made it internally). A
+    conversation's language is the one the model chose (``ModelOutput.spoken``: the previous
+    turn's may win over the top score, ``model_api/turns.py``), or the stated one (no scores)."""
+    if task.conversation is not None and task.stated_language is not None and out.detected is None:
+        return DetectedLanguage(out.spoken or task.stated_language, (), LanguageSource.STATED)
     if out.detected is None or task.detect is None:
         return None
     ranked = sorted(out.detected.items(), key=lambda kv: -kv[1])
-    return DetectedLanguage(ranked[0][0], tuple(ranked[:TOP_SCORES] if len(ranked) > TOP_SCORES else ranked))
+    scores = tuple(ranked[:TOP_SCORES] if len(ranked) > TOP_SCORES else ranked)
+    if task.conversation is None or out.spoken is None:
+        return DetectedLanguage(ranked[0][0], scores)
+    return DetectedLanguage(out.spoken, scores, turns.language_source(out.spoken, out.detected))
 
 
 def _to_rate(wave: np.ndarray, rate: int) -> np.ndarray:

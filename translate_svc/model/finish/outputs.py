@@ -300,6 +300,7 @@ def _output(batch: _Batch, k: int, item: ModelInput, mine: list[FinishRow], spee
             row.language: np.zeros(0, np.float32) if row.wave is None else row.wave for row in targets if item.speech
         },
         detected=batch.prefilled.detected.get(k),
+        spoken=batch.prefilled.plan.spoken[k],
         speech_ms=speech_ms,
         language_id_ms=batch.prefilled.language_id_ms,
         words={row.language: row.words for row in targets if row.words is not None},

@@ -64,6 +64,8 @@ class ClipRequest:
     glossaries: tuple[str, ...] = ()
     #: a conversation's languages, in place of targets, source and detection; None: not one
     conversation: tuple[str, ...] | None = None
+    #: the conversation's stated language (none identified); None: each segment identified
+    stated_language: str | None = None
 
     def take_content(self) -> bytes:
         content, self.content = self.content, b""
@@ -105,6 +107,7 @@ class ClipDriver:
                     request.terms,
                     ear=request.ear,
                     conversation=request.conversation,
+                    stated=request.stated_language,
                 )
                 stored = await self._m.glossaries.terms(
                     self.tenant.name, request.glossaries, task.target_languages, task.source_language or ""

@@ -269,6 +269,7 @@ class StreamDriver:
             first.simultaneous,
             first.ear,
             first.conversation,
+            first.stated_language,
         )
         stored = await self._m.glossaries.terms(
             self.tenant.name, first.glossaries, task.target_languages, task.source_language or ""
@@ -378,7 +379,13 @@ class StreamDriver:
             # an unread event until the client takes it: the next request waits for room
             own = req.target_languages
             try:
-                what = TaskChange(self._seat.targets(own), req.speaker_id, req.speed, conversation=req.conversation)
+                what = TaskChange(
+                    self._seat.targets(own),
+                    req.speaker_id,
+                    req.speed,
+                    conversation=req.conversation,
+                    stated_language=req.stated_language,
+                )
                 task = self._changed(session, what)
             except InvalidInput as e:
                 await session.answer(Updated(self._seat.started(_started(session, self._m)), session.jobs.next_id, e))

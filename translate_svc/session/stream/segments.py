@@ -46,6 +46,7 @@ import numpy as np
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.results import EngineResult
 from translate_svc.errors import Overloaded, ServiceError
+from translate_svc.model_api.turns import TurnRule
 from translate_svc.session import results
 from translate_svc.session.events import SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.stream.speakers import SpeakerLabels
@@ -80,9 +81,11 @@ class SegmentTracker:
         received_ms: Callable[[], int] = lambda: 0,
         on_output: Callable[[SegmentResult | InterimResult], None] | None = None,
         encode: Offload,
+        turns: TurnRule | None = None,
     ) -> None:
         """``encode``: where a result's speech is resampled or Opus-encoded (``work.SessionWork``:
-        a pool of its own, never the event loop's default one)."""
+        a pool of its own, never the event loop's default one). ``turns``: how a conversation's
+        segment leans on the previous turn's language (``model_api/turns.py``; None: it does not)."""
         self._engine = engine
         self._encode = encode
         self._owner = owner
@@ -91,6 +94,11 @@ class SegmentTracker:
         self._on_change = on_change  # an unread count changed (the session re-checks its room)
         self._received_ms = received_ms  # the stream's audio received (timeline ms): a commit's source_ms
         self._log = {"session_id": owner}
+        self._turns = turns
+        #: the language of the last result out with one (a conversation's previous turn): a
+        #: segment sent later leans on it; one sent while that result is still computed leans on
+        #: the turn before (the prior is fixed as the segment goes to the engine)
+        self.last_language: str | None = None
         #: segments submitted and not yet done: the engine's future, then the encoding's
         self._pending: dict[int, asyncio.Future[Any]] = {}
         #: results ready, each after its segment's last commits (simultaneous mode; else none)
@@ -183,7 +191,11 @@ class SegmentTracker:
         budget_ms: int | None = None,
     ) -> None:
         item = (
-            final.item if final is not None else inputs.model_input(task, seg.samples, final=True, budget_ms=budget_ms)
+            final.item
+            if final is not None
+            else inputs.model_input(
+                task, seg.samples, final=True, budget_ms=budget_ms, previous=self.last_language, turns=self._turns
+            )
         )
         try:
             fut = self._engine.submit(self._owner, item)
@@ -305,6 +317,8 @@ class SegmentTracker:
             for c in commits:
                 self.put(c)
             self.put(result if speakers is None else speakers.label(result))
+            if result.detected is not None:
+                self.last_language = result.detected.language
             self.next_emit += 1
         if self.next_emit != emitted and self.on_emitted is not None:
             self.on_emitted()

@@ -29,6 +29,7 @@ import numpy as np
 from translate_svc.audio.denoise import Denoiser
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
+from translate_svc.model_api.turns import TurnRule
 from translate_svc.observability import metrics
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.results import PER_MS
@@ -140,6 +141,7 @@ class StreamSession:
             received_ms=_received_ms(self.timeline),
             on_output=tee(hooks.on_output, self._recorder),
             encode=work.encode,
+            turns=TurnRule(limits.conversation_short_turn_s, limits.conversation_switch_margin),
         )
         self.captions = (
             Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)

@@ -33,6 +33,9 @@ class TaskChange:
     renditions: tuple[tuple[str, float], ...] | None = None
     #: a conversation's languages, the whole new list (``TranslationTask.conversation``)
     conversation: tuple[str, ...] | None = None
+    #: with ``conversation``: its stated language from now on (None: none; without
+    #: ``conversation`` the task's is kept)
+    stated_language: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -56,6 +59,7 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
         )
     _check_kind(task, what)
     talk = task.conversation if what.conversation is None else what.conversation
+    stated = task.stated_language if what.conversation is None else what.stated_language
     with checks.options_at("output."):  # the options check their own values (a rate out of range)
         output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
         output = output if speed is None else dataclasses.replace(output, speed=speed)
@@ -71,6 +75,7 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
         task.simultaneous,
         task.ear,
         talk,
+        stated,
     )
     # the stored glossaries' entries (read as the stream started) for the targets it keeps: its
     # own terms are the ones they were matched against then, so none is dropped again

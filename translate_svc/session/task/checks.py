@@ -56,13 +56,15 @@ def resolve_task(
     simultaneous: SimultaneousOptions | None = None,
     ear: EarOptions = NO_EAR,
     conversation: Sequence[str] | None = None,
+    stated: str | None = None,
 ) -> TranslationTask:
     """Check languages and output options against the loaded model and the limits. No targets:
     ASR only. ``detect``: language detection among these candidates (empty: any).
     ``simultaneous``: a stream's simultaneous mode (``check_simultaneous``); ``ear``: noise
     suppression and speaker labels (``check_ear``). ``conversation``: its languages, in place of
     ``targets``, ``source`` and ``detect`` (``task/conversation.py``): the task then detects among
-    them and targets them, and each segment is translated into those not detected."""
+    them and targets them, and each segment is translated into those not detected; ``stated``:
+    the conversation's language stated for the coming audio (empty or None: none)."""
     check_ear(ear)
     text_codes, speech_codes = card.text_codes, card.speech_codes
     talk = None
@@ -76,6 +78,7 @@ def resolve_task(
             detect=detect,
             output=output,
             simultaneous=simultaneous,
+            stated=stated or None,
         )
         targets, detect = list(talk), list(talk)
     if detect is not None:
@@ -141,6 +144,7 @@ def resolve_task(
         output=output,
         detect=tuple(detect) if detect is not None else None,
         conversation=talk,
+        stated_language=(stated or None) if talk is not None else None,
         terms=tuple(terms),
         simultaneous=simultaneous,
         ear=ear,

@@ -63,11 +63,13 @@ def check_conversation(
     detect: Sequence[str] | None,
     output: OutputOptions,
     simultaneous: SimultaneousOptions | None,
+    stated: str | None = None,
 ) -> tuple[str, ...]:
     """The conversation's languages, checked: alone (no target_languages, source_language or
     language_detection beside it), 2..``conversation_bound`` distinct codes, each one the model
     translates into (and speaks, where speech is asked) and the identifier can pick, in segment
-    mode, on a server with an identifier. Each refusal's ``field`` is ``FIELD``."""
+    mode, on a server with an identifier; ``stated`` (a language the client states for the coming
+    audio), if any, one of them. Each refusal's ``field`` is ``FIELD``."""
     beside = [
         name
         for name, given in (
@@ -105,4 +107,9 @@ def check_conversation(
                 f"conversation.languages: {shown(lang)} has text output only: set output.speech=false or pick "
                 f"languages with speech_output in ListLanguages (e.g. {examples(speech)})"
             )
+    if stated is not None and stated not in langs:
+        raise InvalidInput(
+            f"conversation.stated_language is {shown(stated)}, not one of conversation.languages "
+            f"({', '.join(langs)}): state one of those, or leave it empty to identify each segment's language"
+        )
     return tuple(langs)

@@ -19,7 +19,8 @@ from translate_svc.model_api.requests import (
     SourceText,
     SpeechFit,
 )
-from translate_svc.types import OutputOptions, Profanity, SpokenUnits, TranslationTask
+from translate_svc.model_api.turns import TurnRule
+from translate_svc.types import MODEL_SAMPLE_RATE, OutputOptions, Profanity, SpokenUnits, TranslationTask
 
 #: a text's or a rendition's job carries no samples
 NO_SAMPLES = np.zeros(0, dtype=np.float32)
@@ -34,7 +35,15 @@ def keeps_terms(task: TranslationTask) -> bool:
     return bool(task.target_languages) and any(t.keep or t.glossary for t in task.terms)
 
 
-def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget_ms: int | None = None) -> ModelInput:
+def model_input(
+    task: TranslationTask,
+    audio: np.ndarray,
+    *,
+    final: bool,
+    budget_ms: int | None = None,
+    previous: str | None = None,
+    turns: TurnRule | None = None,
+) -> ModelInput:
     """What the engine computes for one span of a stream of ``task``: a final segment as asked, a
     live caption as text only. KEEP terms add the transcript row (and detection, without a source
     language: ``task.resolve_task`` refuses that on a server without an identifier); results
@@ -45,7 +54,9 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget
     rates is made after its result is out, as optional work (``session/calls/renditions.py``), so that
     listeners' rates never delay the speaker's own result. A conversation's segment
     (``task.conversation``) is identified among its languages and translated into the others
-    (``ModelInput.conversation``)."""
+    (``ModelInput.conversation``), leaning on ``previous`` (the language of the stream's previous
+    turn, where one of its languages) by ``turns`` (``ModelInput.prior``); a stated language
+    (``task.stated_language``) is taken as said: no identification, no prior."""
     fit = task.output.fit
     fitted = None
     if fit is not None and budget_ms is not None and final and task.output.speech:
@@ -57,6 +68,11 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget
     transcript = task.source_language if detect is None else DETECTED
     # a conversation's detected language is a row of its own whether or not its text is shown
     talk = task.conversation is not None
+    prior = None
+    if talk and task.stated_language is not None:
+        detect, transcript = None, task.stated_language
+    elif talk and turns is not None and previous is not None and previous in (task.conversation or ()):
+        prior = turns.prior(previous, len(audio) / MODEL_SAMPLE_RATE)
     return ModelInput(
         audio=audio,
         targets=task.target_languages,
@@ -65,6 +81,7 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget
         speaker_id=task.output.speaker_id,
         detect=detect,
         conversation=talk,
+        prior=prior,
         terms=task.terms,
         words=final and task.output.word_timings,
         profanity=task.output.profanity or Profanity.OFF,

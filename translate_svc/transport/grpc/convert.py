@@ -44,6 +44,7 @@ from translate_svc.types import (
     AudioFormat,
     Commit,
     InterimResult,
+    LanguageSource,
     SegmentResult,
     SimultaneousOptions,
     Term,
@@ -94,6 +95,19 @@ def detection_to_pb(detect: tuple[str, ...] | None) -> pb.LanguageDetection | No
 def conversation(msg: pb.TranslateRequest | pb.StreamingConfig | pb.StreamUpdate) -> tuple[str, ...] | None:
     """A request's conversation languages (checked in ``session/task/conversation.py``); None: unset."""
     return tuple(msg.conversation.languages) if msg.HasField("conversation") else None
+
+
+def stated_language(msg: pb.TranslateRequest | pb.StreamingConfig | pb.StreamUpdate) -> str | None:
+    """A conversation's stated language (checked with its languages); None: unset or empty."""
+    return (msg.conversation.stated_language or None) if msg.HasField("conversation") else None
+
+
+#: ``DetectedLanguage.source`` on the wire
+SOURCES = {
+    LanguageSource.IDENTIFIED: pb.DetectedLanguage.IDENTIFIED,
+    LanguageSource.PREVIOUS_TURN: pb.DetectedLanguage.PREVIOUS_TURN,
+    LanguageSource.STATED: pb.DetectedLanguage.STATED,
+}
 
 
 def check_lists(
@@ -229,6 +243,7 @@ def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
     if r.detected is not None:
         msg.detected_language.language = r.detected.language
         msg.detected_language.scores.extend(pb.LanguageScore(language=c, probability=p) for c, p in r.detected.scores)
+        msg.detected_language.source = SOURCES[r.detected.source]
     _add_texts(msg, r.transcript, r.translations)
     msg.speech_in_commits = r.speech_in_commits
     msg.speaker = r.speaker
@@ -349,6 +364,7 @@ def stream_request(
             u.speaker_id if u.HasField("speaker_id") else None,
             round(u.speed, 6) if u.HasField("speed") else None,  # checked with the update (``retarget``)
             conversation(u),  # counted and checked with the update, as targets are
+            stated_language(u),
         )
     raise InvalidInput("empty request message: set one of config, audio, packet, control or update")
 
@@ -374,6 +390,7 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
         ear=ear_options(cfg, "config"),
         glossaries=glossary_ids(cfg.glossaries),
         conversation=conversation(cfg),
+        stated_language=stated_language(cfg),
     )
 
 
@@ -428,7 +445,9 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
             interim_interval_ms=s.interim_interval_ms,
             resume=resume,
             language_detection=detection_to_pb(s.task.detect) if talk is None else None,
-            conversation=None if talk is None else pb.Conversation(languages=talk),
+            conversation=None
+            if talk is None
+            else pb.Conversation(languages=talk, stated_language=s.task.stated_language or ""),
             terms=terms_to_pb(s.task.terms[: len(s.task.terms) - s.task.stored_terms]),  # its own, not a glossary's
             simultaneous=simultaneous_to_pb(s.task.simultaneous),
         ),

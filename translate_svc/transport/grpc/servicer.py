@@ -306,6 +306,7 @@ class TranslatorServicer:
             ear_options(request, "request"),
             glossary_ids(request.glossaries),
             convert.conversation(request),
+            convert.stated_language(request),
         )
 
     def _render_clip(self, clip: ClipResult) -> pb.TranslateResponse:

@@ -493,12 +493,24 @@ class Timing(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., model_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., vad_wait_ms: _Optional[float] = ..., speech_ms: _Optional[float] = ..., language_id_ms: _Optional[float] = ...) -> None: ...
 
 class DetectedLanguage(_message.Message):
-    __slots__ = ("language", "scores")
+    __slots__ = ("language", "scores", "source")
+    class Source(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        SOURCE_UNSPECIFIED: _ClassVar[DetectedLanguage.Source]
+        IDENTIFIED: _ClassVar[DetectedLanguage.Source]
+        PREVIOUS_TURN: _ClassVar[DetectedLanguage.Source]
+        STATED: _ClassVar[DetectedLanguage.Source]
+    SOURCE_UNSPECIFIED: DetectedLanguage.Source
+    IDENTIFIED: DetectedLanguage.Source
+    PREVIOUS_TURN: DetectedLanguage.Source
+    STATED: DetectedLanguage.Source
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     language: str
     scores: _containers.RepeatedCompositeFieldContainer[LanguageScore]
-    def __init__(self, language: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LanguageScore, _Mapping]]] = ...) -> None: ...
+    source: DetectedLanguage.Source
+    def __init__(self, language: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LanguageScore, _Mapping]]] = ..., source: _Optional[_Union[DetectedLanguage.Source, str]] = ...) -> None: ...
 
 class LanguageScore(_message.Message):
     __slots__ = ("language", "probability")
@@ -535,10 +547,12 @@ class Term(_message.Message):
     def __init__(self, phrase: _Optional[str] = ..., kind: _Optional[_Union[Term.Kind, str]] = ..., weight: _Optional[float] = ..., translation: _Optional[str] = ..., target_language: _Optional[str] = ..., ignore_case: bool = ...) -> None: ...
 
 class Conversation(_message.Message):
-    __slots__ = ("languages",)
+    __slots__ = ("languages", "stated_language")
     LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    STATED_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     languages: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, languages: _Optional[_Iterable[str]] = ...) -> None: ...
+    stated_language: str
+    def __init__(self, languages: _Optional[_Iterable[str]] = ..., stated_language: _Optional[str] = ...) -> None: ...
 
 class LanguageDetection(_message.Message):
     __slots__ = ("enabled", "candidates")

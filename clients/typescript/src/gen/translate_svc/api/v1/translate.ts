@@ -875,6 +875,60 @@ export interface DetectedLanguage {
   language: string;
   /** every candidate (without candidates: the 5 most likely) */
   scores: LanguageScore[];
+  source: DetectedLanguage_Source;
+}
+
+/** what chose `language` (docs/api.md, "Conversations"): outside a conversation, IDENTIFIED */
+export enum DetectedLanguage_Source {
+  SOURCE_UNSPECIFIED = 0,
+  /** IDENTIFIED - the identifier's top score */
+  IDENTIFIED = 1,
+  /**
+   * PREVIOUS_TURN - a conversation's previous turn's language, kept on a short segment
+   * (limits.conversation_short_turn_s) or where the top score beat it by less than
+   * limits.conversation_switch_margin; `scores` still say what the identifier scored
+   */
+  PREVIOUS_TURN = 2,
+  /** STATED - Conversation.stated_language: no identification ran (`scores` empty) */
+  STATED = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function detectedLanguage_SourceFromJSON(object: any): DetectedLanguage_Source {
+  switch (object) {
+    case 0:
+    case "SOURCE_UNSPECIFIED":
+      return DetectedLanguage_Source.SOURCE_UNSPECIFIED;
+    case 1:
+    case "IDENTIFIED":
+      return DetectedLanguage_Source.IDENTIFIED;
+    case 2:
+    case "PREVIOUS_TURN":
+      return DetectedLanguage_Source.PREVIOUS_TURN;
+    case 3:
+    case "STATED":
+      return DetectedLanguage_Source.STATED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DetectedLanguage_Source.UNRECOGNIZED;
+  }
+}
+
+export function detectedLanguage_SourceToJSON(object: DetectedLanguage_Source): string {
+  switch (object) {
+    case DetectedLanguage_Source.SOURCE_UNSPECIFIED:
+      return "SOURCE_UNSPECIFIED";
+    case DetectedLanguage_Source.IDENTIFIED:
+      return "IDENTIFIED";
+    case DetectedLanguage_Source.PREVIOUS_TURN:
+      return "PREVIOUS_TURN";
+    case DetectedLanguage_Source.STATED:
+      return "STATED";
+    case DetectedLanguage_Source.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
 }
 
 export interface LanguageScore {
@@ -978,6 +1032,13 @@ export interface Conversation {
    * output.speech is on)
    */
   languages: string[];
+  /**
+   * the language of the coming audio, as the client states it (a push-to-talk button per party):
+   * one of `languages`; while set, no identification runs and each segment is translated from it
+   * into the others (DetectedLanguage.source STATED). Empty: identify each segment's language. On
+   * a stream, a StreamUpdate's conversation (its languages repeated) states or clears it
+   */
+  statedLanguage: string;
 }
 
 /** Detect each segment's spoken language instead of taking source_language (leave that empty). */
@@ -1602,8 +1663,9 @@ export interface StreamUpdate {
     | number
     | undefined;
   /**
-   * a conversation's languages from now on, the whole new list (unset: keep); only on a stream
-   * opened with a conversation (which takes no `targets`)
+   * a conversation's languages from now on, the whole new list, and its stated language (empty:
+   * none, each segment identified) (unset: keep both); only on a stream opened with a
+   * conversation (which takes no `targets`)
    */
   conversation: Conversation | undefined;
 }
@@ -6037,7 +6099,7 @@ export const Timing: MessageFns<Timing> = {
 };
 
 function createBaseDetectedLanguage(): DetectedLanguage {
-  return { language: "", scores: [] };
+  return { language: "", scores: [], source: 0 };
 }
 
 export const DetectedLanguage: MessageFns<DetectedLanguage> = {
@@ -6047,6 +6109,9 @@ export const DetectedLanguage: MessageFns<DetectedLanguage> = {
     }
     for (const v of message.scores) {
       LanguageScore.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.source !== 0) {
+      writer.uint32(24).int32(message.source);
     }
     return writer;
   },
@@ -6080,6 +6145,14 @@ export const DetectedLanguage: MessageFns<DetectedLanguage> = {
             message.scores.push(LanguageScore.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.source = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6096,6 +6169,7 @@ export const DetectedLanguage: MessageFns<DetectedLanguage> = {
     return {
       language: isSet(object.language) ? globalThis.String(object.language) : "",
       scores: globalThis.Array.isArray(object?.scores) ? object.scores.map((e: any) => LanguageScore.fromJSON(e)) : [],
+      source: isSet(object.source) ? detectedLanguage_SourceFromJSON(object.source) : 0,
     };
   },
 
@@ -6107,6 +6181,9 @@ export const DetectedLanguage: MessageFns<DetectedLanguage> = {
     if (message.scores?.length) {
       obj.scores = message.scores.map((e) => LanguageScore.toJSON(e));
     }
+    if (message.source !== 0) {
+      obj.source = detectedLanguage_SourceToJSON(message.source);
+    }
     return obj;
   },
 
@@ -6117,6 +6194,7 @@ export const DetectedLanguage: MessageFns<DetectedLanguage> = {
     const message = createBaseDetectedLanguage();
     message.language = object.language ?? "";
     message.scores = object.scores?.map((e) => LanguageScore.fromPartial(e)) || [];
+    message.source = object.source ?? 0;
     return message;
   },
 };
@@ -6364,13 +6442,16 @@ export const Term: MessageFns<Term> = {
 };
 
 function createBaseConversation(): Conversation {
-  return { languages: [] };
+  return { languages: [], statedLanguage: "" };
 }
 
 export const Conversation: MessageFns<Conversation> = {
   encode(message: Conversation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.languages) {
       writer.uint32(10).string(v!);
+    }
+    if (message.statedLanguage !== "") {
+      writer.uint32(18).string(message.statedLanguage);
     }
     return writer;
   },
@@ -6396,6 +6477,14 @@ export const Conversation: MessageFns<Conversation> = {
             message.languages.push(reader.string());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.statedLanguage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6413,6 +6502,11 @@ export const Conversation: MessageFns<Conversation> = {
       languages: globalThis.Array.isArray(object?.languages)
         ? object.languages.map((e: any) => globalThis.String(e))
         : [],
+      statedLanguage: isSet(object.statedLanguage)
+        ? globalThis.String(object.statedLanguage)
+        : isSet(object.stated_language)
+        ? globalThis.String(object.stated_language)
+        : "",
     };
   },
 
@@ -6420,6 +6514,9 @@ export const Conversation: MessageFns<Conversation> = {
     const obj: any = {};
     if (message.languages?.length) {
       obj.languages = message.languages;
+    }
+    if (message.statedLanguage !== "") {
+      obj.statedLanguage = message.statedLanguage;
     }
     return obj;
   },
@@ -6430,6 +6527,7 @@ export const Conversation: MessageFns<Conversation> = {
   fromPartial<I extends Exact<DeepPartial<Conversation>, I>>(object: I): Conversation {
     const message = createBaseConversation();
     message.languages = object.languages?.map((e) => e) || [];
+    message.statedLanguage = object.statedLanguage ?? "";
     return message;
   },
 };
