@@ -7,8 +7,9 @@ identifier says otherwise, and a longer one follows the identifier. Each result'
 ``detected_language.source`` says what chose its language.
 
 What is asserted is the mechanics, never the words of random weights. The prior's test waits for
-the first turn's result before the next turn's audio goes (its language is the previous turn's
-once that result is out), so the order is the test's, not the machine's.
+a turn's result before the next turn's audio or an update goes (a turn's language is the
+previous turn's once its result is out; an update acts from the next segment to close), so the
+order is the test's, not the machine's.
 """
 
 from __future__ import annotations
@@ -79,29 +80,52 @@ async def stream(live: LiveServer, msgs: list[pb.StreamingTranslateRequest]) -> 
     return [r async for r in live.stub.StreamingTranslate(iter(msgs), timeout=120)]
 
 
+async def read_until(call: grpc.aio.StreamStreamCall, kind: str) -> pb.StreamingTranslateResponse:
+    while True:
+        r = await call.read()
+        assert r is not grpc.aio.EOF, f"the stream ended before a {kind}"
+        if r.HasField(kind):
+            return r
+
+
+async def read_rest(call: grpc.aio.StreamStreamCall) -> list[pb.StreamingTranslateResponse]:
+    rest = []
+    while (r := await call.read()) is not grpc.aio.EOF:
+        rest.append(r)
+    return rest
+
+
 async def test_a_stated_language_overrides_the_identifier_until_an_update_clears_it(
     spanish: LiveServer, shared_audio: Path
 ) -> None:
-    """English stated for the first phrases (the identifier would say Spanish): they go
-    English -> Spanish with no scores; the update that clears it (its languages repeated) hands
-    the later segments back to the identifier: Spanish -> English. A clip states it too."""
+    """English stated for the first two phrases (the identifier would say Spanish): they go
+    English -> Spanish with no scores; the update that clears it (its languages repeated), sent once
+    their results are out, hands the later (long) segments back to the identifier: Spanish ->
+    English. A clip states it too."""
     content, _ = shared_pcm(shared_audio, "jfk.flac")
-    # after the third phrase (5.4-7.7 s): the update falls before or after its segment closes,
-    # so later segments are long ones (the prior cannot keep English on them)
-    cut = 8 * BYTES_PER_S
-    cfg = pb.StreamingConfig(format=PCM16, conversation=talk("eng", "spa", stated="eng"))
-    msgs = [pb.StreamingTranslateRequest(config=cfg), *audio_msgs(content[:cut])]
-    msgs += [update(talk("eng", "spa")), *audio_msgs(content[cut:])]
-    got = await stream(spanish, msgs)
-    assert got[0].started.config.conversation.stated_language == "eng"
-    (updated,) = [r.updated for r in got if r.HasField("updated")]
-    assert updated.status.code == 0 and updated.config.conversation.stated_language == ""
-    first = updated.first_segment_id
-    segments = [r.segment for r in got if r.HasField("segment")]
-    assert len(segments) == 4 and 2 <= first < 4
-    for seg in segments[:first]:
+    cut = 5 * BYTES_PER_S  # after the second phrase (3.3-4.4 s)
+    call = spanish.stub.StreamingTranslate(timeout=120)
+    await call.write(
+        pb.StreamingTranslateRequest(
+            config=pb.StreamingConfig(format=PCM16, conversation=talk("eng", "spa", stated="eng"))
+        )
+    )
+    assert (await read_until(call, "started")).started.config.conversation.stated_language == "eng"
+    for m in audio_msgs(content[:cut]):
+        await call.write(m)
+    stated = [(await read_until(call, "segment")).segment for _ in range(2)]
+    for seg in stated:
         assert direction(seg) == ("eng", STATED, ["spa"]) and not seg.detected_language.scores
-    for seg in segments[first:]:
+    await call.write(update(talk("eng", "spa")))
+    updated = (await read_until(call, "updated")).updated
+    assert updated.status.code == 0 and updated.config.conversation.stated_language == ""
+    assert updated.first_segment_id == 2
+    for m in audio_msgs(content[cut:]):
+        await call.write(m)
+    await call.done_writing()
+    later = [r.segment for r in await read_rest(call) if r.HasField("segment")]
+    assert len(later) == 2
+    for seg in later:
         assert direction(seg) == ("spa", IDENTIFIED, ["eng"]) and top_score(seg) == "spa"
     resp = await spanish.stub.Translate(
         raw_request(content, pb.LINEAR16, target_languages=[], conversation=talk("eng", "spa", stated="eng"))
@@ -135,14 +159,6 @@ async def test_a_stated_language_outside_the_conversation_is_refused(spanish: Li
     assert direction(seg) == ("eng", STATED, ["spa"])
 
 
-async def read_until(call: grpc.aio.StreamStreamCall, kind: str) -> pb.StreamingTranslateResponse:
-    while True:
-        r = await call.read()
-        assert r is not grpc.aio.EOF, f"the stream ended before a {kind}"
-        if r.HasField(kind):
-            return r
-
-
 async def test_a_short_turn_keeps_the_previous_turns_language(spanish: LiveServer, shared_audio: Path) -> None:
     """The first phrase stated English; once its result is out the statement is cleared. The
     second phrase (1.1 s: shorter than conversation_short_turn_s) stays English though the
@@ -165,10 +181,7 @@ async def test_a_short_turn_keeps_the_previous_turns_language(spanish: LiveServe
     for m in audio_msgs(content[cut:]):
         await call.write(m)
     await call.done_writing()
-    rest = []
-    while (r := await call.read()) is not grpc.aio.EOF:
-        rest.append(r)
-    segments = [r.segment for r in rest if r.HasField("segment")]
+    segments = [r.segment for r in await read_rest(call) if r.HasField("segment")]
     assert len(segments) == 3
     short = segments[0]
     assert short.end_ms - short.start_ms < 1500  # short, as the test needs
