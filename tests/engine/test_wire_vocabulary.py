@@ -64,7 +64,7 @@ def full_conversation() -> ModelInput:
     """A conversation's segment: the language detected among its languages is its transcript,
     leaning on the previous turn's."""
     langs = ("eng", "spa", "fra")
-    prior = TurnPrior("spa", short=True, margin=0.25)
+    prior = TurnPrior("spa", margin=0.25)
     return ModelInput(np.ones(160, np.float32), langs, DETECTED, detect=langs, conversation=True, prior=prior)
 
 

@@ -26,24 +26,28 @@ def test_without_a_previous_turn_the_identifiers_top_language_wins() -> None:
         choose_language({}, None)
 
 
-def test_a_short_segment_keeps_the_previous_language_however_sure_the_identifier() -> None:
-    assert choose_language(SURE_SPA, TurnPrior("eng", short=True, margin=0.3)) == "eng"
-    assert choose_language(SURE_SPA, TurnPrior("eng", short=False, margin=0.3)) == "spa"  # long: it switches
+def test_a_short_segment_leans_harder_but_a_sure_identifier_still_switches() -> None:
+    rule = TurnRule(short_turn_s=1.5, switch_margin=0.3, short_turn_margin=0.6)
+    assert choose_language(UNSURE_SPA, rule.prior("eng", 1.0)) == "eng"
+    assert choose_language({"eng": 0.25, "spa": 0.75}, rule.prior("eng", 1.0)) == "eng"  # 0.5 < 0.6: kept
+    assert choose_language({"eng": 0.25, "spa": 0.75}, rule.prior("eng", 2.0)) == "spa"  # long: 0.5 >= 0.3
+    assert choose_language(SURE_SPA, rule.prior("eng", 1.0)) == "spa"  # a quick reply in the other language
+    assert choose_language(SURE_SPA, TurnPrior("eng", margin=1.0)) == "eng"  # 1: always kept
 
 
 def test_a_longer_segment_switches_only_when_the_top_beats_the_previous_by_the_margin() -> None:
-    assert choose_language(UNSURE_SPA, TurnPrior("eng", short=False, margin=0.3)) == "eng"  # 0.10 < 0.3
-    assert choose_language(UNSURE_SPA, TurnPrior("eng", short=False, margin=0.05)) == "spa"  # 0.10 >= 0.05: it switches
-    assert choose_language(UNSURE_SPA, TurnPrior("eng", short=False, margin=0.0)) == "spa"  # 0: the identifier decides
+    assert choose_language(UNSURE_SPA, TurnPrior("eng", margin=0.3)) == "eng"  # 0.10 < 0.3
+    assert choose_language(UNSURE_SPA, TurnPrior("eng", margin=0.05)) == "spa"  # 0.10 >= 0.05: it switches
+    assert choose_language(UNSURE_SPA, TurnPrior("eng", margin=0.0)) == "spa"  # 0: the identifier decides
     # three languages: the margin is to the previous language's own score, not the runner-up's
     three = {"eng": 0.1, "spa": 0.5, "fra": 0.4}
-    assert choose_language(three, TurnPrior("fra", short=False, margin=0.2)) == "fra"
-    assert choose_language(three, TurnPrior("eng", short=False, margin=0.2)) == "spa"
+    assert choose_language(three, TurnPrior("fra", margin=0.2)) == "fra"
+    assert choose_language(three, TurnPrior("eng", margin=0.2)) == "spa"
 
 
 def test_the_previous_language_agreeing_or_out_of_the_candidates_changes_nothing() -> None:
-    assert choose_language(SURE_SPA, TurnPrior("spa", short=True, margin=0.3)) == "spa"
-    assert choose_language(SURE_SPA, TurnPrior("fra", short=True, margin=0.3)) == "spa"
+    assert choose_language(SURE_SPA, TurnPrior("spa", margin=0.3)) == "spa"
+    assert choose_language(SURE_SPA, TurnPrior("fra", margin=0.3)) == "spa"
 
 
 def test_the_source_says_what_decided() -> None:
@@ -53,12 +57,13 @@ def test_the_source_says_what_decided() -> None:
 
 
 def test_the_rule_makes_a_prior_from_the_segments_length() -> None:
-    rule = TurnRule(short_turn_s=1.5, switch_margin=0.25)
-    assert rule.prior("eng", 1.49) == TurnPrior("eng", True, 0.25)
-    assert rule.prior("eng", 1.5) == TurnPrior("eng", False, 0.25)
-    assert TurnRule(short_turn_s=0.0).prior("eng", 0.1).short is False  # 0: no segment is short
+    rule = TurnRule(short_turn_s=1.5, switch_margin=0.25, short_turn_margin=0.7)
+    assert rule.prior("eng", 1.49) == TurnPrior("eng", 0.7)
+    assert rule.prior("eng", 1.5) == TurnPrior("eng", 0.25)
+    assert TurnRule(short_turn_s=0.0).prior("eng", 0.1).margin == 0.3  # 0: no segment is short
+    assert TurnRule(switch_margin=0.5, short_turn_margin=0.2).prior("eng", 0.1).margin == 0.5  # never narrower
     with pytest.raises(ValueError, match=r"0\.\.1"):
-        TurnPrior("eng", False, 1.5)
+        TurnPrior("eng", 1.5)
 
 
 def test_the_rows_follow_the_choice_the_prior_made() -> None:
@@ -69,7 +74,7 @@ def test_the_rows_follow_the_choice_the_prior_made() -> None:
         DETECTED,
         detect=("eng", "spa"),
         conversation=True,
-        prior=TurnPrior("eng", short=True, margin=0.3),
+        prior=TurnPrior("eng", margin=1.0),
     )
     plan = plan_rows([item], {0: SURE_SPA})
     assert plan.spoken == ("eng",)
@@ -85,10 +90,10 @@ def test_a_stated_language_needs_no_detection_and_no_prior() -> None:
     with pytest.raises(ValueError, match="stated language is one of the conversation's"):
         ModelInput(AUDIO, ("eng", "spa"), "fra", conversation=True)
     with pytest.raises(ValueError, match="without a prior"):
-        ModelInput(AUDIO, ("eng", "spa"), "eng", conversation=True, prior=TurnPrior("spa", True, 0.3))
+        ModelInput(AUDIO, ("eng", "spa"), "eng", conversation=True, prior=TurnPrior("spa", 0.3))
     with pytest.raises(ValueError, match="prior's language is one of the conversation's"):
         ModelInput(
-            AUDIO, ("eng", "spa"), DETECTED, detect=("eng", "spa"), conversation=True, prior=TurnPrior("fra", True, 0.3)
+            AUDIO, ("eng", "spa"), DETECTED, detect=("eng", "spa"), conversation=True, prior=TurnPrior("fra", 0.3)
         )
     with pytest.raises(ValueError, match="a conversation's"):
-        ModelInput(AUDIO, ("spa",), "eng", prior=TurnPrior("eng", True, 0.3))
+        ModelInput(AUDIO, ("spa",), "eng", prior=TurnPrior("eng", 0.3))

@@ -97,4 +97,4 @@ def test_limits_is_one_flat_section_of_every_group() -> None:
     # 2 for held HTTP requests, 4 for the ear (EarLimits), 8 for the pools of work a caller sizes
     # (WorkLimits: threads and per-tenant calls of result encoding, large messages, part writes,
     # file reads), 2 for a conversation's turns (StreamLimits)
-    assert len(fields) == 67
+    assert len(fields) == 68

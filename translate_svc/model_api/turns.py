@@ -9,10 +9,11 @@ the translations follow it:
 
 - the identifier's top language is taken when it is the previous turn's language, or when there
   is no previous turn;
-- otherwise the previous turn's language is kept when the segment is short
-  (``TurnPrior.short``: shorter than the server's ``limits.conversation_short_turn_s``) or when the
-  top language beats the previous one by less than ``TurnPrior.margin``
-  (``limits.conversation_switch_margin``, in probability);
+- otherwise the previous turn's language is kept when the top language beats it by less than
+  ``TurnPrior.margin`` (in probability): ``limits.conversation_switch_margin`` for a segment of
+  ``limits.conversation_short_turn_s`` or longer, the wider ``conversation_short_turn_margin`` for
+  a shorter one (a lean, not a lock: a sure identifier still switches on a quick reply in the
+  other party's language, which alternating turns often are);
 - else the top language is taken (the speaker changed language).
 
 A stated language (a client's push-to-talk, ``TranslationTask.stated_language``) skips the
@@ -34,9 +35,8 @@ class TurnPrior:
 
     #: the language the stream's previous turn was heard in (one of the conversation's)
     language: str
-    #: the segment is shorter than the server's short-turn length: the previous language is kept
-    short: bool
     #: the probability by which the identifier's top language must beat the previous one to win
+    #: (1: the previous language is always kept)
     margin: float
 
     def __post_init__(self) -> None:
@@ -57,7 +57,7 @@ def choose_language(scores: Mapping[str, float], prior: TurnPrior | None) -> str
     best = top_language(scores)
     if prior is None or prior.language == best or prior.language not in scores:
         return best
-    if prior.short or scores[best] - scores[prior.language] < prior.margin:
+    if scores[best] - scores[prior.language] < prior.margin:
         return prior.language
     return best
 
@@ -72,12 +72,15 @@ def language_source(language: str, scores: Mapping[str, float] | None) -> Langua
 
 @dataclass(frozen=True)
 class TurnRule:
-    """The server's rule for leaning on the previous turn (``limits.conversation_short_turn_s``
-    and ``limits.conversation_switch_margin``)."""
+    """The server's rule for leaning on the previous turn (``limits.conversation_short_turn_s``,
+    ``conversation_switch_margin`` and ``conversation_short_turn_margin``)."""
 
     short_turn_s: float = 1.5
     switch_margin: float = 0.3
+    short_turn_margin: float = 0.6
 
     def prior(self, previous: str, seconds: float) -> TurnPrior:
-        """The prior of a segment of ``seconds`` after a turn heard in ``previous``."""
-        return TurnPrior(previous, seconds < self.short_turn_s, self.switch_margin)
+        """The prior of a segment of ``seconds`` after a turn heard in ``previous``: the wider
+        margin when it is shorter than ``short_turn_s`` (0: none is)."""
+        short = seconds < self.short_turn_s
+        return TurnPrior(previous, max(self.switch_margin, self.short_turn_margin) if short else self.switch_margin)

@@ -74,13 +74,14 @@ class StreamLimits(BaseModel):
     #: the audio re-translated per second of speech however long the speaker goes on without a
     #: pause (about (cap / step - 1) / 2: 2.5 s a second at 1 s steps)
     simultaneous_max_segment_ms: int = Field(6_000, ge=1_000, le=60_000)
-    #: a conversation's segment leans on the previous turn's language (model_api/turns.py): one
-    #: shorter than this keeps that language whatever the identifier says (a second of "sí" is
-    #: too little to identify); 0: no segment is short
-    conversation_short_turn_s: float = Field(1.5, ge=0, le=30)
-    #: ...and a longer one keeps it unless the identifier's top language beats it by at least this
-    #: much probability (with two languages: 0.65 against 0.35); 0: the identifier's top always wins
+    #: a conversation's segment leans on the previous turn's language (model_api/turns.py): it
+    #: keeps that language unless the identifier's top language beats it by at least this much
+    #: probability (with two languages: 0.65 against 0.35); 0: the identifier's top always wins
     conversation_switch_margin: float = Field(0.3, ge=0, le=1)
+    #: ...and a segment shorter than this (a second of "sí" is little to identify) by at least
+    #: ``conversation_short_turn_margin`` (1: a short turn always keeps it); 0: no segment is short
+    conversation_short_turn_s: float = Field(1.5, ge=0, le=30)
+    conversation_short_turn_margin: float = Field(0.6, ge=0, le=1)
     #: AudioPackets that arrive out of order within this much timeline are put back in order
     #: (an SFU's jitter); later ones are dropped and their time filled. 0: none held
     reorder_window_ms: int = Field(100, ge=0, le=2000)

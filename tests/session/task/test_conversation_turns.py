@@ -55,9 +55,9 @@ def test_an_update_states_and_clears_the_language_and_a_change_without_it_keeps_
 def test_a_segment_leans_on_the_previous_turn_by_the_servers_rule() -> None:
     task = resolve_task(CARD, LIMITS, "", [], TEXT, conversation=["eng", "spa"])
     short = model_input(task, SECOND, final=True, previous="eng", turns=RULE)
-    assert short.transcript_language == DETECTED and short.prior == TurnPrior("eng", True, 0.3)
+    assert short.transcript_language == DETECTED and short.prior == TurnPrior("eng", 0.6)
     long = model_input(task, np.zeros(32000, np.float32), final=True, previous="eng", turns=RULE)
-    assert long.prior == TurnPrior("eng", False, 0.3)
+    assert long.prior == TurnPrior("eng", 0.3)
     # no previous turn, one outside the languages (an update changed them), or no rule: no prior
     assert model_input(task, SECOND, final=True, previous=None, turns=RULE).prior is None
     assert model_input(task, SECOND, final=True, previous="fra", turns=RULE).prior is None

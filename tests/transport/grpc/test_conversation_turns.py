@@ -39,12 +39,15 @@ STATED, PREVIOUS, IDENTIFIED = (
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def spanish(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
-    """A server whose identifier picks Spanish wherever it is a candidate (the default turn rule:
-    limits.conversation_short_turn_s 1.5 s, conversation_switch_margin 0.3)."""
+    """A server whose identifier picks Spanish wherever it is a candidate, surely (its bias), and
+    whose short turns always keep the previous language (limits.conversation_short_turn_margin 1;
+    conversation_short_turn_s 1.5 s, conversation_switch_margin 0.3 as by default): the mechanics
+    of the lean, which the default 0.6 would leave to the identifier's sureness."""
     from translate_svc.app import build_lid_test_checkpoint
 
     settings = make_settings(test_model_dir)
     settings.model.lid_path = build_lid_test_checkpoint(tmp_path_factory.mktemp("lid") / "spa", bias="spa")
+    settings.limits.conversation_short_turn_margin = 1.0
     async with serving(settings, warmup=False) as live:
         yield live
 

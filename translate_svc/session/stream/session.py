@@ -141,7 +141,11 @@ class StreamSession:
             received_ms=_received_ms(self.timeline),
             on_output=tee(hooks.on_output, self._recorder),
             encode=work.encode,
-            turns=TurnRule(limits.conversation_short_turn_s, limits.conversation_switch_margin),
+            turns=TurnRule(
+                limits.conversation_short_turn_s,
+                limits.conversation_switch_margin,
+                limits.conversation_short_turn_margin,
+            ),
         )
         self.captions = (
             Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)
