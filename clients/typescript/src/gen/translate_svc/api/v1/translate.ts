@@ -620,7 +620,15 @@ export interface CreateJobRequest {
    * dubbing to the source's clock, as in TranslateRequest: the dubbed track's speech fitted to
    * its segments (unset bounds: the server's jobs.fit_slowest and jobs.fit_fastest)
    */
-  fit: SpeechFit | undefined;
+  fit:
+    | SpeechFit
+    | undefined;
+  /**
+   * two or more people in one recording, each segment identified among these languages and
+   * translated into the others (as in TranslateRequest; docs/api.md "Conversations"): in place of
+   * source_language and target_languages; each language gets a dubbed track and subtitles
+   */
+  conversation: Conversation | undefined;
 }
 
 export interface Job {
@@ -643,6 +651,8 @@ export interface Job {
   expiresAt: number;
   sourceLanguage: string;
   targetLanguages: string[];
+  /** a conversation's job: its languages (target_languages empty) */
+  conversation: Conversation | undefined;
 }
 
 export interface UploadJobAudioRequest {
@@ -3382,6 +3392,7 @@ function createBaseCreateJobRequest(): CreateJobRequest {
     noiseSuppression: 0,
     speakers: 0,
     fit: undefined,
+    conversation: undefined,
   };
 }
 
@@ -3413,6 +3424,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     }
     if (message.fit !== undefined) {
       SpeechFit.encode(message.fit, writer.uint32(74).fork()).join();
+    }
+    if (message.conversation !== undefined) {
+      Conversation.encode(message.conversation, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -3502,6 +3516,14 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
             message.fit = SpeechFit.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.conversation = Conversation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3539,6 +3561,7 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
         : 0,
       speakers: isSet(object.speakers) ? globalThis.Number(object.speakers) : 0,
       fit: isSet(object.fit) ? SpeechFit.fromJSON(object.fit) : undefined,
+      conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
     };
   },
 
@@ -3571,6 +3594,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     if (message.fit !== undefined) {
       obj.fit = SpeechFit.toJSON(message.fit);
     }
+    if (message.conversation !== undefined) {
+      obj.conversation = Conversation.toJSON(message.conversation);
+    }
     return obj;
   },
 
@@ -3592,6 +3618,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     message.noiseSuppression = object.noiseSuppression ?? 0;
     message.speakers = object.speakers ?? 0;
     message.fit = (object.fit !== undefined && object.fit !== null) ? SpeechFit.fromPartial(object.fit) : undefined;
+    message.conversation = (object.conversation !== undefined && object.conversation !== null)
+      ? Conversation.fromPartial(object.conversation)
+      : undefined;
     return message;
   },
 };
@@ -3610,6 +3639,7 @@ function createBaseJob(): Job {
     expiresAt: 0,
     sourceLanguage: "",
     targetLanguages: [],
+    conversation: undefined,
   };
 }
 
@@ -3650,6 +3680,9 @@ export const Job: MessageFns<Job> = {
     }
     for (const v of message.targetLanguages) {
       writer.uint32(98).string(v!);
+    }
+    if (message.conversation !== undefined) {
+      Conversation.encode(message.conversation, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -3763,6 +3796,14 @@ export const Job: MessageFns<Job> = {
             message.targetLanguages.push(reader.string());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.conversation = Conversation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3821,6 +3862,7 @@ export const Job: MessageFns<Job> = {
         : globalThis.Array.isArray(object?.target_languages)
         ? object.target_languages.map((e: any) => globalThis.String(e))
         : [],
+      conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
     };
   },
 
@@ -3862,6 +3904,9 @@ export const Job: MessageFns<Job> = {
     if (message.targetLanguages?.length) {
       obj.targetLanguages = message.targetLanguages;
     }
+    if (message.conversation !== undefined) {
+      obj.conversation = Conversation.toJSON(message.conversation);
+    }
     return obj;
   },
 
@@ -3882,6 +3927,9 @@ export const Job: MessageFns<Job> = {
     message.expiresAt = object.expiresAt ?? 0;
     message.sourceLanguage = object.sourceLanguage ?? "";
     message.targetLanguages = object.targetLanguages?.map((e) => e) || [];
+    message.conversation = (object.conversation !== undefined && object.conversation !== null)
+      ? Conversation.fromPartial(object.conversation)
+      : undefined;
     return message;
   },
 };
