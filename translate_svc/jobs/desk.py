@@ -91,7 +91,13 @@ class JobDesk:
                 "output.speech_encoding: a job's dubbed track is a WAV of PCM16 samples: leave it LINEAR16 (or unset)"
             )
         checks.resolve_task(
-            self._m.card, self._m.limits, request.source_language, list(targets), output, ear=request.ear
+            self._m.card,
+            self._m.limits,
+            request.source_language,
+            list(targets),
+            output,
+            ear=request.ear,
+            conversation=request.conversation,
         )
         return JobSpec(
             encoding,
@@ -110,6 +116,7 @@ class JobDesk:
             fit=output.fit,
             ear=request.ear,
             glossaries=tuple(glossaries),
+            conversation=request.conversation or (),
         )
 
     async def create(self, tenant: Tenant, spec: JobSpec, url: str | None) -> JobStatus:
@@ -227,7 +234,7 @@ class JobDesk:
                 await loop.run_in_executor(None, jobs.store.write_media, job.job_id, probed.media.kind.value)
             # its dubbed tracks will be kept too: they must fit what the tenant's jobs may keep
             per_s = job.spec.track_rate * TRACK_WIDTH
-            tracks = probed.duration_ms * per_s // 1000 * (len(job.spec.target_languages) if job.spec.speech else 0)
+            tracks = probed.duration_ms * per_s // 1000 * (len(job.spec.languages) if job.spec.speech else 0)
             await check_probed(jobs.store, job, probed, caps, left_s, tracks=tracks)
         except ServiceError as e:
             if isinstance(e, InvalidInput) or e.reason == "over_cap":  # the file's, or its caps': never again

@@ -76,6 +76,17 @@ class JobSpec:
     #: the https URL the audio is fetched from by the worker that claims the job (``intake.py``);
     #: empty: it is uploaded in parts. Kept with the spec in either store, never shown
     url: str = ""
+    #: a conversation's languages (each segment identified among them, translated into the
+    #: others; ``target_languages`` and ``source_language`` empty); empty: fixed targets (as a spec
+    #: stored before it existed reads)
+    conversation: tuple[str, ...] = ()
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages the job translates into, each with its dubbed track and subtitles: the
+        targets, or a conversation's languages (a segment spoken in one has no translation in it:
+        its track is silent there)."""
+        return self.conversation or self.target_languages
 
     @property
     def fmt(self) -> AudioFormat:
@@ -116,6 +127,7 @@ class JobSpec:
         d["encoding"] = AudioEncoding(d["encoding"])
         d["target_languages"] = tuple(d["target_languages"])
         d["glossaries"] = tuple(d.get("glossaries", ()))
+        d["conversation"] = tuple(d.get("conversation", ()))
         if d.get("profanity") is not None:
             d["profanity"] = Profanity(d["profanity"])
         if "ear" in d:
@@ -151,7 +163,7 @@ class JobStatus:
         progress = min(1.0, self.done_ms / self.duration_ms) if self.duration_ms else 0.0
         if self.state is JobState.DONE:
             progress = 1.0
-        return {
+        out: dict[str, Any] = {
             "id": self.job_id,
             "state": self.state.value,
             "created_at": self.created_at,
@@ -166,6 +178,9 @@ class JobStatus:
             "source_language": self.spec.source_language,
             "target_languages": list(self.spec.target_languages),
         }
+        if self.spec.conversation:  # as the request named it
+            out["conversation"] = {"languages": list(self.spec.conversation)}
+        return out
 
 
 def _words(words: tuple[WordTiming, ...], shift_ms: int = 0) -> list[dict[str, Any]]:

@@ -25,6 +25,9 @@ class JobRequest:
     ear: EarOptions
     #: an https URL to fetch the audio from; None: it is uploaded in parts
     url: str | None = None
+    #: a conversation's languages as sent (checked by the desk: ``session/task/conversation.py``);
+    #: None: none sent, the job has fixed targets
+    conversation: tuple[str, ...] | None = None
 
 
 def fit_default(settings: JobSettings) -> DubFit:

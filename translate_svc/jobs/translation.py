@@ -150,6 +150,7 @@ class JobTranslation:
             list(spec.target_languages),
             spec.output,
             ear=spec.ear,
+            conversation=spec.conversation or None,
         )
         stored = await self._m.glossaries.terms(
             tenant.name, spec.glossaries, task.target_languages, task.source_language or ""

@@ -154,7 +154,7 @@ class VideoMaker:
             )
         if not await loop.run_in_executor(self._pool, store.video_path(job.job_id).exists):
             raise InvalidInput("this job's video was not kept (the job ended before issue 90): submit it again")
-        targets = job.spec.target_languages
+        targets = job.spec.languages
         languages = list(dict.fromkeys(ask.languages)) or list(targets)
         for language in languages:
             if language not in targets:

@@ -440,6 +440,8 @@ class JobWorker:
             "segments": job.segments,
             "target_languages": list(job.spec.target_languages),
         }
+        if job.spec.conversation:
+            data["conversation"] = {"languages": list(job.spec.conversation)}
         if state is JobState.FAILED:
             reason = failure_reason(cause)
             data["reason"] = reason

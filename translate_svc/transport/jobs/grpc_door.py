@@ -85,6 +85,7 @@ def job_to_pb(job: JobStatus) -> pb.Job:
         expires_at=job.expires_at,
         source_language=job.spec.source_language,
         target_languages=list(job.spec.target_languages),
+        conversation=pb.Conversation(languages=job.spec.conversation) if job.spec.conversation else None,
     )
 
 

@@ -51,11 +51,14 @@ KEYS = frozenset(
         "fit",
         "noise_suppression",
         "speakers",
+        "conversation",
     }
 )
 FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
 #: the keys of its ``fit`` (dubbing to the source's clock)
 FIT_KEYS = frozenset({"slowest", "fastest"})
+#: the keys of its ``conversation`` (as ``Conversation`` in translate.proto)
+CONVERSATION_KEYS = frozenset({"languages"})
 _ENCODINGS = (
     "container (a WAV, FLAC, OGG or MP3 file, or an MP4, MOV, WebM or MKV video), linear16, float32, mulaw or alaw"
 )
@@ -122,6 +125,7 @@ def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
         output=output,
         ear=_ear(_NOISE[noise], speakers),
         url=url,
+        conversation=_conversation(doc.get("conversation")),
     )
 
 
@@ -147,6 +151,7 @@ def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
         output=output,
         ear=ear_options(msg, "request"),
         url=msg.url or None,
+        conversation=tuple(msg.conversation.languages) if msg.HasField("conversation") else None,
     )
 
 
@@ -245,6 +250,20 @@ def _fit(value: object, default: DubFit) -> DubFit | None:
         raise InvalidInput(f"fit.slowest and fit.fastest: JSON numbers from {SPEED_MIN} to {SPEED_MAX}")
     with options_at("fit."):
         return DubFit(rates["slowest"], rates["fastest"])
+
+
+def _conversation(value: object) -> tuple[str, ...] | None:
+    """``conversation``: ``{"languages": [...]}`` (its shape only: the desk checks the languages,
+    and that nothing beside it names targets); null or absent: none."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput('conversation: {"languages": ["eng", "spa"]} (two or more language codes)')
+    _known(value, CONVERSATION_KEYS, "conversation.")
+    languages = value.get("languages", [])
+    if not _strings(languages):
+        raise InvalidInput("conversation.languages: a list of at most 64 strings of at most 64 characters")
+    return tuple(languages)
 
 
 def _ear(noise: bool, speakers: int) -> EarOptions:

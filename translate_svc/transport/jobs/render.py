@@ -58,12 +58,12 @@ async def subtitles(store: JobKeeper, job: JobStatus, language: str, kind: str) 
     (its language, or ``transcript``), each segment one cue."""
     if not language:
         raise InvalidInput(f"{kind} needs a language (a target, or 'transcript')")
-    known = {*job.spec.target_languages, "transcript"}
+    known = {*job.spec.languages, "transcript"}
     if job.spec.source_language:
         known.add(job.spec.source_language)
     if language not in known:
         raise InvalidInput(
-            f"language: one of the job's targets ({', '.join(job.spec.target_languages) or 'none'}) or "
+            f"language: one of the job's targets ({', '.join(job.spec.languages) or 'none'}) or "
             "'transcript' (the source's text)"
         )
     cues: list[Cue] = []
@@ -84,7 +84,7 @@ async def dubbed(
     segment's speech at its segment's start, ``overflow`` saying what speech running past the next
     segment does): as long as the audio once the job is done (its exact length when the job read
     it to its end), else the audio done so far (``done_ms``). Its size in bytes and its chunks."""
-    if language not in job.spec.target_languages:
+    if language not in job.spec.languages:
         raise InvalidInput(f"no dubbed track of {language[:16]!r}: ask for one of the job's targets")
     if not job.spec.speech:
         raise InvalidInput("this job was submitted with speech off: it has no dubbed track")

@@ -66,6 +66,7 @@ PATH_PARAMS = (
     "x_room",
     "participant",
     "call",
+    "conversation",
 )
 #: the phone calls' token refusals: the port's, and a carrier that cannot set headers sends ``?token=``
 WORDING = wording(

@@ -33,6 +33,7 @@ HEADER_PARAMS = {
     "x-translate-simultaneous": "simultaneous",
     "x-translate-noise-suppression": "noise_suppression",
     "x-translate-speed": "speed",
+    "x-translate-conversation": "conversation",
 }
 
 
@@ -96,7 +97,8 @@ def call_params(invite: SipMessage) -> dict[str, str]:
         if value is not None:
             params[name] = value
     user = uri_user(invite.uri)
-    if "source" not in params and "target" not in params and user.count("-") == 1 and len(user) <= 2 * MAX_PARAM_CHARS:
+    named = "source" in params or "target" in params or "conversation" in params
+    if not named and user.count("-") == 1 and len(user) <= 2 * MAX_PARAM_CHARS:
         source, target = user.split("-")
         if source.isalpha() and target.isalpha():
             params.update(source=source, target=target)

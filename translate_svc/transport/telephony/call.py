@@ -101,9 +101,9 @@ def check_rate(rate: int, where: str) -> None:
 
 @dataclass(frozen=True)
 class CallSetup:
-    """What one call asks for: the language spoken on it, the one it hears, simultaneous mode,
-    for a two-party call the call's id (its two legs name the same one), and the room it speaks
-    into (docs/rooms.md)."""
+    """What one call asks for: the language spoken on it, the one it hears (or a conversation's
+    languages in their place), simultaneous mode, for a two-party call the call's id (its two legs
+    name the same one), and the room it speaks into (docs/rooms.md)."""
 
     source: str
     target: str
@@ -117,6 +117,10 @@ class CallSetup:
     #: the speaking rate of the translation the caller hears (``speed``): 1.5 speaks it
     #: in 1/1.5 of the time, so a caller who falls behind the speaker catches up
     speed: float = 1.0
+    #: a conversation's languages (``conversation``: ``eng,spa``), as sent: each segment is
+    #: identified among them and its translation into the other party's language is played; the
+    #: stream core checks them (``session/task/conversation.py``). None: ``source`` -> ``target``
+    conversation: tuple[str, ...] | None = None
 
 
 def _param(params: Mapping[str, str], *names: str) -> str | None:
@@ -159,11 +163,20 @@ def call_setup(params: Mapping[str, str], settings: PhoneSettings) -> CallSetup:
     ``simultaneous`` (``0``/``1``), ``noise_suppression`` (``0``/``1``: RNNoise before the VAD),
     ``speed`` (the speaking rate, ``SPEED_MIN``..``SPEED_MAX``; the settings' when absent),
     ``call`` (two-party), ``room`` (or ``x_room``, as on the OpenAI door) and ``participant``:
-    speak into a room. A room's call runs in segment mode unless it
+    speak into a room; ``conversation`` (``eng,spa``: two people on one line, in place of
+    ``source`` and ``target``, which then have no default). A room's or a conversation's call runs
+    in segment mode unless it
     asks for ``simultaneous`` (which a room refuses: not carried into rooms yet). InvalidInput says
     what to fix."""
-    source = _param(params, "source", "source_language") or settings.source_language
-    target = _param(params, "target", "target_language") or settings.target_language
+    talk = _param(params, "conversation")
+    conversation = None if talk is None else tuple(x.strip() for x in talk.split(",") if x.strip())
+    # a conversation stands in for the settings' languages; one sent beside it is the core's to refuse
+    source = _param(params, "source", "source_language") or (
+        "" if conversation is not None else settings.source_language
+    )
+    target = _param(params, "target", "target_language") or (
+        "" if conversation is not None else settings.target_language
+    )
     simul = _param(params, "simultaneous")
     if simul is not None and simul not in ("0", "1", "true", "false"):
         raise InvalidInput('the call parameter `simultaneous` must be "0" or "1"')
@@ -172,13 +185,16 @@ def call_setup(params: Mapping[str, str], settings: PhoneSettings) -> CallSetup:
     if participant and name is None:
         raise InvalidInput("the call parameter `participant` names who speaks in a room: send `room` with it")
     room = RoomJoin(name, participant) if name is not None else None
-    default = settings.simultaneous and room is None
+    # the server's simultaneous default is for calls that can take it: a room's and a
+    # conversation's run in segment mode unless they ask (and are then told why not)
+    default = settings.simultaneous and room is None and conversation is None
     simultaneous = default if simul is None else simul in ("1", "true")
     noise = _param(params, "noise_suppression")
     if noise is not None and noise not in ("0", "1", "true", "false"):
         raise InvalidInput('the call parameter `noise_suppression` must be "0" or "1"')
     speed = _speed(_param(params, "speed"), settings.speed)
-    return CallSetup(source, target, simultaneous, _param(params, "call"), room, noise in ("1", "true"), speed)
+    pair = _param(params, "call")
+    return CallSetup(source, target, simultaneous, pair, room, noise in ("1", "true"), speed, conversation)
 
 
 def _speed(value: str | None, default: float) -> float:
@@ -202,7 +218,7 @@ def _speed(value: str | None, default: float) -> float:
 def stream_config(setup: CallSetup, codec: CallCodec, vad: SegmenterConfig) -> StreamConfig:
     """The stream core's config of a call: its codec in, one target's speech out at the call's rate
     (no transcript unless it speaks into a room, whose listeners read it), simultaneous at the
-    server's defaults when asked for."""
+    server's defaults when asked for; a conversation's languages in place of source and target."""
     transcript = setup.room is not None
     output = OutputOptions(
         text=True, speech=True, transcript=transcript, speech_sample_rate_hz=codec.rate, speed=setup.speed
@@ -210,12 +226,13 @@ def stream_config(setup: CallSetup, codec: CallCodec, vad: SegmenterConfig) -> S
     return StreamConfig(
         format=codec.format,
         source_language=setup.source,
-        target_languages=(setup.target,),
+        target_languages=(setup.target,) if setup.target else (),
         output=output,
         vad=vad,
         simultaneous=SimultaneousOptions() if setup.simultaneous else None,
         room=setup.room,
         ear=EarOptions(noise_suppression=setup.noise_suppression),
+        conversation=setup.conversation,
     )
 
 

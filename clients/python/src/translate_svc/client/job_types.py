@@ -36,6 +36,8 @@ class Job:
     expires_at: float
     source_language: str
     targets: tuple[str, ...]
+    #: a conversation's languages (a job submitted with ``conversation``; ``targets`` empty)
+    conversation: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,15 @@ class LanguageFlags:
     asr_only: Annotated[
         bool, typer.Option("--asr-only", help="the transcript alone, no translation (needs --from; no --to)")
     ] = False
+    conversation: Annotated[
+        str,
+        typer.Option(
+            "--conversation",
+            help="two or more people in one input, comma-separated: eng,spa or en,es. Each segment's language is "
+            "identified among these and it is translated into the others (in place of --to and --from; needs "
+            "the server's language identifier); each result shows its source language",
+        ),
+    ] = ""
     terms_file: Annotated[
         Path | None,
         typer.Option(

@@ -97,10 +97,18 @@ class LangChoice:
     targets: list[str]
     #: --from auto[:candidates]: detect among these (empty: any); None: no detection
     detect: list[str] | None = None
+    #: --conversation's languages (``targets`` empty); None: none
+    conversation: list[str] | None = None
 
     @property
     def transcript(self) -> bool:
-        return self.source is not None or self.detect is not None
+        return self.source is not None or self.detect is not None or self.conversation is not None
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages results come in (a dub track and subtitles each): the targets, or the
+        conversation's languages."""
+        return self.conversation if self.conversation is not None else self.targets
 
 
 async def server_languages(client: AsyncTranslateClient, check: bool) -> Languages | None:
@@ -124,10 +132,14 @@ def choose_languages(
     speech: bool,
     speaker_id: int | None,
     asr_only: bool = False,
+    conversation: str = "",
 ) -> LangChoice:
     """--from and --to as the model's codes: checked against ``langs`` when given (speech output
     where ``speech``, the voice), else guessed from their shape. ``--from auto[:a,b]``: language
-    detection (among a, b); ``asr_only``: no targets, the transcript alone."""
+    detection (among a, b); ``asr_only``: no targets, the transcript alone; ``conversation``:
+    --conversation (``conversation_languages``)."""
+    if conversation.strip():
+        return conversation_languages(conversation, langs, to=to, source=source, asr_only=asr_only)
     targets_in = [t.strip() for t in to.split(",") if t.strip()]
     head, _, rest = source.partition(":")
     auto = head.strip().lower() == "auto"
@@ -168,6 +180,27 @@ def choose_languages(
     if dup:
         raise CliError(f"--to names {dup[0]} twice (after mapping {to!r} to the model's codes)")
     return LangChoice(src, targets, detect)
+
+
+def conversation_languages(
+    conversation: str, langs: Languages | None, *, to: str, source: str, asr_only: bool
+) -> LangChoice:
+    """--conversation's languages as model codes (mapped as --to's are; the server checks them:
+    how many, which its identifier picks), alone: a conversation takes the place of --to and --from."""
+    beside = [flag for flag, given in (("--to", to), ("--from", source), ("--asr-only", asr_only)) if given]
+    if beside:
+        raise CliError(
+            f"--conversation and {beside[0]} are both set: drop {' and '.join(beside)} (a conversation identifies "
+            "each segment's language among its languages and translates it into the others)"
+        )
+    given = [c.strip() for c in conversation.split(",") if c.strip()]
+    if langs is None:
+        return LangChoice(None, [], conversation=[guess_model_code(c) for c in given])
+    try:
+        codes = [resolve_language(c, langs.languages, what="conversation language").code for c in given]
+    except UnknownLanguage as e:
+        raise CliError(str(e)) from None
+    return LangChoice(None, [], conversation=codes)
 
 
 def _candidates(values: Sequence[str], langs: Languages) -> list[str]:

@@ -152,6 +152,7 @@ def result_json(
     audio_duration_ms: int,
     segments: Sequence[Segment],
     files: dict[str, dict[str, Any]],
+    conversation: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The document ``translate`` writes to ``<base>.json`` (shape in ``translate --help``)."""
     return {
@@ -160,6 +161,7 @@ def result_json(
         "via": via,
         "source_language": source,
         "target_languages": list(targets),
+        **({"conversation": list(conversation)} if conversation is not None else {}),
         "model": model_json(model),
         "audio_duration_ms": audio_duration_ms,
         "segments": [segment_json(s) for s in segments],

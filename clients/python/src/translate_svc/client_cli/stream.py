@@ -99,7 +99,10 @@ def stream(
             chunk_ms=chunk_ms,
             interim_ms=interim_ms,
             simultaneous=simultaneous_options(simultaneous, step_ms, agreement),
-            output=voice.output(speech=out_dir is not None and not lang.asr_only, transcript=bool(lang.source.strip())),
+            output=voice.output(
+                speech=out_dir is not None and not lang.asr_only,
+                transcript=bool(lang.source.strip() or lang.conversation.strip()),
+            ),
             vad=vad.options(),
             raw=raw.format(),
             room=room_of(room, participant),

@@ -159,6 +159,7 @@ class StreamJob:
                 speech=speech,
                 speaker_id=plan.output.speaker_id if speech else None,
                 asr_only=plan.lang.asr_only,
+                conversation=plan.lang.conversation,
             )
             view = self.view = self._open_outputs(choice)
             ended: StreamEndedError | None = None  # the server ended the stream (quota, revoked, ...)
@@ -166,7 +167,8 @@ class StreamJob:
                 targets=choice.targets,
                 source=choice.source,
                 detect=choice.detect if choice.detect is not None else False,
-                terms=plan.lang.terms(choice.targets, langs),
+                conversation=choice.conversation,
+                terms=plan.lang.terms(choice.languages, langs),
                 format=source.fmt,
                 interim_ms=plan.interim_ms,
                 simultaneous=plan.simultaneous or False,
@@ -205,7 +207,7 @@ class StreamJob:
     def _open_outputs(self, choice: LangChoice) -> StreamView:
         """Check the outputs are free (before any audio is sent), open --jsonl, and make the view."""
         plan = self.plan
-        dubs = [plan.out_dir / f"{plan.base}.{t}.wav" for t in choice.targets] if plan.out_dir is not None else []
+        dubs = [plan.out_dir / f"{plan.base}.{t}.wav" for t in choice.languages] if plan.out_dir is not None else []
         jsonl_path = plan.jsonl_path
         files.check_free([*dubs, *([jsonl_path] if jsonl_path else [])], plan.overwrite)
         if plan.out_dir is not None:
@@ -216,7 +218,7 @@ class StreamJob:
         elif jsonl_path is not None:
             sink = self._sink = files.open_text(jsonl_path, plan.overwrite)
         human = err if plan.jsonl == "-" else out  # stdout holds JSON lines only
-        return StreamView(plan.label, choice.targets, human, sink, plan.realtime or plan.stdin)
+        return StreamView(plan.label, choice.languages, human, sink, plan.realtime or plan.stdin, choice.conversation)
 
     async def _send(self, s: AsyncStream, source: StreamInput, view: StreamView) -> None:
         fmt, plan = source.fmt, self.plan

@@ -41,6 +41,8 @@ class StreamView(EventLines):
     human: Console
     jsonl: IO[str] | None
     realtime: bool
+    #: a conversation's languages (``targets`` then holds them too); None: fixed targets
+    conversation: list[str] | None = None
     segments: list[Segment] = field(default_factory=list)
     #: simultaneous mode: every commit, in arrival order (their speech makes the dub track)
     commits: list[Commit] = field(default_factory=list)
@@ -65,7 +67,8 @@ class StreamView(EventLines):
                 "session_id": info.session_id,
                 "server": info.address,
                 "source_language": source,
-                "target_languages": self.targets,
+                "target_languages": [] if self.conversation is not None else self.targets,
+                **({"conversation": self.conversation} if self.conversation is not None else {}),
                 "model": model_json(info.model),
                 "simultaneous": None
                 if info.simultaneous is None
@@ -126,6 +129,8 @@ class StreamView(EventLines):
         )
         texts = "; ".join(f"{t.target}: {one_line(t.text)!r}" for t in ev.translations)
         said = f" {one_line(ev.transcript)!r} ->" if ev.transcript is not None else ""
+        if ev.detected_language is not None:  # detected (--from auto, --conversation): its source first
+            said = f" {ev.detected_language}:{said}"
         status = "" if ev.error is None else f"  {ev.error.code}: {one_line(ev.error.message)}"
         lat_s = "" if lat is None else f"  latency {lat:.0f} ms"
         self.say(f"segment {ev.segment_id} [{ev.start_ms}-{ev.end_ms} ms]{lat_s} |{said} {texts}", (status, "red"))

@@ -110,7 +110,10 @@ def translate(
             overwrite=overwrite,
             via=via,
             output=dataclasses.replace(
-                voice.output(speech=speech and not lang.asr_only, transcript=bool(lang.source.strip())),
+                voice.output(
+                    speech=speech and not lang.asr_only,
+                    transcript=bool(lang.source.strip() or lang.conversation.strip()),
+                ),
                 word_timings=word_cues,
             ),
             vad=vad.options(),

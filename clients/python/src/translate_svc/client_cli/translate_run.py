@@ -148,12 +148,15 @@ class TranslateJob:
                 speech=speech,
                 speaker_id=plan.output.speaker_id,
                 asr_only=plan.lang.asr_only,
+                conversation=plan.lang.conversation,
             )
-            self.terms = plan.lang.terms(self.langs.targets, langs)
+            self.terms = plan.lang.terms(self.langs.languages, langs)
             planned = [
                 out_dir / name
                 for base in bases
-                for name in translate_outputs(base, self.langs.targets, plan.formats, speech=speech, concat=plan.concat)
+                for name in translate_outputs(
+                    base, self.langs.languages, plan.formats, speech=speech, concat=plan.concat
+                )
             ]
             files.check_free(planned, plan.overwrite)
             files.check_dir(out_dir)
@@ -186,6 +189,7 @@ class TranslateJob:
                     targets=self.langs.targets,
                     source=self.langs.source,
                     detect=self.langs.detect if self.langs.detect is not None else False,
+                    conversation=self.langs.conversation,
                     terms=self.terms,
                     format=self.plan.raw,
                     output=self.plan.output,
@@ -210,6 +214,7 @@ class TranslateJob:
             targets=self.langs.targets,
             source=self.langs.source,
             detect=self.langs.detect if self.langs.detect is not None else False,
+            conversation=self.langs.conversation,
             terms=self.terms,
             format=clip.stream_format(),
             output=self.plan.output,
@@ -243,7 +248,7 @@ class TranslateJob:
     def _finish(self, path: Path, base: str, out_dir: Path, clip: Clip, done: Outcome) -> int:
         if done.model.is_test_model:
             note(NOISE_WARNING, "bold yellow")
-        print_table(path, done, transcript=self.langs.transcript)
+        print_table(path, done, transcript=self.langs.transcript, sources=self.langs.conversation is not None)
         files.make_dir(out_dir)
         written = self._write_outputs(out_dir, base, clip, done)
         for p in written:
@@ -269,8 +274,8 @@ class TranslateJob:
         """Dub tracks, subtitles and the JSON result of one input; the paths written."""
         plan = self.plan
         written: list[Path] = []
-        entries: dict[str, dict[str, Any]] = {t: {} for t in self.langs.targets}
-        for target in self.langs.targets:
+        entries: dict[str, dict[str, Any]] = {t: {} for t in self.langs.languages}
+        for target in self.langs.languages:
             if plan.output.speech:
                 paths, info = files.write_speech(
                     *(out_dir, base, target, done.segments, done.duration_ms),
@@ -288,7 +293,7 @@ class TranslateJob:
                     files.write(p, render(items).encode(), plan.overwrite)
                     written.append(p)
                     entries[target][fmt] = p.name
-        if not self.langs.targets:  # ASR only: the transcript's subtitles
+        if not self.langs.languages:  # ASR only: the transcript's subtitles
             for fmt, render in (("srt", srt_document), ("vtt", vtt_document)):
                 if fmt in plan.formats:
                     p = out_dir / f"{base}.transcript.{fmt}"
@@ -300,6 +305,7 @@ class TranslateJob:
                 via=done.rpc,
                 source=self.langs.source,
                 targets=self.langs.targets,
+                conversation=self.langs.conversation,
                 model=done.model,
                 audio_duration_ms=done.duration_ms,
                 segments=done.segments,
@@ -327,13 +333,16 @@ def progress_bar() -> Iterator[Progress]:
         yield progress
 
 
-def print_table(path: Path, done: Outcome, *, transcript: bool) -> None:
+def print_table(path: Path, done: Outcome, *, transcript: bool, sources: bool = False) -> None:
+    """The segments as a table; ``sources``: a "from" column, each segment's source language (a
+    conversation's: the one identified)."""
     title = Text(
         f"{path}: {len(done.segments)} segments, {done.duration_ms} ms of audio, {done.took_s:.1f} s via "
         f"{done.rpc} ({done.model.name})"
     )
     table = Table(title=title)
-    cols = ["#", "span (ms)", *(["transcript"] if transcript else []), "lang", "translation", "speech (ms)", "status"]
+    cols = ["#", "span (ms)", *(["from"] if sources else []), *(["transcript"] if transcript else [])]
+    cols += ["lang", "translation", "speech (ms)", "status"]
     for col in cols:
         table.add_column(col)
     for seg in done.segments:
@@ -343,6 +352,7 @@ def print_table(path: Path, done: Outcome, *, transcript: bool) -> None:
             row = [
                 str(seg.segment_id) if first else "",
                 f"{seg.start_ms}-{seg.end_ms}" if first else "",
+                *([(seg.detected_language or seg.transcript_language or "") if first else ""] if sources else []),
                 *([one_line(seg.transcript) if first else ""] if transcript else []),
                 tr.target if tr else "",
                 one_line(tr.text) if tr else "",

@@ -44,6 +44,7 @@ def job_of(msg: pb.Job) -> Job:
         expires_at=msg.expires_at,
         source_language=msg.source_language,
         targets=tuple(msg.target_languages),
+        conversation=tuple(msg.conversation.languages),
     )
 
 
@@ -111,6 +112,7 @@ class JobCalls:
         speed: float = 1.0,
         fit: bool | tuple[float, float] = False,
         on_created: Callable[[Job], None] | None = None,
+        conversation: str | Sequence[str] | None = None,
     ) -> Job:
         """A new job of an audio file (WAV, FLAC, OGG, MP3) or a video (MP4, MOV, WebM, MKV: its
         first audio stream is translated, and once done its dubbed video is ``save_job_video``'s),
@@ -120,7 +122,10 @@ class JobCalls:
         (docs/api.md "Speech fitted to the source"): each segment's speech at the rate that fits it
         before the next segment, within the server's bound (True) or ``(slowest, fastest)``; not
         with ``speed``. ``on_created``: the job as soon as it exists, before its upload (its id,
-        to cancel it should the upload be refused or given up: ``cancel_job``)."""
+        to cancel it should the upload be refused or given up: ``cancel_job``). ``conversation``:
+        its languages (``["eng", "spa"]`` or ``"eng,spa"``) in place of ``targets`` and ``source``:
+        each segment is identified among them and translated into the others (docs/api.md
+        "Conversations"); each result's ``detected_language`` is its source."""
         if (audio is None) == (url is None):
             raise ValueError("give an audio file or url=, one of them")
         request = pb.CreateJobRequest(
@@ -133,6 +138,10 @@ class JobCalls:
         )
         if speed != 1.0:  # unset: the model's own rate
             request.output.speed = speed
+        if conversation is not None:
+            langs = conversation.split(",") if isinstance(conversation, str) else conversation
+            request.conversation.SetInParent()  # present even empty: the server says what is missing
+            request.conversation.languages.extend(langs)
         if fit is not False:
             request.fit.SetInParent()  # present with the server's bound, unless one is given
             if fit is not True:

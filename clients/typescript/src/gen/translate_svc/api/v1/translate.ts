@@ -620,7 +620,15 @@ export interface CreateJobRequest {
    * dubbing to the source's clock, as in TranslateRequest: the dubbed track's speech fitted to
    * its segments (unset bounds: the server's jobs.fit_slowest and jobs.fit_fastest)
    */
-  fit: SpeechFit | undefined;
+  fit:
+    | SpeechFit
+    | undefined;
+  /**
+   * two or more people in one recording, each segment identified among these languages and
+   * translated into the others (as in TranslateRequest; docs/api.md "Conversations"): in place of
+   * source_language and target_languages; each language gets a dubbed track and subtitles
+   */
+  conversation: Conversation | undefined;
 }
 
 export interface Job {
@@ -643,6 +651,8 @@ export interface Job {
   expiresAt: number;
   sourceLanguage: string;
   targetLanguages: string[];
+  /** a conversation's job: its languages (target_languages empty) */
+  conversation: Conversation | undefined;
 }
 
 export interface UploadJobAudioRequest {
@@ -3444,6 +3454,7 @@ function createBaseCreateJobRequest(): CreateJobRequest {
     noiseSuppression: 0,
     speakers: 0,
     fit: undefined,
+    conversation: undefined,
   };
 }
 
@@ -3475,6 +3486,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     }
     if (message.fit !== undefined) {
       SpeechFit.encode(message.fit, writer.uint32(74).fork()).join();
+    }
+    if (message.conversation !== undefined) {
+      Conversation.encode(message.conversation, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -3564,6 +3578,14 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
             message.fit = SpeechFit.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.conversation = Conversation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3601,6 +3623,7 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
         : 0,
       speakers: isSet(object.speakers) ? globalThis.Number(object.speakers) : 0,
       fit: isSet(object.fit) ? SpeechFit.fromJSON(object.fit) : undefined,
+      conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
     };
   },
 
@@ -3633,6 +3656,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     if (message.fit !== undefined) {
       obj.fit = SpeechFit.toJSON(message.fit);
     }
+    if (message.conversation !== undefined) {
+      obj.conversation = Conversation.toJSON(message.conversation);
+    }
     return obj;
   },
 
@@ -3654,6 +3680,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     message.noiseSuppression = object.noiseSuppression ?? 0;
     message.speakers = object.speakers ?? 0;
     message.fit = (object.fit !== undefined && object.fit !== null) ? SpeechFit.fromPartial(object.fit) : undefined;
+    message.conversation = (object.conversation !== undefined && object.conversation !== null)
+      ? Conversation.fromPartial(object.conversation)
+      : undefined;
     return message;
   },
 };
@@ -3672,6 +3701,7 @@ function createBaseJob(): Job {
     expiresAt: 0,
     sourceLanguage: "",
     targetLanguages: [],
+    conversation: undefined,
   };
 }
 
@@ -3712,6 +3742,9 @@ export const Job: MessageFns<Job> = {
     }
     for (const v of message.targetLanguages) {
       writer.uint32(98).string(v!);
+    }
+    if (message.conversation !== undefined) {
+      Conversation.encode(message.conversation, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -3825,6 +3858,14 @@ export const Job: MessageFns<Job> = {
             message.targetLanguages.push(reader.string());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.conversation = Conversation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3883,6 +3924,7 @@ export const Job: MessageFns<Job> = {
         : globalThis.Array.isArray(object?.target_languages)
         ? object.target_languages.map((e: any) => globalThis.String(e))
         : [],
+      conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
     };
   },
 
@@ -3924,6 +3966,9 @@ export const Job: MessageFns<Job> = {
     if (message.targetLanguages?.length) {
       obj.targetLanguages = message.targetLanguages;
     }
+    if (message.conversation !== undefined) {
+      obj.conversation = Conversation.toJSON(message.conversation);
+    }
     return obj;
   },
 
@@ -3944,6 +3989,9 @@ export const Job: MessageFns<Job> = {
     message.expiresAt = object.expiresAt ?? 0;
     message.sourceLanguage = object.sourceLanguage ?? "";
     message.targetLanguages = object.targetLanguages?.map((e) => e) || [];
+    message.conversation = (object.conversation !== undefined && object.conversation !== null)
+      ? Conversation.fromPartial(object.conversation)
+      : undefined;
     return message;
   },
 };
