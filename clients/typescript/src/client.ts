@@ -33,6 +33,7 @@ import {
   outputPb,
   simultaneousPb,
   streamFormat,
+  conversationPb,
   targetsList,
   termsPb,
   vadPb,
@@ -241,10 +242,11 @@ export class TranslateClient {
       format = { encoding: ENCODINGS[enc], sampleRateHz: audio.sampleRate, channels };
     }
     const asr = opts.source !== undefined || (opts.detect !== undefined && opts.detect !== false);
+    const conversation = conversationPb(opts.conversation);
     const request: TranslateRequest = {
       audio: { content: new Uint8Array(), format },
       sourceLanguage: opts.source ?? "",
-      targetLanguages: targetsList(opts.targets, asr),
+      targetLanguages: targetsList(opts.targets, asr || conversation !== undefined),
       output: outputPb(opts.output),
       vad: vadPb(opts.vad),
       languageDetection: detectionPb(opts.detect),
@@ -255,7 +257,7 @@ export class TranslateClient {
       speakers: 0,
       glossaries: [],
       fit: undefined,
-      conversation: undefined, // not yet an option of this client (docs/api.md "Conversations")
+      conversation,
     };
     try {
       return await this.unary<TranslateResponse>("TranslateChunked", opts.timeoutMs, (stub, md, deadline, done) => {
@@ -300,10 +302,11 @@ export class TranslateClient {
     if (!(maxBuffered >= 1)) throw new RangeError("maxBufferedEvents must be at least 1");
     const fmt = streamFormat(opts);
     const asr = opts.source !== undefined || (opts.detect !== undefined && opts.detect !== false);
+    const conversation = conversationPb(opts.conversation);
     const config = {
       format: { encoding: ENCODINGS[fmt.encoding], sampleRateHz: fmt.rate, channels: fmt.channels },
       sourceLanguage: opts.source ?? "",
-      targetLanguages: targetsList(opts.targets, asr),
+      targetLanguages: targetsList(opts.targets, asr || conversation !== undefined),
       output: outputPb(opts.output),
       vad: vadPb(opts.vad),
       interimIntervalMs: opts.interimMs ?? 0,
@@ -315,7 +318,7 @@ export class TranslateClient {
       noiseSuppression: NoiseSuppression.NOISE_SUPPRESSION_UNSPECIFIED,
       speakers: 0,
       glossaries: [],
-      conversation: undefined, // not yet an option of this client
+      conversation,
     };
     const frameBytes = fmt.encoding === "opus" ? null : SAMPLE_BYTES[fmt.encoding] * fmt.channels;
     const buffer = new ReplayBuffer(fmt.rate, frameBytes, { packetMs: opts.packetMs, maxSeconds: opts.maxReplaySeconds });

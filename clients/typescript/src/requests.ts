@@ -1,6 +1,7 @@
 /** Options to request messages (pure). */
 import {
   AudioEncoding,
+  type Conversation,
   type LanguageDetection,
   OutputOptions,
   type SimultaneousConfig,
@@ -8,7 +9,7 @@ import {
   Term_Kind,
   VadOptions,
 } from "./gen/translate_svc/api/v1/translate";
-import type { RawEncoding, StreamEncoding, StreamOptions, TermInput } from "./types";
+import type { ConversationInput, RawEncoding, RequestOptions, StreamEncoding, StreamOptions, TermInput } from "./types";
 
 export const ENCODINGS: Record<StreamEncoding, AudioEncoding> = {
   linear16: AudioEncoding.LINEAR16,
@@ -33,6 +34,19 @@ export function targetsList(targets: string | readonly string[], asr: boolean): 
     );
   }
   return out;
+}
+
+/** A conversation's message, or undefined where none is asked. Two languages at least: the server
+ * checks the rest (codes it identifies, at most four, a stated one among them). */
+export function conversationPb(c: RequestOptions["conversation"]): Conversation | undefined {
+  if (c === undefined) return undefined;
+  const o: ConversationInput = typeof c === "string" || Array.isArray(c) ? { languages: c as string | readonly string[] } : (c as ConversationInput);
+  const languages =
+    typeof o.languages === "string" ? o.languages.split(",").map((t) => t.trim()).filter((t) => t.length > 0) : [...o.languages];
+  if (languages.length < 2) {
+    throw new RangeError('a conversation names two languages or more, e.g. conversation: ["eng", "spa"]');
+  }
+  return { languages, statedLanguage: o.stated ?? "" };
 }
 
 export function termsPb(terms: readonly TermInput[] = []): Term[] {

@@ -21,6 +21,7 @@ import { Metadata, type StatusObject, status as GrpcStatus } from "@grpc/grpc-js
 import { CallReader, EventQueue, sleep, within } from "./call";
 import { StreamClosedError, StreamEndedError, StreamResumeError, TranslateError } from "./errors";
 import {
+  type Conversation,
   StreamControl,
   StreamEnd_Reason,
   type StreamEnd as StreamEndMsg,
@@ -30,10 +31,10 @@ import {
   type TranslatorClient,
 } from "./gen/translate_svc/api/v1/translate";
 import type { Chunk, ReplayBuffer } from "./replay";
-import { bytesOf } from "./requests";
+import { bytesOf, conversationPb } from "./requests";
 import { isRetryable, type RetryPolicy, retryDelayFromMetadata, retryDelayMs } from "./retry";
 import { StreamTracker } from "./tracker";
-import type { StreamEnd, StreamEvent, StreamInfo } from "./types";
+import type { RequestOptions, StreamEnd, StreamEvent, StreamInfo } from "./types";
 
 /** The client a stream belongs to, as far as its calls use it. */
 export interface StreamOwner {
@@ -160,14 +161,31 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
   }
 
   /**
-   * Change the stream's targets (the whole new list), voice or speaking rate (`speed`, 0.5..2.0)
+   * Change the stream's targets (the whole new list), voice or speaking rate (`speed`, 0.5..2.0),
+   * or its conversation (the whole list of languages; with `stated`, or without to clear it)
    * while it runs: segments that close from now on use them. The server answers with an `updated` event (its `status` not OK when it
    * refused: the stream goes on unchanged). An update not answered when the stream moves to another
    * server is sent again there.
    */
-  update(change: { targets?: readonly string[]; speakerId?: number; speed?: number }): Promise<void> {
-    if (change.targets === undefined && change.speakerId === undefined && change.speed === undefined) {
-      return Promise.reject(new RangeError("update() changes nothing: pass targets, speakerId or speed"));
+  update(change: {
+    targets?: readonly string[];
+    speakerId?: number;
+    speed?: number;
+    conversation?: RequestOptions["conversation"];
+  }): Promise<void> {
+    if (
+      change.targets === undefined &&
+      change.speakerId === undefined &&
+      change.speed === undefined &&
+      change.conversation === undefined
+    ) {
+      return Promise.reject(new RangeError("update() changes nothing: pass targets, speakerId, speed or conversation"));
+    }
+    let conversation: Conversation | undefined;
+    try {
+      conversation = conversationPb(change.conversation);
+    } catch (e) {
+      return Promise.reject(e);
     }
     const request: StreamingTranslateRequest = {
       request: {
@@ -176,7 +194,7 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
           targets: change.targets === undefined ? undefined : { languages: [...change.targets] },
           speakerId: change.speakerId,
           speed: change.speed,
-          conversation: undefined,
+          conversation,
         },
       },
     };

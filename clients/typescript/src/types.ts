@@ -70,9 +70,20 @@ export interface RawAudio {
 /** A phrase to get right; a plain string is a boost (as in the Python SDK). */
 export type TermInput = string | Partial<Term>;
 
+/** A conversation (docs/api.md "Conversations"): its 2-4 languages ("eng,spa" or a list), and the
+ * language of the coming audio where the client states it (a push-to-talk button per party). */
+export interface ConversationInput {
+  languages: string | readonly string[];
+  stated?: string;
+}
+
 export interface RequestOptions {
-  /** target languages ("spa", "spa,fra" or a list); none: ASR only (with `source` or `detect`) */
+  /** target languages ("spa", "spa,fra" or a list); none: ASR only (with `source` or `detect`),
+   * or a conversation */
   targets: string | readonly string[];
+  /** a conversation instead of targets (send `targets: []`): each segment's language is identified
+   * among these and translated into the others; the languages, or with a stated language */
+  conversation?: string | readonly string[] | ConversationInput;
   source?: string;
   /** identify each segment's language: true (any) or the candidates */
   detect?: boolean | readonly string[];

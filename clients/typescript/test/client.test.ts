@@ -5,7 +5,9 @@
  * token. Nothing here reads what the random-weight model says: spans, ids, counts and fields only.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { status as GrpcStatus } from "@grpc/grpc-js";
@@ -20,7 +22,7 @@ import {
   TranslateError,
   type TranslateStream,
 } from "../src";
-import { type Server, SHARED_AUDIO, serve, testCertificates, wavPcm16 } from "./server";
+import { type Server, SHARED_AUDIO, serve, testCertificates, VENV, wavPcm16 } from "./server";
 
 const OK_TOKEN = "ts-client-ok-5e1f9a3c7b";
 const QUOTA_TOKEN = "ts-client-quota-2d8b6f0e4a";
@@ -397,6 +399,80 @@ async function until(check: () => boolean, what: string, ms = 120_000): Promise<
 
 const roomSegments = (events: ListenEvent[]): Extract<ListenEvent, { type: "segment" }>[] =>
   events.flatMap((e) => (e.type === "segment" ? [e] : []));
+
+describe("conversations", () => {
+  let talk: Server | undefined;
+  before(async () => {
+    // the test identifier biased to Spanish (translate_svc.app.build_lid_test_checkpoint): its
+    // choice among a conversation's languages is known, so the direction is
+    const lid = mkdtempSync(join(tmpdir(), "ts-client-lid-"));
+    const code = "import sys, pathlib; from translate_svc.app import build_lid_test_checkpoint; " +
+      "build_lid_test_checkpoint(pathlib.Path(sys.argv[1]), bias='spa')";
+    const r = spawnSync(join(VENV, "bin", "python"), ["-c", code, join(lid, "spa")], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`the test identifier was not built: ${r.stderr}`);
+    talk = await serve({ args: ["--tokens-file", "{dir}/tokens"], files: { tokens: TOKENS }, env: { MODEL__LID_PATH: join(lid, "spa") } });
+  });
+  after(async () => {
+    await talk?.dispose();
+  });
+
+  const direction = (seg: pb.SegmentResult): [string, pb.DetectedLanguage_Source | undefined, string[]] => [
+    seg.detectedLanguage?.language ?? "",
+    seg.detectedLanguage?.source,
+    seg.translations.map((t) => t.targetLanguage),
+  ];
+
+  test("a clip: each segment identified among the conversation's languages and translated into the other; a stated language is taken as said", async () => {
+    const c = client(talk!.address);
+    try {
+      const heard = await c.translate(jfk, { targets: [], conversation: "eng,spa", output: { speech: false } });
+      assert.ok(heard.segments.length > 0);
+      for (const seg of heard.segments) assert.deepEqual(direction(seg), ["spa", pb.DetectedLanguage_Source.IDENTIFIED, ["eng"]]);
+      const stated = await c.translate(jfk, {
+        targets: [],
+        conversation: { languages: ["eng", "spa"], stated: "eng" },
+        output: { speech: false },
+      });
+      for (const seg of stated.segments) assert.deepEqual(direction(seg), ["eng", pb.DetectedLanguage_Source.STATED, ["spa"]]);
+      await assert.rejects(c.translate(jfk, { targets: [], conversation: ["eng"] }), /two languages or more/);
+      await assert.rejects(
+        c.translate(jfk, { targets: [], conversation: { languages: "eng,spa", stated: "fra" } }),
+        (e: unknown) => e instanceof TranslateError && e.code === GrpcStatus.INVALID_ARGUMENT && /stated_language/.test(e.message),
+      );
+    } finally {
+      c.close();
+    }
+  });
+
+  test("a stream: the config echoes the conversation; an update states a language from its first segment on", async () => {
+    const pcm = minute.subarray(0, 16000 * 24);
+    const c = client(talk!.address);
+    try {
+      const s = await c.stream({ targets: [], conversation: ["eng", "spa"], output: { speech: false } });
+      assert.deepEqual(s.info?.config?.conversation?.languages, ["eng", "spa"]);
+      assert.deepEqual(s.info?.config?.targetLanguages, []);
+      const events = await run(s, chunks(pcm), {
+        paceMs: 5,
+        at: [8, () => s.update({ conversation: { languages: ["eng", "spa"], stated: "eng" } })],
+      });
+      const updated = events.flatMap((e) => (e.type === "updated" ? [e.updated] : []));
+      assert.equal(updated.length, 1);
+      assert.equal(updated[0]!.status?.code ?? 0, GrpcStatus.OK);
+      assert.equal(updated[0]!.config?.conversation?.statedLanguage, "eng");
+      const from = updated[0]!.firstSegmentId;
+      const segs = segmentsOf(events);
+      assertOrderedSegments(segs);
+      assert.ok(from > 0 && from < segs.length, `first segment ${from} of ${segs.length}`);
+      for (const seg of segs) {
+        const want = seg.segmentId < from ? ["spa", ["eng"]] : ["eng", ["spa"]];
+        const [language, , targets] = direction(seg);
+        assert.deepEqual([language, targets], want, `segment ${seg.segmentId}`);
+      }
+    } finally {
+      c.close();
+    }
+  });
+});
 
 describe("rooms", () => {
   test("a listener gets a room speaker's segments with its ids and spans; a late one the backlog first, as text", async () => {

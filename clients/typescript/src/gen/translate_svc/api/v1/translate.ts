@@ -894,9 +894,9 @@ export enum DetectedLanguage_Source {
   /** IDENTIFIED - the identifier's top score */
   IDENTIFIED = 1,
   /**
-   * PREVIOUS_TURN - a conversation's previous turn's language, kept on a short segment
-   * (limits.conversation_short_turn_s) or where the top score beat it by less than
-   * limits.conversation_switch_margin; `scores` still say what the identifier scored
+   * PREVIOUS_TURN - a conversation's previous turn's language, kept where the top score beat it by less than
+   * limits.conversation_switch_margin (conversation_short_turn_margin on a segment shorter than
+   * limits.conversation_short_turn_s); `scores` still say what the identifier scored
    */
   PREVIOUS_TURN = 2,
   /** STATED - Conversation.stated_language: no identification ran (`scores` empty) */
