@@ -45,7 +45,7 @@ _SPECTRUM_KEYS = ("ap.spectrogram.window", "ap.inv_spectrogram.window", "ap.stre
 
 @dataclass(frozen=True)
 class SpectrumParams:
-    """The spectrogram the network was trained on (the wheel's ``hparams.yaml``)."""
+    """The spectrogram the network was trained on (the hyper-parameters file beside the wheel's checkpoint)."""
 
     sample_rate: int = 32_000
     n_fft: int = 2048

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.support.fake_runner import LANGUAGES
+from tests.support.conversation_card import CARD, LIMITS, TEXT
 from translate_svc.engine.results import EngineResult
 from translate_svc.errors import InvalidInput, NotInstalled
 from translate_svc.model_api.requests import DETECTED, ModelOutput
@@ -21,18 +21,9 @@ from translate_svc.session.task.change import TaskChange, change
 from translate_svc.session.task.checks import resolve_task
 from translate_svc.session.task.inputs import model_input
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import ModelCard, ModelInfo, OutputOptions, Segment
+from translate_svc.types import OutputOptions, Segment
 
 pytestmark = pytest.mark.unit
-
-CARD = ModelCard(
-    ModelInfo("fake", "none", True),
-    tuple(dataclasses.replace(lang, detectable=True) for lang in LANGUAGES),
-    num_speakers=2,
-    identifier=ModelInfo("fake-lid", "none", True),
-)
-LIMITS = LimitsSettings()
-TEXT = OutputOptions(speech=False)
 
 
 def test_a_conversation_runs_as_its_languages_targets_and_candidates() -> None:

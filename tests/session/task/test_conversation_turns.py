@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.session.task.test_conversation import CARD, LIMITS, TEXT
+from tests.support.conversation_card import CARD, LIMITS, TEXT
 from translate_svc.engine.results import EngineResult
 from translate_svc.errors import InvalidInput
 from translate_svc.model_api.requests import DETECTED, ModelOutput
