@@ -201,8 +201,7 @@ def _speak_group(batch: _Batch, group: list[FinishRow], sequences: torch.Tensor)
         speeds=[row.input.speed for row in group],
         fits=[row.input.fit for row in group],
         again=again,
-        mark=False,  # ``_speak`` marks every group's waves in one batch
-    )
+    )  # unmarked waves: ``_speak`` marks every group's in one batch
     n = len(group)
     for row, wave in zip(group, out.waves[:n], strict=True):
         row.wave = wave

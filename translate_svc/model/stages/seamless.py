@@ -256,7 +256,6 @@ class SeamlessStages:
         speeds: Sequence[float] | None = None,
         fits: Sequence[SpeechFit | None] | None = None,
         again: Sequence[tuple[int, float]] = (),
-        mark: bool = True,
     ) -> Speech:
         """Units and waveforms for text rows, exactly as ``SeamlessM4Tv2Model.generate`` does it,
         with t2u's per-character durations and the vocoder's frames per unit (word timings).
@@ -265,7 +264,7 @@ class SeamlessStages:
         (``vocode``; None: the model's own); ``fits``: each row's time to fit its speech in
         (``ModelInput.fit``; None: its speed). ``again``: rows spoken once more at
         another rate, (row, rate) each (``ModelInput.renditions``): vocoder rows after the others
-        from the same units, and the result's units follow them. ``mark``: as ``vocode``'s."""
+        from the same units, and the result's units follow them. The waves are unmarked (``vocode``)."""
         units = self.units(enc, mask, sequences, audio_s, text_input=text_input, text_states=text_states, tokens=tokens)
         rated: dict[str, Any] = {}
         if again:
@@ -287,7 +286,7 @@ class SeamlessStages:
             rated["speeds"] = speeds
         if fits is not None and any(f is not None for f in fits):
             rated["fits"] = fits
-        return Speech(units, self.vocode(units.units, units.counts, langs, speakers, **rated, mark=mark))
+        return Speech(units, self.vocode(units.units, units.counts, langs, speakers, **rated))
 
     def units(
         self,
@@ -331,27 +330,24 @@ class SeamlessStages:
         speeds: Sequence[float] | None = None,
         fits: Sequence[SpeechFit | None] | None = None,
         max_rows: int | None = None,
-        *,
-        mark: bool = True,
     ) -> Vocoded:
         """One waveform per row of vocoder units (``units``' layout), in the row's language and
         voice, at the row's speaking rate (``speeds``; None: the model's own), and each
         row's frames per unit (model/stages/vocoder.py); ``fits``: each row's time to fit its
         speech in (``ModelInput.fit``: the rate chosen on the device; None: its speed). The waves
-        carry the watermark (``marker``), one batch per call; ``mark`` False: unmarked, for a caller
-        that marks several calls' waves in one batch itself (``mark_waves``)."""
+        are the vocoder's own, unmarked: each caller that makes speech for a result marks its
+        waves (``mark_waves``: the finish, a respeak, a simultaneous step)."""
         frames = None if self.forced is None else self.forced.frames_per_unit
         lang_ids = [self._vocoder_lang_ids[lang] for lang in langs]
-        vocoded = self._vocoder(
+        return self._vocoder(
             units, unit_lens, lang_ids, speakers, unit_frames=frames, speeds=speeds, fits=fits, max_rows=max_rows
         )
-        if not mark:
-            return vocoded
-        return dataclasses.replace(vocoded, waves=self.mark_waves(vocoded.waves))
 
     def mark_waves(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """``waves`` (the vocoder's, at ``sample_rate``) with the watermark, as one batch; as they
-        are without a ``marker``. The stages' thread (the model's or the finish stage's)."""
+        are without a ``marker``. Every caller of ``vocode`` whose waves become a result's speech
+        calls it once per step, before anything encodes them. Thread-safe (the marker only reads
+        its network): the model thread and the finish stage's worker may both call it."""
         return list(waves) if self.marker is None else self.marker.mark(waves, self.sample_rate)
 
     def warm_speech(
