@@ -527,6 +527,9 @@ class ModelCard:
     num_speakers: int
     #: the spoken-language identifier, when one is installed (``Language.detectable`` says what it picks)
     identifier: ModelInfo | None = None
+    #: the watermark every speech output carries (scheme and trained checkpoint, e.g.
+    #: ``perth-implicit@250000``); "": speech unmarked (``model.watermark`` off)
+    speech_watermark: str = ""
 
     @property
     def detectable_codes(self) -> frozenset[str]:

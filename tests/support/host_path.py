@@ -29,11 +29,13 @@ STAGES = (
 
 def cuda_plan_runner(model: Path, **settings: Any) -> Any:
     """The runner the server builds on CUDA, on this CPU in float32, its finish inline (a dispatch
-    mode sees one thread); ``settings``: other ``ModelSettings`` fields."""
+    mode sees one thread); ``settings``: other ``ModelSettings`` fields. The watermark is off
+    unless asked for: the marker runs on the host at each wave's own length, outside the
+    device's buckets and regions that these counts are about (docs/decisions.md)."""
     from translate_svc.model.build import build_runner
     from translate_svc.settings import ModelSettings
 
-    fields: dict[str, Any] = {"finish_thread": False, "lid_path": None, **settings}
+    fields: dict[str, Any] = {"finish_thread": False, "lid_path": None, "watermark": "off", **settings}
     m = ModelSettings(path=model, device="cpu", dtype="float32", **fields)
     return build_runner(m, like="cuda")
 

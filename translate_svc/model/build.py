@@ -30,6 +30,7 @@ from translate_svc.model.stages.decoder import TextCap
 from translate_svc.model.stages.device import pick_device
 from translate_svc.model.stages.forced import ForcedLengths
 from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model.stages.speech_mark import speech_marker
 from translate_svc.model_api.runner import LanguageIdentifier
 from translate_svc.settings import ModelSettings
 
@@ -111,6 +112,7 @@ def build_runner(
         pad_rows=plan.pad_rows,
         batch_vocoder=plan.batch_vocoder,
         device_features=plan.device_features,
+        marker=speech_marker(m.watermark),
     )
     loop = None
     if plan.fast:

@@ -39,6 +39,7 @@ this module imports nothing above them. Not thread-safe: the model thread only, 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -376,12 +377,13 @@ class Retranslator:
     ) -> Vocoded:
         """One waveform per chunk of vocoder units (non-empty), in its language and voice, at its
         speaking rate (``speeds``; None: the model's own), with its frames per unit: the stages'
-        vocoder call (masked, batched where they batch)."""
+        vocoder call (masked, batched where they batch), its waves watermarked (one batch)."""
         units = torch.full((len(chunks), max(len(c) for c in chunks)), self._unit_pad, dtype=torch.long)
         for row, chunk in enumerate(chunks):
             units[row, : len(chunk)] = torch.from_numpy(np.asarray(chunk, np.int64))
         device = self.stages.device
-        return self.stages.vocode(units.to(device), [len(c) for c in chunks], langs, speakers, speeds=speeds)
+        vocoded = self.stages.vocode(units.to(device), [len(c) for c in chunks], langs, speakers, speeds=speeds)
+        return dataclasses.replace(vocoded, waves=self.stages.mark_waves(vocoded.waves))
 
     def _speech(
         self,

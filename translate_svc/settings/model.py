@@ -86,6 +86,12 @@ class ModelSettings(BaseModel):
     #: ``buckets``: the longest segment the warm-up covers (vad.max_segment_ms's default); a longer
     #: one may meet shapes it did not run (``translate_svc_model_cold_shapes_total``)
     warmup_longest_s: float = Field(15.0, gt=0, le=60)
+    #: the mark every synthetic speech output carries, added where the vocoder makes it (before any
+    #: encoding, so every door's speech is marked): ``perth``, PerTh's implicit watermark
+    #: (translate_svc/marking; its trained weights from the ``resemble-perth`` wheel, loaded at
+    #: start); ``off``, speech unmarked. The operator's choice, never a caller's: ListLanguages
+    #: says which (``speech_watermark``)
+    watermark: Literal["perth", "off"] = "perth"
 
     def fast_on(self, device: str) -> bool:
         """Whether the fast runner (our own decode loop) decodes on ``device`` ("cpu", "cuda"):

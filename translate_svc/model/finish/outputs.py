@@ -160,7 +160,8 @@ def _filter(batch: _Batch, rows: list[FinishRow]) -> torch.Tensor:
 
 def _speak(batch: _Batch, rows: list[FinishRow], sequences: torch.Tensor) -> float:
     """Speech for the target rows that asked for it and have at least one text token, one speech
-    group at a time; the time it took (ms; 0 where no row speaks)."""
+    group at a time, then every row's speech and renditions watermarked in one batch (``_mark``);
+    the time it took (ms; 0 where no row speaks)."""
     stages = batch.stages
     gen = stages.model.generation_config
     speaking = [row for row in rows if row.input.speech and row.plan.target and _has_text(row.spoken, gen)]
@@ -169,6 +170,7 @@ def _speak(batch: _Batch, rows: list[FinishRow], sequences: torch.Tensor) -> flo
     groups = [[row] for row in speaking] if stages.exact_rows else [speaking]
     for group in (g for g in groups if g):
         _speak_group(batch, group, sequences)
+    _mark(batch.stages, speaking)
     return (time.perf_counter() - started) * 1000 if speaking else 0.0
 
 
@@ -199,7 +201,7 @@ def _speak_group(batch: _Batch, group: list[FinishRow], sequences: torch.Tensor)
         speeds=[row.input.speed for row in group],
         fits=[row.input.fit for row in group],
         again=again,
-    )
+    )  # unmarked waves: ``_speak`` marks every group's in one batch
     n = len(group)
     for row, wave in zip(group, out.waves[:n], strict=True):
         row.wave = wave
@@ -213,6 +215,20 @@ def _speak_group(batch: _Batch, group: list[FinishRow], sequences: torch.Tensor)
         _keep_units(out, group, keeping)
     if any(row.input.words for row in group):
         _time_speech(batch, group, again, seqs, out, width)
+
+
+def _mark(stages: SeamlessStages, rows: list[FinishRow]) -> None:
+    """The rows' speech and renditions watermarked in place, as one batch (``SeamlessStages.mark_waves``):
+    what the word timings read (lengths and frames) stays as it was."""
+    slots: list[tuple[FinishRow, int | None]] = [(row, None) for row in rows if row.wave is not None]
+    slots += [(row, k) for row in rows for k in range(len(row.again))]
+    waves = [row.again[k][1] if k is not None else row.wave for row, k in slots]
+    marked = stages.mark_waves([w for w in waves if w is not None])
+    for (row, k), wave in zip(slots, marked, strict=True):
+        if k is None:
+            row.wave = wave
+        else:
+            row.again[k] = (row.again[k][0], wave)
 
 
 def _time_speech(

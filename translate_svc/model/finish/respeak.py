@@ -52,6 +52,7 @@ def respeak(stages: SeamlessStages, timer: Callable[[], WordTimer], inputs: Sequ
         [u.speaker_id for _, u, _ in rows],
         speeds=[rate for _, _, rate in rows],
     )
+    waves = stages.mark_waves(vocoded.waves)  # the watermark, before anything encodes them
     words: dict[int, tuple[WordTiming, ...]] = {}
     timed = [r for r, (k, _, _) in enumerate(rows) if inputs[k].words]
     if timed:
@@ -63,7 +64,7 @@ def respeak(stages: SeamlessStages, timer: Callable[[], WordTimer], inputs: Sequ
             texts={},
             speech_ms=speech_ms,
             renditions=tuple(
-                Rendition(u.language, rate, vocoded.waves[r], words.get(r, ()))
+                Rendition(u.language, rate, waves[r], words.get(r, ()))
                 for r, (at, u, rate) in enumerate(rows)
                 if at == k
             ),

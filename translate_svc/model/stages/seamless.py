@@ -50,6 +50,7 @@ from translate_svc.model.stages.shapes import (
     frame_bucket,
     ladder,
 )
+from translate_svc.model.stages.speech_mark import SpeechMarker
 from translate_svc.model.stages.terms import TermTokens
 from translate_svc.model.stages.text_to_unit import Speech, TextToUnit, Units
 from translate_svc.model.stages.vocoder import MaskedVocoder, Vocoded
@@ -81,6 +82,7 @@ class SeamlessStages:
         pad_frames: bool | None = None,
         pad_rows: bool = False,
         device_features: bool | None = None,
+        marker: SpeechMarker | None = None,
     ) -> None:
         size_cpu_kernel_caches()  # before the first convolution: the warmed kernels must stay cached
         path = Path(model_dir)
@@ -99,6 +101,8 @@ class SeamlessStages:
             (self.device.type == "cpu" and self.dtype != torch.float32) if exact_rows is None else exact_rows
         )
         self._load(path)
+        #: marks every waveform the vocoder makes (model/stages/speech_mark.py); None: unmarked
+        self.marker = marker
         self._describe(identifier)
         self.forced = forced
         #: per-row bound on text tokens (runaway decodes); None: the generation config's alone
@@ -149,7 +153,11 @@ class SeamlessStages:
                 dataclasses.replace(lang, detectable=lang.text_output and lang.code in picks) for lang in languages
             )
         self._card = ModelCard(
-            self.info, languages, self.num_speakers, identifier.info if identifier is not None else None
+            self.info,
+            languages,
+            self.num_speakers,
+            identifier.info if identifier is not None else None,
+            speech_watermark=self.marker.name if self.marker is not None else "",
         )
         #: what "any language" means for detection: those it can pick that the decoder can write
         self._detectable = tuple(sorted(self._card.detectable_codes))
@@ -256,7 +264,7 @@ class SeamlessStages:
         (``vocode``; None: the model's own); ``fits``: each row's time to fit its speech in
         (``ModelInput.fit``; None: its speed). ``again``: rows spoken once more at
         another rate, (row, rate) each (``ModelInput.renditions``): vocoder rows after the others
-        from the same units, and the result's units follow them."""
+        from the same units, and the result's units follow them. The waves are unmarked (``vocode``)."""
         units = self.units(enc, mask, sequences, audio_s, text_input=text_input, text_states=text_states, tokens=tokens)
         rated: dict[str, Any] = {}
         if again:
@@ -326,12 +334,21 @@ class SeamlessStages:
         """One waveform per row of vocoder units (``units``' layout), in the row's language and
         voice, at the row's speaking rate (``speeds``; None: the model's own), and each
         row's frames per unit (model/stages/vocoder.py); ``fits``: each row's time to fit its
-        speech in (``ModelInput.fit``: the rate chosen on the device; None: its speed)."""
+        speech in (``ModelInput.fit``: the rate chosen on the device; None: its speed). The waves
+        are the vocoder's own, unmarked: each caller that makes speech for a result marks its
+        waves (``mark_waves``: the finish, a respeak, a simultaneous step)."""
         frames = None if self.forced is None else self.forced.frames_per_unit
         lang_ids = [self._vocoder_lang_ids[lang] for lang in langs]
         return self._vocoder(
             units, unit_lens, lang_ids, speakers, unit_frames=frames, speeds=speeds, fits=fits, max_rows=max_rows
         )
+
+    def mark_waves(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``waves`` (the vocoder's, at ``sample_rate``) with the watermark, as one batch; as they
+        are without a ``marker``. Every caller of ``vocode`` whose waves become a result's speech
+        calls it once per step, before anything encodes them. Thread-safe (the marker only reads
+        its network): the model thread and the finish stage's worker may both call it."""
+        return list(waves) if self.marker is None else self.marker.mark(waves, self.sample_rate)
 
     def warm_speech(
         self,

@@ -220,6 +220,7 @@ class TranslatorServicer:
             model=server_info.model_card_to_pb(card),
             limits=server_info.limits_to_pb(self._m.limits, self._m.glossaries.kept_limits()),
             language_identifier=server_info.identifier_to_pb(card),
+            speech_watermark=card.speech_watermark,
         )
 
     @unary

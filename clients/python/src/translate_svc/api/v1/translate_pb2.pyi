@@ -737,16 +737,18 @@ class Language(_message.Message):
     def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., speech_input: bool = ..., text_output: bool = ..., speech_output: bool = ..., detectable: bool = ...) -> None: ...
 
 class ListLanguagesResponse(_message.Message):
-    __slots__ = ("languages", "model", "limits", "language_identifier")
+    __slots__ = ("languages", "model", "limits", "language_identifier", "speech_watermark")
     LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     languages: _containers.RepeatedCompositeFieldContainer[Language]
     model: ModelInfo
     limits: ServerLimits
     language_identifier: ModelInfo
-    def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., language_identifier: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+    speech_watermark: str
+    def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., language_identifier: _Optional[_Union[ModelInfo, _Mapping]] = ..., speech_watermark: _Optional[str] = ...) -> None: ...
 
 class TranslateRequest(_message.Message):
     __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms", "noise_suppression", "speakers", "glossaries", "fit", "conversation")

@@ -1313,7 +1313,15 @@ export interface ListLanguagesResponse {
     | ServerLimits
     | undefined;
   /** the spoken-language identifier (LanguageDetection); absent when none is installed */
-  languageIdentifier: ModelInfo | undefined;
+  languageIdentifier:
+    | ModelInfo
+    | undefined;
+  /**
+   * the watermark every synthetic speech output of this server carries, added where the vocoder
+   * makes it (scheme and trained checkpoint, e.g. "perth-implicit@250000": docs/deploy.md);
+   * empty: speech is not marked (the operator's model.watermark "off")
+   */
+  speechWatermark: string;
 }
 
 export interface TranslateRequest {
@@ -8473,7 +8481,7 @@ export const Language: MessageFns<Language> = {
 };
 
 function createBaseListLanguagesResponse(): ListLanguagesResponse {
-  return { languages: [], model: undefined, limits: undefined, languageIdentifier: undefined };
+  return { languages: [], model: undefined, limits: undefined, languageIdentifier: undefined, speechWatermark: "" };
 }
 
 export const ListLanguagesResponse: MessageFns<ListLanguagesResponse> = {
@@ -8489,6 +8497,9 @@ export const ListLanguagesResponse: MessageFns<ListLanguagesResponse> = {
     }
     if (message.languageIdentifier !== undefined) {
       ModelInfo.encode(message.languageIdentifier, writer.uint32(34).fork()).join();
+    }
+    if (message.speechWatermark !== "") {
+      writer.uint32(42).string(message.speechWatermark);
     }
     return writer;
   },
@@ -8538,6 +8549,14 @@ export const ListLanguagesResponse: MessageFns<ListLanguagesResponse> = {
             message.languageIdentifier = ModelInfo.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.speechWatermark = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8562,6 +8581,11 @@ export const ListLanguagesResponse: MessageFns<ListLanguagesResponse> = {
         : isSet(object.language_identifier)
         ? ModelInfo.fromJSON(object.language_identifier)
         : undefined,
+      speechWatermark: isSet(object.speechWatermark)
+        ? globalThis.String(object.speechWatermark)
+        : isSet(object.speech_watermark)
+        ? globalThis.String(object.speech_watermark)
+        : "",
     };
   },
 
@@ -8578,6 +8602,9 @@ export const ListLanguagesResponse: MessageFns<ListLanguagesResponse> = {
     }
     if (message.languageIdentifier !== undefined) {
       obj.languageIdentifier = ModelInfo.toJSON(message.languageIdentifier);
+    }
+    if (message.speechWatermark !== "") {
+      obj.speechWatermark = message.speechWatermark;
     }
     return obj;
   },
@@ -8597,6 +8624,7 @@ export const ListLanguagesResponse: MessageFns<ListLanguagesResponse> = {
     message.languageIdentifier = (object.languageIdentifier !== undefined && object.languageIdentifier !== null)
       ? ModelInfo.fromPartial(object.languageIdentifier)
       : undefined;
+    message.speechWatermark = object.speechWatermark ?? "";
     return message;
   },
 };
