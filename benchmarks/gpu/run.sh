@@ -72,6 +72,10 @@ PY=${PY:-python3}
 FILES=.gpu/audio/silero_test.wav,.gpu/audio/jfk.flac
 FORCED=(--forced-tokens-per-s 4 --forced-units-per-s 50)
 export PYTHONUNBUFFERED=1 COLUMNS=${COLUMNS:-200}
+# the speech watermark (model.watermark) needs resemble-perth's 37 MB of weights, which the packed
+# site leaves out (the carry is 64 MiB a call): the runbook's servers run unmarked unless WATERMARK
+# names the mark and the weights are carried (docs/deploy.md, "Marked speech")
+export TRANSLATE_SVC_MODEL__WATERMARK=${WATERMARK:-off}
 if [ -n "$SITE" ]; then  # prepare.sh's packed site; "" for the current environment (a CPU dry run)
   tar xJf .gpu/site.tar.xz -C /tmp || exit 1
   export PYTHONPATH="/tmp/site312:$PWD:$PWD/clients/python/src"
