@@ -153,10 +153,14 @@ async def test_on_two_workers_a_job_runs_once_and_either_worker_serves_it(
     test_model_dir: Path, tmp_path: Path, shared_audio: Path, servers: list[ServerProcess]
 ) -> None:
     """``serve --workers 2``: both workers share ``jobs.dir``; the job is leased to one of them, and
-    its status, cancel and results are served by whichever worker a request reaches."""
+    its status, cancel and results are served by whichever worker a request reaches. The workers run
+    the made-up stable translator (``--test-translator stable``): what is tested is the lease and
+    the shared store, which the model's words take no part in (and a start costs ~2 CPU s a
+    process, not ~8)."""
     jobs_dir = tmp_path / "jobs"
     env = {"TRANSLATE_SVC_JOBS__DIR": str(jobs_dir)}
     args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--workers", "2"]
+    args += ["--test-translator", "stable"]
     node = ServerProcess(args, env=env)
     servers.append(node)
     clip = (shared_audio / "jfk.flac").read_bytes()

@@ -91,9 +91,12 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def logged_server(model: Path, log: Path, port: int = 0) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def logged_server(
+    model: Path, log: Path, port: int = 0, more: Sequence[str] = ()
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A server on ``model`` (one model thread, a 2 s drain) on ``port`` (0: any), its output in
-    ``log``: its process and its port, once ready."""
+    ``log``: its process and its port, once ready. ``more``: further ``serve`` options (e.g.
+    ``--test-translator stable`` where what is tested is the servers' lifecycle, not the model's)."""
     env = {
         **os.environ,
         "TRANSLATE_SVC_SERVER__DRAIN_S": "2",
@@ -101,7 +104,7 @@ def logged_server(model: Path, log: Path, port: int = 0) -> Iterator[tuple[subpr
         "TRANSLATE_SVC_MODEL__CPU_THREADS": "1",
     }
     ready_file = log.with_suffix(".ready.json")
-    argv = [*CLI, "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    argv = [*CLI, "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), *more]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             default_signals([*argv, "--ready-file", str(ready_file)]), stdout=out, stderr=subprocess.STDOUT, env=env

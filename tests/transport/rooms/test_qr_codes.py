@@ -8,6 +8,8 @@ rooms open on the process.
 
 On a real ``translate-svc serve`` process; the strangers are a separate client process
 (``python -m tests.support.attacks.rooms qr-flood``), so their CPU and connections are not the test's.
+The servers run the made-up stable translator (``--test-translator stable``): QR codes, the health
+Check and a room's silent speaker take no model output, and a start costs ~2 CPU s, not ~8.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"),
 STRANGERS = 32
 FLOOD_S = 12.0
 DRAWS_PER_S = 4.0  # rooms.qr_draws_per_s's default
+#: a server on the test checkpoint's card, the made-up stable translator in place of its weights
+ARGS = ("--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--test-translator", "stable")
 #: the other tenant's health Check, p50, while the strangers ask (before the fix: 1.5-2.5 s here)
 CHECK_P50_S = 0.5
 
 
 @pytest.fixture(scope="module")
 def served(test_model_dir: Path) -> Iterator[ServerProcess]:
-    args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
+    args = ["--model", str(test_model_dir), *ARGS]
     server = ServerProcess(args)
     try:
         yield server
@@ -98,7 +102,7 @@ async def test_a_code_drawn_before_is_served_from_the_cache_past_the_budget(
 ) -> None:
     """With a budget of one draw, a second address is refused (503, Retry-After, a message saying
     why) while the first, drawn before, is served again, the same bytes."""
-    args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
+    args = ["--model", str(test_model_dir), *ARGS]
     server = ServerProcess(args, env={"TRANSLATE_SVC_ROOMS__QR_DRAWS_PER_S": "0.05"})
     try:
         async with aiohttp.ClientSession() as http:
