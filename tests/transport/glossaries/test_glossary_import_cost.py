@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow(120)]
 
 ENTRIES = 10_000
 REPLACES = 8
+#: a JSON replace's CPU in the server's process at most this many times its parse's (see the test)
+LOCK_TO_PARSE = 1.25
 FOUR_MIB = 4 * 1024 * 1024
 
 
@@ -41,7 +43,7 @@ def server() -> Iterator[ServerProcess]:
         yield srv
 
 
-def test_a_json_replace_does_most_of_its_work_outside_the_server_s_lock(server: ServerProcess) -> None:
+def test_a_json_replace_costs_the_server_s_lock_no_more_than_about_its_parse(server: ServerProcess) -> None:
     """What a 10,000-entry JSON replace costs under the server's interpreter lock (its own
     process's CPU: reading the body, loading the parse's answer, checking the entries, storing
     them), against what it costs in the parse process, outside it: CPU time, in one run, so
@@ -49,9 +51,11 @@ def test_a_json_replace_does_most_of_its_work_outside_the_server_s_lock(server: 
     that does nothing else (an idle server takes no measurable CPU).
 
     Before (the entries checked character by character in Python, the whole parsed document
-    loaded back): 143 ms in, 94 ms out a replace; that lock time made a bystander's results
-    0.6-1.4 s late under four clients replacing without pause. How late, on this machine:
-    ``python -m tests.support.attacks.glossaries`` (docs/security.md, J4)."""
+    loaded back): 143 ms in, 94 ms out a replace (1.52x); that lock time made a bystander's results
+    0.6-1.4 s late under four clients replacing without pause. Now 0.68-0.74x on a quiet machine and
+    0.78-0.90x under four busy loops (contention inflates the server's many small steps more than
+    the parse's one long one): the bound, ``LOCK_TO_PARSE``, sits between. How late a bystander
+    is, on this machine: ``python -m tests.support.attacks.glossaries`` (docs/security.md, J4)."""
     body = attack.json_body("cpu", ENTRIES, chars=64)
     port = server.info.http_port
     assert port is not None
@@ -71,7 +75,7 @@ def test_a_json_replace_does_most_of_its_work_outside_the_server_s_lock(server: 
     got = asyncio.run(replaces())
     print(f"\na {ENTRIES}-entry JSON replace's CPU, inside the server's process and in its parse process: {got}")
     assert got["outside_s"] > 0, got  # the parse ran in a process of its own
-    assert got["inside_s"] < got["outside_s"], got
+    assert got["inside_s"] < LOCK_TO_PARSE * got["outside_s"], got
 
 
 def test_parallel_deep_tbx_imports_are_refused_at_the_bound_and_cost_little_memory(server: ServerProcess) -> None:
