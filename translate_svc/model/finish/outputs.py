@@ -220,15 +220,13 @@ def _speak_group(batch: _Batch, group: list[FinishRow], sequences: torch.Tensor)
 def _mark(stages: SeamlessStages, rows: list[FinishRow]) -> None:
     """The rows' speech and renditions watermarked in place, as one batch (``SeamlessStages.mark_waves``):
     what the word timings read (lengths and frames) stays as it was."""
-    slots: list[tuple[FinishRow, int | None]] = [(row, None) for row in rows if row.wave is not None]
-    slots += [(row, k) for row in rows for k in range(len(row.again))]
-    waves = [row.again[k][1] if k is not None else row.wave for row, k in slots]
-    marked = stages.mark_waves([w for w in waves if w is not None])
-    for (row, k), wave in zip(slots, marked, strict=True):
-        if k is None:
-            row.wave = wave
-        else:
-            row.again[k] = (row.again[k][0], wave)
+    speech = [(row, wave) for row in rows if (wave := row.wave) is not None]
+    waves = [wave for _, wave in speech] + [wave for row in rows for _, wave in row.again]
+    marked = iter(stages.mark_waves(waves))
+    for row, _ in speech:
+        row.wave = next(marked)
+    for row in rows:
+        row.again = [(rate, next(marked)) for rate, _ in row.again]
 
 
 def _time_speech(
