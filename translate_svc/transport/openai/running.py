@@ -7,22 +7,36 @@ terms) is refused here too. ``protocol.py`` calls it; event loop only (one per s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from translate_svc.languages import guess_model_code
-from translate_svc.session.events import Update
+from translate_svc.session.events import RoomJoin, Update
+from translate_svc.settings import LimitsSettings
 from translate_svc.transport.openai import x_conversation, x_terms
 from translate_svc.transport.openai.session_update import room_of, speed_of, text_only
 from translate_svc.transport.openai.wire import ParamError, error_event, wire_event
+from translate_svc.types import ModelCard
 
-if TYPE_CHECKING:
-    from translate_svc.transport.openai.protocol import RealtimeProtocol
+
+class Running(Protocol):
+    """What an update reads of the running session (``protocol.RealtimeProtocol`` has it)."""
+
+    room: RoomJoin | None
+    terms: x_terms.SessionTerms
+    limits: LimitsSettings
+    languages: list[str]
+    card: ModelCard | None
+    speech: bool
+    speed: float
+    conversation: bool
+
+    def session(self) -> dict[str, Any]: ...
 
 ROOM_FIXED = "x_room cannot change once the session runs (this update was not used): open another session"
 
 
 def update(
-    p: RealtimeProtocol, session: dict[str, Any], languages: list[str], event_id: str | None, replies: list[str]
+    p: Running, session: dict[str, Any], languages: list[str], event_id: str | None, replies: list[str]
 ) -> tuple[Update, list[str]] | None:
     """``session`` (checked: ``session_update.checked``) of the running session ``p`` as an
     ``Update`` and the tags it asks for (the protocol keeps them until the core answers), or None:
@@ -57,7 +71,7 @@ def update(
     return None
 
 
-def _talk_change(p: RealtimeProtocol, session: dict[str, Any]) -> tuple[list[str] | None, ParamError | None]:
+def _talk_change(p: Running, session: dict[str, Any]) -> tuple[list[str] | None, ParamError | None]:
     """A running session's ``x_conversation``: its new languages (None: unchanged), or why the
     update is refused (a conversation stays one: null cannot end it midway; a session of fixed
     output languages asking for one is refused by the stream core, which keeps a stream's kind)."""
