@@ -96,6 +96,7 @@ class Application:
         await self.stop_engine()
         self.vad.close()
         self.sessions.close()
+        await self.sessions.detector.close()  # its processes, ended at once by close() above
         await self.sessions.rooms.close()  # before the store and the webhooks' outbox close
         if self.recordings is not None:
             await self.recordings.stop()

@@ -11,10 +11,12 @@ precise error (``pool.OverLimit``).
 - ``pool.py``: ``Sandbox``, the processes as the event loop uses them (``run`` a call, ``lease``
   a process for a series of calls), and how a call that ended its process fails;
 - ``slots.py``: how many run at once, in all and of one tenant (the rest wait, or get 429);
-- ``answers.py``: an answer loaded as plain values only.
+- ``answers.py``: an answer loaded as plain values only;
+- ``named.py``: a call's function named by its module, for modules this process must not load.
 
 This module imports nothing: a sandbox process imports the package on its way to ``worker``.
 
-Users: the glossaries' parse processes (``glossaries/book.py``) and the jobs' media
-(``jobs/media.py``: every open of an uploaded container).
+Users: the glossaries' parse processes (``glossaries/book.py``), the jobs' media
+(``jobs/media.py``: every open of an uploaded container) and the speech watermark's detector
+(``session/calls/detect.py``: a clip decoded and searched, torch loaded there only).
 """

@@ -27,6 +27,7 @@ from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed, NotReady
 from translate_svc.glossaries.book import NO_GLOSSARIES, GlossaryBook
+from translate_svc.sandbox.pool import Sandbox, SandboxLimits
 from translate_svc.session.admission import Admission, Gate, Holding
 from translate_svc.session.events import Draining, Resume
 from translate_svc.session.rooms.config import RoomConfig
@@ -87,6 +88,18 @@ class SessionManager:
         #: large messages decoded, jobs' parts written, stored files read; never the loop's default
         #: executor, each shared fairly between tenants
         self.work = WorkPools(limits)
+        #: the processes that decode clips sent for detection and search them for the speech
+        #: watermark (``calls/detect.py``): torch is loaded there, never here
+        self.detector = Sandbox(
+            SandboxLimits(
+                limits.detect_processes,
+                limits.detect_processes_per_tenant,
+                limits.detect_memory_mb,
+                wait_s=10.0,
+                what="detection processes (searching clips for the speech watermark)",
+                settings=("limits.detect_processes", "limits.detect_processes_per_tenant", "limits.detect_memory_mb"),
+            )
+        )
         #: sessions alive now, streams and Translate clips (their fair share of the engine queue)
         self.sessions = 0
         #: admitted streams (a drain tells each of them)
@@ -124,6 +137,7 @@ class SessionManager:
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
         self.ear.close()
         self.work.close()
+        self.detector.stop_calls()
 
     async def wait_no_live(self) -> None:
         """Until every admitted stream has closed (a drain waits for it)."""

@@ -108,6 +108,16 @@ class UnaryLimits(BaseModel):
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     #: longest clip Translate accepts
     max_clip_seconds: float = Field(600.0, gt=0)
+    #: longest clip DetectSynthetic (``POST /v1/audio/detections``, MCP's ``detect_synthetic_speech``)
+    #: reads: detection costs about 0.05-0.15 CPU s a second of audio (docs/performance.md)
+    max_detect_seconds: float = Field(120.0, gt=0, le=3600)
+    #: the processes that decode such clips and search them for the mark (``session/calls/detect.py``:
+    #: sandbox processes, torch loaded there and never in the server's process), per server process,
+    #: and of one tenant; a call past them waits up to 10 s for one, then RESOURCE_EXHAUSTED
+    detect_processes: int = Field(2, ge=1, le=64)
+    detect_processes_per_tenant: int = Field(1, ge=1, le=64)
+    #: each such process's address space (``RLIMIT_AS``), MB: torch's own libraries take most of it
+    detect_memory_mb: int = Field(2048, ge=1024, le=1024 * 1024)
     #: Translate calls in progress at once on the node, counted before a clip is read or decoded;
     #: beyond it: RESOURCE_EXHAUSTED + retry hint. Bounds what clips hold (docs/security.md):
     #: about this many times (max_message_bytes + the largest clip decoded) at the defaults

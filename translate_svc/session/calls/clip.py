@@ -95,7 +95,7 @@ class ClipDriver:
             async with self._m.admit_clip(self.tenant):
                 limit_s = self._m.limits.clip_read_timeout_s
                 async with self._m.receiving_clip(self.tenant):
-                    request = await _within(read(), limit_s)
+                    request = await read_within(read(), limit_s)
                 check_clip_bytes(len(request.content), self._m.limits.max_message_bytes)
                 task = checks.resolve_task(
                     self._m.card,
@@ -197,16 +197,17 @@ async def _results(session: StreamSession, on_result: Callable[[SegmentResult], 
     return out
 
 
-async def _within(read: Awaitable[R], limit_s: float) -> R:
+async def read_within(read: Awaitable[R], limit_s: float, request: str = "TranslateRequest") -> R:
     """The clip's read, within ``limit_s`` of the call's admission: the call holds one of the
     node's ``max_translate_calls`` while it waits, so a client that never sends its clip is ended
     (OUT_OF_RANGE) instead of locking the others out. Cancelling the read is safe: the call is
-    unary for its client, which has nothing more to write."""
+    unary for its client, which has nothing more to write. ``request``: what the client sends, as
+    the refusal names it."""
     try:
         return await asyncio.wait_for(read, limit_s)
     except TimeoutError:
         raise LimitReached(
             f"the clip did not arrive within {limit_s:g} s of the call's start (ServerLimits.clip_read_timeout_ms): "
-            "send the TranslateRequest at once, or a shorter clip over a slow link",
+            f"send the {request} at once, or a shorter clip over a slow link",
             reason="clip_read_timeout",
         ) from None

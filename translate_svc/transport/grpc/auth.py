@@ -50,6 +50,7 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
     f"/{SERVICE_NAME}/TranslateChunked": Permission.TRANSLATE,
     f"/{SERVICE_NAME}/StreamingTranslate": Permission.STREAM,
     f"/{SERVICE_NAME}/TranslateText": Permission.TRANSLATE,
+    f"/{SERVICE_NAME}/DetectSynthetic": Permission.TRANSLATE,
 }
 
 

@@ -37,6 +37,7 @@ def limits_to_pb(limits: LimitsSettings, glossaries: GlossaryLimits | None = Non
         max_message_bytes=limits.max_message_bytes,
         max_chunk_bytes=limits.max_chunk_bytes,
         max_clip_seconds=limits.max_clip_seconds,
+        max_detect_seconds=limits.max_detect_seconds,
         max_streams=limits.max_streams,
         idle_timeout_seconds=limits.idle_timeout_s,
         max_stream_seconds=limits.max_stream_seconds,

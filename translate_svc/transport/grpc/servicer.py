@@ -44,6 +44,7 @@ from translate_svc.session import (
     TextsResult,
 )
 from translate_svc.session.calls.clip import ClipDriver, ClipRequest, check_clip_bytes
+from translate_svc.session.calls.detect import DetectDriver
 from translate_svc.session.calls.listen import ListenDriver, ListenRequest
 from translate_svc.session.rooms.listener import ListenCut, Listener, ListenEvent, RoomOutput
 from translate_svc.settings import LimitsSettings
@@ -55,7 +56,7 @@ from translate_svc.transport.calls import (
     stream_message_bytes,
     text_request_bytes,
 )
-from translate_svc.transport.grpc import convert, server_info
+from translate_svc.transport.grpc import clips, convert, server_info
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
 from translate_svc.transport.proto_options import ear_options, output_options, speech_fit
 from translate_svc.transport.rpc import (
@@ -201,6 +202,9 @@ class TranslatorServicer:
                 ),
                 # responses written as bytes: one encoding per room language, shared by its listeners
                 "Listen": grpc.stream_stream_rpc_method_handler(self.Listen),
+                "DetectSynthetic": unary(
+                    self.DetectSynthetic, response_serializer=pb.DetectSyntheticResponse.SerializeToString
+                ),
             },
         )
 
@@ -264,7 +268,7 @@ class TranslatorServicer:
         return self._clip_request(request, content)
 
     async def _read_chunks(self, raw_requests: AsyncIterator[bytes]) -> ClipRequest:
-        """The request, then the clip's later bytes (``_continuation``), each message at most a
+        """The request, then the clip's later bytes (``clips.continuation``), each message at most a
         stream message (``stream_message_bytes``); the clip's size is checked as each chunk comes,
         before it is kept, so the call holds at most ``limits.max_message_bytes`` of it."""
         limits = self._m.limits
@@ -280,7 +284,7 @@ class TranslatorServicer:
         size = len(chunks[0])
         check_clip_bytes(size, limits.max_message_bytes)
         async for raw in messages:
-            chunk = _continuation(_parse_clip(raw, limits, per_message))
+            chunk = clips.continuation(_parse_clip(raw, limits, per_message))
             size += len(chunk)
             check_clip_bytes(size, limits.max_message_bytes)
             chunks.append(chunk)
@@ -323,6 +327,16 @@ class TranslatorServicer:
                 "targets or a lower speech_sample_rate_hz, or use StreamingTranslate"
             )
         return response
+
+    @unary
+    async def DetectSynthetic(
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.DetectSyntheticResponse:
+        """Admitted as a Translate call, then the clip searched for the speech watermark (``DetectDriver``)."""
+        driver = DetectDriver(
+            self._m, tenant=caller_of(self._tokens).tenant, call=await _call_info(context, "DetectSynthetic")
+        )
+        return await driver.run(lambda: clips.read_detect(raw_requests, _UNPARSABLE), clips.render_detect)
 
     @unary
     async def TranslateText(
@@ -453,18 +467,6 @@ def _listen_bytes(ev: ListenEvent, encoded: WeakKeyDictionary[RoomOutput, bytes]
         return data
     message: bytes = convert.listen_event_to_pb(ev).SerializeToString()
     return message
-
-
-def _continuation(request: pb.TranslateRequest) -> bytes:
-    """A TranslateChunked message after the first: the clip's next bytes, and nothing else."""
-    others = [f.name for f, _ in request.ListFields() if f.name != "audio"]
-    others += [f"audio.{f.name}" for f, _ in request.audio.ListFields() if f.name != "content"]
-    if others:
-        raise InvalidInput(
-            f"a TranslateChunked message after the first carries only audio.content (the clip's next bytes); "
-            f"this one sets {', '.join(others[:4])}: send the request's other fields in the first message"
-        )
-    return request.audio.content
 
 
 async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -> CallInfo:

@@ -629,7 +629,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: bool = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars", "max_receive_message_bytes", "request_read_timeout_ms", "max_unary_calls_per_token", "max_unary_calls_per_tenant", "max_clip_reads_per_tenant", "simultaneous_max_segment_ms", "max_glossary_entries", "max_glossary_entries_stored", "max_glossaries", "max_glossaries_per_request", "glossary_import_bytes", "glossary_import_message_bytes", "glossary_import_timeout_ms")
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars", "max_receive_message_bytes", "request_read_timeout_ms", "max_unary_calls_per_token", "max_unary_calls_per_tenant", "max_clip_reads_per_tenant", "simultaneous_max_segment_ms", "max_glossary_entries", "max_glossary_entries_stored", "max_glossaries", "max_glossaries_per_request", "glossary_import_bytes", "glossary_import_message_bytes", "glossary_import_timeout_ms", "max_detect_seconds")
     MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -672,6 +672,7 @@ class ServerLimits(_message.Message):
     GLOSSARY_IMPORT_BYTES_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_IMPORT_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_IMPORT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DETECT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     max_target_languages: int
     max_message_bytes: int
     max_chunk_bytes: int
@@ -714,7 +715,8 @@ class ServerLimits(_message.Message):
     glossary_import_bytes: int
     glossary_import_message_bytes: int
     glossary_import_timeout_ms: int
-    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ..., simultaneous_min_chunk_ms: _Optional[int] = ..., config_timeout_ms: _Optional[int] = ..., clip_read_timeout_ms: _Optional[int] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_text_request_chars: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., request_read_timeout_ms: _Optional[int] = ..., max_unary_calls_per_token: _Optional[int] = ..., max_unary_calls_per_tenant: _Optional[int] = ..., max_clip_reads_per_tenant: _Optional[int] = ..., simultaneous_max_segment_ms: _Optional[int] = ..., max_glossary_entries: _Optional[int] = ..., max_glossary_entries_stored: _Optional[int] = ..., max_glossaries: _Optional[int] = ..., max_glossaries_per_request: _Optional[int] = ..., glossary_import_bytes: _Optional[int] = ..., glossary_import_message_bytes: _Optional[int] = ..., glossary_import_timeout_ms: _Optional[int] = ...) -> None: ...
+    max_detect_seconds: float
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ..., simultaneous_min_chunk_ms: _Optional[int] = ..., config_timeout_ms: _Optional[int] = ..., clip_read_timeout_ms: _Optional[int] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_text_request_chars: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., request_read_timeout_ms: _Optional[int] = ..., max_unary_calls_per_token: _Optional[int] = ..., max_unary_calls_per_tenant: _Optional[int] = ..., max_clip_reads_per_tenant: _Optional[int] = ..., simultaneous_max_segment_ms: _Optional[int] = ..., max_glossary_entries: _Optional[int] = ..., max_glossary_entries_stored: _Optional[int] = ..., max_glossaries: _Optional[int] = ..., max_glossaries_per_request: _Optional[int] = ..., glossary_import_bytes: _Optional[int] = ..., glossary_import_message_bytes: _Optional[int] = ..., glossary_import_timeout_ms: _Optional[int] = ..., max_detect_seconds: _Optional[float] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()
@@ -795,6 +797,36 @@ class TranslateResponse(_message.Message):
     model: ModelInfo
     audio_duration_ms: int
     def __init__(self, segments: _Optional[_Iterable[_Union[SegmentResult, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., audio_duration_ms: _Optional[int] = ...) -> None: ...
+
+class DetectSyntheticRequest(_message.Message):
+    __slots__ = ("audio",)
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    audio: AudioInput
+    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ...) -> None: ...
+
+class DetectSyntheticResponse(_message.Message):
+    __slots__ = ("probability", "marked", "conclusive", "spans", "watermarker", "audio_duration_ms")
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    MARKED_FIELD_NUMBER: _ClassVar[int]
+    CONCLUSIVE_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    WATERMARKER_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    probability: float
+    marked: bool
+    conclusive: bool
+    spans: _containers.RepeatedCompositeFieldContainer[MarkedSpan]
+    watermarker: str
+    audio_duration_ms: int
+    def __init__(self, probability: _Optional[float] = ..., marked: bool = ..., conclusive: bool = ..., spans: _Optional[_Iterable[_Union[MarkedSpan, _Mapping]]] = ..., watermarker: _Optional[str] = ..., audio_duration_ms: _Optional[int] = ...) -> None: ...
+
+class MarkedSpan(_message.Message):
+    __slots__ = ("start_ms", "end_ms")
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    start_ms: int
+    end_ms: int
+    def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
 
 class TranslateTextRequest(_message.Message):
     __slots__ = ("texts", "source_language", "target_languages", "output", "terms", "glossaries")

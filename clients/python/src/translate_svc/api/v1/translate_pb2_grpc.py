@@ -69,6 +69,11 @@ class TranslatorStub(object):
                 request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenRequest.SerializeToString,
                 response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenEvent.FromString,
                 _registered_method=True)
+        self.DetectSynthetic = channel.unary_unary(
+                '/translate_svc.api.v1.Translator/DetectSynthetic',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DetectSyntheticRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DetectSyntheticResponse.FromString,
+                _registered_method=True)
 
 
 class TranslatorServicer(object):
@@ -123,6 +128,17 @@ class TranslatorServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DetectSynthetic(self, request, context):
+        """Whether a clip carries the watermark this service adds to the speech it makes (docs/security.md,
+        "Marked speech"), and where. The clip is an AudioInput as Translate's (any format Translate
+        reads), at most ServerLimits.max_detect_seconds long, in one message of at most
+        ServerLimits.max_receive_message_bytes; admitted as a Translate call (max_translate_calls, the
+        tenant's caps, clip_read_timeout_ms) and drawn from the tenant's audio budget.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranslatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +171,11 @@ def add_TranslatorServicer_to_server(servicer, server):
                     servicer.Listen,
                     request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenRequest.FromString,
                     response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenEvent.SerializeToString,
+            ),
+            'DetectSynthetic': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetectSynthetic,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DetectSyntheticRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DetectSyntheticResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -318,6 +339,33 @@ class Translator(object):
             '/translate_svc.api.v1.Translator/Listen',
             translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenRequest.SerializeToString,
             translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetectSynthetic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Translator/DetectSynthetic',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.DetectSyntheticRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.DetectSyntheticResponse.FromString,
             options,
             channel_credentials,
             insecure,
