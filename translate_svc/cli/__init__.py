@@ -1,7 +1,7 @@
 """translate-svc: the command line (typer). ``HELP`` below is ``translate-svc --help``."""
 
 # The package by audience: operator.py (serve, the model commands) reaches the server
-# through translate_svc.app; the client commands (translate, text, stream, languages, bench) are the
+# through translate_svc.app; the client commands (translate, text, stream, languages, detect, bench) are the
 # client distribution's (translate_svc.client_cli, clients/python/), clients of the SDK only.
 # Each command module imports light modules only; its work loads when it runs (a fast --help).
 
@@ -15,7 +15,7 @@ from translate_svc.client_cli.app import CLIENT_HELP, add_client_commands
 # (tests/cli/test_help.py).
 HELP = (
     "Speech translation on SeamlessM4T v2: serve it (serve, and the model commands), "
-    "or call a server (translate, text, stream, languages), or size one (bench).\n\n" + CLIENT_HELP
+    "or call a server (translate, text, stream, languages, detect), or size one (bench).\n\n" + CLIENT_HELP
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)

@@ -95,6 +95,9 @@ class SessionManager:
                 limits.detect_processes,
                 limits.detect_processes_per_tenant,
                 limits.detect_memory_mb,
+                # below live work (whose threads run at 0), but less far below than the uploads' decoders
+                # (10): a caller waits on this one
+                niceness=5,
                 wait_s=10.0,
                 what="detection processes (searching clips for the speech watermark)",
                 settings=("limits.detect_processes", "limits.detect_processes_per_tenant", "limits.detect_memory_mb"),

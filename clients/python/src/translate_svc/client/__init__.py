@@ -1,10 +1,11 @@
 """translate_svc's Python client SDK (docs/client.md).
 
 ``AsyncTranslateClient`` (asyncio) and ``TranslateClient`` (blocking) speak to one or more servers:
-``languages()``, ``translate(audio)``, ``translate_text(texts)``, ``stream(...)`` (which may speak
-into a room) and ``listen(room, language)`` (a room's speakers in one language), with typed
-results (no protobuf), TLS and bearer tokens, deadlines, keepalive, retries that honour the server's
-RetryInfo, and streams that resume on another server when theirs drains or fails, without losing or
+``languages()``, ``translate(audio)``, ``translate_text(texts)``, ``detect_synthetic(audio)`` (does
+a clip carry the watermark of the server's speech?), ``stream(...)`` (which may speak into a room)
+and ``listen(room, language)`` (a room's speakers in one language), with typed results (no
+protobuf), TLS and bearer tokens, deadlines, keepalive, retries that honour the server's RetryInfo,
+and streams that resume on another server when theirs drains or fails, without losing or
 repeating audio. A stream the server ends for any other reason (a spent quota, a revoked token, a
 bad message, a limit) raises ``StreamEndedError`` after its last ``StreamEnd``; a listen the server
 ends (a revoked token) raises ``ListenEndedError`` after its ``ListenEnd``, and one whose server
@@ -30,6 +31,7 @@ from translate_svc.client.aio import (
     StreamOpened,
     channel_options,
 )
+from translate_svc.client.detection import Detection
 from translate_svc.client.errors import (
     ListenEndedError,
     StreamClosedError,
@@ -91,6 +93,7 @@ __all__ = [
     "AudioFormat",
     "Commit",
     "ConnectionOptions",
+    "Detection",
     "Draining",
     "EndReason",
     "Glossary",

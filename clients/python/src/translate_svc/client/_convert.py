@@ -260,6 +260,7 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_unary_calls_per_token=msg.max_unary_calls_per_token,
         max_unary_calls_per_tenant=msg.max_unary_calls_per_tenant,
         max_clip_reads_per_tenant=msg.max_clip_reads_per_tenant,
+        max_detect_seconds=msg.max_detect_seconds,
         max_glossary_entries=msg.max_glossary_entries,
     )
 

@@ -154,6 +154,7 @@ class TranslateClient:
     languages = _blocking(AsyncTranslateClient.languages)
     translate = _blocking(AsyncTranslateClient.translate)
     translate_text = _blocking(AsyncTranslateClient.translate_text)
+    detect_synthetic = _blocking(AsyncTranslateClient.detect_synthetic)
     create_glossary = _blocking(AsyncTranslateClient.create_glossary)
     list_glossaries = _blocking(AsyncTranslateClient.list_glossaries)
     get_glossary = _blocking(AsyncTranslateClient.get_glossary)

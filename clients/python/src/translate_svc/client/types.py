@@ -507,6 +507,8 @@ class ServerLimits:
     max_clip_reads_per_tenant: int = 0
     #: a simultaneous stream's segments are cut at this length (0: an older server)
     simultaneous_max_segment_ms: int = 0
+    #: ``detect_synthetic``'s longest clip (0: an older server, without DetectSynthetic)
+    max_detect_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

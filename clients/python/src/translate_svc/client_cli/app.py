@@ -1,4 +1,4 @@
-"""The client commands' typer app (translate, text, stream, listen, languages, bench), on the SDK only.
+"""The client commands' typer app (translate, text, stream, listen, languages, detect, bench), on the SDK only.
 
 The same commands are part of the server's ``translate-svc`` (``translate_svc.cli`` adds them with
 :func:`add_client_commands`); this package is what ``pip install 'translate-svc-client[cli]'`` brings
@@ -7,7 +7,7 @@ without the server. Each command module imports light modules only; its work loa
 
 import typer
 
-from translate_svc.client_cli import bench, dub, glossaries, jobs, languages, listen, stream, text, translate
+from translate_svc.client_cli import bench, detect, dub, glossaries, jobs, languages, listen, stream, text, translate
 
 #: What the client commands share in ``--help`` (connection, exit codes): the server's
 #: ``translate-svc --help`` says it after its own first paragraph.
@@ -27,17 +27,21 @@ CLIENT_HELP = (
     "Every error is one line on stderr; set TRANSLATE_SVC_DEBUG=1 for a traceback of an unexpected one."
 )
 
-HELP = "Call a translate-svc server: translate, text, stream, listen, languages; or size one: bench.\n\n" + CLIENT_HELP
+HELP = (
+    "Call a translate-svc server: translate, text, stream, listen, languages, detect; or size one: bench.\n\n"
+    + CLIENT_HELP
+)
 
 
 def add_client_commands(app: typer.Typer) -> None:
-    """Register translate, stream, listen, text, languages, bench, glossaries, job and dub on ``app``
+    """Register translate, stream, listen, text, languages, detect, bench, glossaries, job and dub on ``app``
     (this one, or the server's)."""
     app.command("translate", help=translate.HELP.replace("[", "\\["))(translate.translate)
     app.command("stream", help=stream.HELP.replace("[", "\\["))(stream.stream)
     app.command("listen", help=listen.HELP.replace("[", "\\["))(listen.listen)
     app.command("text", help=text.HELP.replace("[", "\\["))(text.text)
     app.command("languages")(languages.languages)
+    app.command("detect", help=detect.HELP)(detect.detect)
     app.command("bench", help=bench.HELP.replace("[", "\\["))(bench.bench)
     app.add_typer(glossaries.app, name="glossaries")
     app.add_typer(jobs.app, name="job")

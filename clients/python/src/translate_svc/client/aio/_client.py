@@ -30,6 +30,7 @@ from translate_svc.client.aio._channels import (
     channel_options,
     credentials,
 )
+from translate_svc.client.aio._detect import DetectCalls
 from translate_svc.client.aio._glossaries import GlossaryCalls
 from translate_svc.client.aio._jobs import JobCalls
 from translate_svc.client.aio._listen import AsyncListener
@@ -63,7 +64,7 @@ DEFAULT_BUFFERED_EVENTS: Final = 4
 CLIP_CHUNK_BYTES: Final = 256 * 1024
 
 
-class AsyncTranslateClient(GlossaryCalls, JobCalls):
+class AsyncTranslateClient(GlossaryCalls, JobCalls, DetectCalls):
     """A client for one or more translate_svc servers.
 
     ``targets``: several ``"host:port"`` addresses (a list or a comma-separated string; the SDK
