@@ -35,6 +35,8 @@ from translate_svc.transport.http.websocket import OpenSockets
 from translate_svc.transport.openai.audio_api import PATHS as AUDIO_PATHS
 from translate_svc.transport.openai.audio_api import AudioApi
 from translate_svc.transport.openai.demo import DemoPage, page_url
+from translate_svc.transport.openai.detections import PATH as DETECTIONS_PATH
+from translate_svc.transport.openai.detections import DetectionApi
 from translate_svc.transport.openai.loop import admit_and_serve, card_or_none
 from translate_svc.transport.openai.mint import MAX_SESSION_CHARS, SHAPE, BadRequest, parse_request
 from translate_svc.transport.openai.protocol import RealtimeProtocol
@@ -67,6 +69,7 @@ class OpenAIRoutes:
         # OpenAI's realtime transcription sessions and the audio REST endpoints
         self.transcription = TranscriptionSessions(sessions, self.authorize, self.sockets)
         self.audio = AudioApi(sessions, callers)
+        self.detections = DetectionApi(sessions, callers)  # our own: is a clip our marked speech?
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get(PATH, self._connect)
@@ -76,12 +79,14 @@ class OpenAIRoutes:
             self.demo.add_routes(router)
         self.transcription.add_routes(router)
         self.audio.add_routes(router)
+        self.detections.add_routes(router)
 
     def describe(self, served: Served) -> list[str]:
         parts = [
             f"OpenAI-compatible realtime door on {served.url(PATH, socket=True)}",
             f"realtime transcription sessions on {served.url(TRANSCRIPTION_PATH, socket=True)}",
             "audio endpoints on " + " and ".join(served.url(p) for p in AUDIO_PATHS.values()),
+            f"speech watermark detection on {served.url(DETECTIONS_PATH)}",
         ]
         if self.demo is not None:
             page = page_url(served.host, served.port, tls=served.tls)

@@ -32,6 +32,7 @@ class Running(Protocol):
 
     def session(self) -> dict[str, Any]: ...
 
+
 ROOM_FIXED = "x_room cannot change once the session runs (this update was not used): open another session"
 
 
