@@ -43,7 +43,14 @@ async def test_lists_and_calls_the_tools(live: LiveServer, shared_audio: Path) -
     await server.connect()
     try:
         tools = {t.name: t for t in await server.list_tools()}
-        assert set(tools) == {"list_languages", "translate_text", "translate_audio", "open_room", "room_status"}
+        assert set(tools) == {
+            "list_languages",
+            "translate_text",
+            "translate_audio",
+            "detect_synthetic_speech",
+            "open_room",
+            "room_status",
+        }
         for tool in tools.values():  # what an agent's model is shown: strict function schemas
             function = MCPUtil.to_function_tool(tool, server, convert_schemas_to_strict=True)
             assert function.name == tool.name and function.params_json_schema["type"] == "object"

@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 TOKEN = "mcp-all-token-5c1e7a"
 WATCHER = "mcp-watcher-token-81d2f0"
-TOOLS = {"list_languages", "translate_text", "translate_audio", "open_room", "room_status"}
+TOOLS = {"list_languages", "translate_text", "translate_audio", "detect_synthetic_speech", "open_room", "room_status"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

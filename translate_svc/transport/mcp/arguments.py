@@ -74,7 +74,9 @@ class TranslateTextArgs(_Args):
     speed: Speed = 1.0
 
 
-class TranslateAudioArgs(_Args):
+class ClipArgs(_Args):
+    """A clip a tool reads: its bytes (base64) or an https URL to fetch, and its encoding."""
+
     audio_base64: str | None = Field(
         None, description="the clip's bytes, base64 (WAV, FLAC, MP3 or OGG unless encoding says raw PCM)"
     )
@@ -86,6 +88,19 @@ class TranslateAudioArgs(_Args):
     )
     sample_rate_hz: int = Field(0, ge=0, le=192_000, description="raw PCM's rate (0 for CONTAINER)")
     channels: int = Field(1, ge=1, le=8)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ClipArgs:
+        if (self.audio_base64 is None) == (self.audio_url is None):
+            raise ValueError("give the clip as exactly one of audio_base64 and audio_url")
+        return self
+
+
+class DetectSyntheticArgs(ClipArgs):
+    pass
+
+
+class TranslateAudioArgs(ClipArgs):
     source_language: Code | None = Field(None, description="the spoken language; omit to detect it")
     detect_languages: list[Code] | None = Field(
         None,
@@ -118,12 +133,6 @@ class TranslateAudioArgs(_Args):
         description=f"label each segment (and its words) with its speaker, telling apart at most this many "
         f"(1..{MAX_SPEAKERS}; labels 1..N, over the whole clip); 0: no labels",
     )
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TranslateAudioArgs:
-        if (self.audio_base64 is None) == (self.audio_url is None):
-            raise ValueError("give the clip as exactly one of audio_base64 and audio_url")
-        return self
 
 
 class OpenRoomArgs(_Args):

@@ -29,6 +29,7 @@ import mcp_types as types
 import numpy as np
 
 from translate_svc.errors import ServiceError
+from translate_svc.session.calls.detect import DetectResult
 from translate_svc.session.calls.text import TextsResult
 from translate_svc.session.events import ClipResult
 from translate_svc.types import ModelCard, SegmentResult, Translation, WordTiming
@@ -194,3 +195,17 @@ def texts_answer(texts: TextsResult, card: ModelCard) -> types.CallToolResult:
         for n, r in enumerate(texts.results)
     ]
     return answer({"results": results, "model": model_json(card)}, speech.content())
+
+
+def detection_answer(found: DetectResult) -> types.CallToolResult:
+    """``detect_synthetic_speech``'s answer: whether the clip carries the speech watermark, and where."""
+    return answer(
+        {
+            "marked": found.marked,
+            "conclusive": found.conclusive,
+            "probability": found.probability,
+            "spans": [{"start_ms": a, "end_ms": b} for a, b in found.spans_ms],
+            "watermarker": found.watermarker,
+            "audio_duration_ms": found.audio_duration_ms,
+        }
+    )

@@ -95,6 +95,16 @@ def tools(toolbox: Toolbox, rooms: RoomTools) -> dict[str, Tool]:
             lambda x, a: toolbox.translate_audio(x.caller, a),
         ),
         Tool(
+            "detect_synthetic_speech",
+            "Whether a clip carries the watermark this server adds to every speech it makes (so: whether it is "
+            "this service's synthetic speech), how surely (probability 0-1; marked over 0.75; clips under 2 s are "
+            f"not conclusive) and where. The clip as translate_audio's (audio_base64, at most {limits} bytes, or an "
+            "https audio_url). Costs a few hundredths of a CPU second per second of audio, counted in the tenant's "
+            "audio seconds.",
+            args.DetectSyntheticArgs,
+            lambda x, a: toolbox.detect_synthetic_speech(x.caller, a),
+        ),
+        Tool(
             "open_room",
             "Set up a live room: one speaker, many listeners, each hearing the speech translated into their own "
             "language. Returns the speaker's and the listeners' addresses (WebSocket, listen page, gRPC) and keys "
@@ -113,6 +123,10 @@ def tools(toolbox: Toolbox, rooms: RoomTools) -> dict[str, Tool]:
     return {t.name: t for t in listed}
 
 
+#: the tools that may fetch an https URL (the open world)
+_FETCHING = ("translate_audio", "detect_synthetic_speech")
+
+
 def build_server(toolbox: Toolbox, rooms: RoomTools, captions: Captions) -> Server[Any]:
     """The MCP server over the tools and the captions resource."""
     table = tools(toolbox, rooms)
@@ -121,7 +135,9 @@ def build_server(toolbox: Toolbox, rooms: RoomTools, captions: Captions) -> Serv
             name=t.name,
             description=t.description,
             input_schema=args.schema(t.model),
-            annotations=types.ToolAnnotations(read_only_hint=t.read_only, open_world_hint=t.name == "translate_audio"),
+            annotations=types.ToolAnnotations(
+                read_only_hint=t.read_only, open_world_hint=t.name in ("translate_audio", "detect_synthetic_speech")
+            ),
         )
         for t in table.values()
     ]

@@ -28,6 +28,7 @@ from translate_svc.errors import InvalidInput, PermissionDenied, ServiceError
 from translate_svc.fetch import ClipRefused, Fetcher
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.calls.clip import ClipDriver, ClipRequest
+from translate_svc.session.calls.detect import DetectDriver, DetectRequest
 from translate_svc.session.calls.text import TextDriver
 from translate_svc.session.events import TextRequest
 from translate_svc.session.manager import SessionManager
@@ -212,7 +213,19 @@ class Toolbox:
         card = self._m.card
         return await driver.run(read, lambda clip: render.clip_answer(clip, card))
 
-    async def _clip_bytes(self, a: args.TranslateAudioArgs) -> bytes:
+    async def detect_synthetic_speech(self, caller: McpCaller, a: args.DetectSyntheticArgs) -> types.CallToolResult:
+        caller.need(Permission.TRANSLATE, "detect_synthetic_speech")
+        if a.audio_url is not None:
+            self._fetcher.check(a.audio_url)  # refused before a call slot is taken
+        fmt = AudioFormat(_ENCODINGS[a.encoding], a.sample_rate_hz, a.channels)
+
+        async def read() -> DetectRequest:
+            return DetectRequest(await self._clip_bytes(a), fmt)
+
+        driver = DetectDriver(self._m, tenant=caller.tenant, call=caller.call("mcp.detect_synthetic_speech"))
+        return await driver.run(read, render.detection_answer)
+
+    async def _clip_bytes(self, a: args.ClipArgs) -> bytes:
         """The clip (admitted: the clip's read deadline runs), at most ``max_clip_bytes``."""
         limit = self.max_clip_bytes
         if a.audio_url is not None:
@@ -235,7 +248,7 @@ class Toolbox:
 
 def _too_large(limit: int) -> ClipRefused:
     return ClipRefused(
-        f"the clip is over this server's {limit}-byte limit for translate_audio (mcp.max_clip_bytes): send a shorter "
+        f"the clip is over this server's {limit}-byte limit for the tools' clips (mcp.max_clip_bytes): send a shorter "
         "or more compressed clip",
         "clip_too_large",
     )
