@@ -1288,6 +1288,8 @@ export interface ServerLimits {
    */
   glossaryImportMessageBytes: number;
   glossaryImportTimeoutMs: number;
+  /** longest DetectSynthetic clip */
+  maxDetectSeconds: number;
 }
 
 export interface ListLanguagesRequest {
@@ -1386,6 +1388,35 @@ export interface TranslateResponse {
   segments: SegmentResult[];
   model: ModelInfo | undefined;
   audioDurationMs: number;
+}
+
+export interface DetectSyntheticRequest {
+  audio: AudioInput | undefined;
+}
+
+/**
+ * A detection's answer. The detector scores a clip, not a frame: 2 s of speech and more tell
+ * marked from unmarked (unmarked speech measured up to 0.68, marked 0.91 and over); shorter clips
+ * do not (unmarked ones read up to 0.89), hence `conclusive`.
+ */
+export interface DetectSyntheticResponse {
+  /** 0..1: how surely the clip carries the mark (uncalibrated) */
+  probability: number;
+  /** probability over 0.75 */
+  marked: boolean;
+  /** the clip is at least 2 s long: `marked` tells */
+  conclusive: boolean;
+  /** the stretches read as marked, in order */
+  spans: MarkedSpan[];
+  /** the mark looked for (scheme and checkpoint), e.g. "perth-implicit@250000" */
+  watermarker: string;
+  audioDurationMs: number;
+}
+
+/** A stretch of a clip, in ms from its first sample. */
+export interface MarkedSpan {
+  startMs: number;
+  endMs: number;
 }
 
 export interface TranslateTextRequest {
@@ -7375,6 +7406,7 @@ function createBaseServerLimits(): ServerLimits {
     glossaryImportBytes: 0,
     glossaryImportMessageBytes: 0,
     glossaryImportTimeoutMs: 0,
+    maxDetectSeconds: 0,
   };
 }
 
@@ -7505,6 +7537,9 @@ export const ServerLimits: MessageFns<ServerLimits> = {
     }
     if (message.glossaryImportTimeoutMs !== 0) {
       writer.uint32(336).int32(message.glossaryImportTimeoutMs);
+    }
+    if (message.maxDetectSeconds !== 0) {
+      writer.uint32(345).double(message.maxDetectSeconds);
     }
     return writer;
   },
@@ -7858,6 +7893,14 @@ export const ServerLimits: MessageFns<ServerLimits> = {
             message.glossaryImportTimeoutMs = reader.int32();
             continue;
           }
+          case 43: {
+            if (tag !== 345) {
+              break;
+            }
+
+            message.maxDetectSeconds = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8082,6 +8125,11 @@ export const ServerLimits: MessageFns<ServerLimits> = {
         : isSet(object.glossary_import_timeout_ms)
         ? globalThis.Number(object.glossary_import_timeout_ms)
         : 0,
+      maxDetectSeconds: isSet(object.maxDetectSeconds)
+        ? globalThis.Number(object.maxDetectSeconds)
+        : isSet(object.max_detect_seconds)
+        ? globalThis.Number(object.max_detect_seconds)
+        : 0,
     };
   },
 
@@ -8213,6 +8261,9 @@ export const ServerLimits: MessageFns<ServerLimits> = {
     if (message.glossaryImportTimeoutMs !== 0) {
       obj.glossaryImportTimeoutMs = Math.round(message.glossaryImportTimeoutMs);
     }
+    if (message.maxDetectSeconds !== 0) {
+      obj.maxDetectSeconds = floatToJson(message.maxDetectSeconds);
+    }
     return obj;
   },
 
@@ -8263,6 +8314,7 @@ export const ServerLimits: MessageFns<ServerLimits> = {
     message.glossaryImportBytes = object.glossaryImportBytes ?? 0;
     message.glossaryImportMessageBytes = object.glossaryImportMessageBytes ?? 0;
     message.glossaryImportTimeoutMs = object.glossaryImportTimeoutMs ?? 0;
+    message.maxDetectSeconds = object.maxDetectSeconds ?? 0;
     return message;
   },
 };
@@ -9103,6 +9155,321 @@ export const TranslateResponse: MessageFns<TranslateResponse> = {
       ? ModelInfo.fromPartial(object.model)
       : undefined;
     message.audioDurationMs = object.audioDurationMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseDetectSyntheticRequest(): DetectSyntheticRequest {
+  return { audio: undefined };
+}
+
+export const DetectSyntheticRequest: MessageFns<DetectSyntheticRequest> = {
+  encode(message: DetectSyntheticRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.audio !== undefined) {
+      AudioInput.encode(message.audio, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DetectSyntheticRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDetectSyntheticRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.audio = AudioInput.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DetectSyntheticRequest {
+    return { audio: isSet(object.audio) ? AudioInput.fromJSON(object.audio) : undefined };
+  },
+
+  toJSON(message: DetectSyntheticRequest): unknown {
+    const obj: any = {};
+    if (message.audio !== undefined) {
+      obj.audio = AudioInput.toJSON(message.audio);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DetectSyntheticRequest>, I>>(base?: I): DetectSyntheticRequest {
+    return DetectSyntheticRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DetectSyntheticRequest>, I>>(object: I): DetectSyntheticRequest {
+    const message = createBaseDetectSyntheticRequest();
+    message.audio = (object.audio !== undefined && object.audio !== null)
+      ? AudioInput.fromPartial(object.audio)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDetectSyntheticResponse(): DetectSyntheticResponse {
+  return { probability: 0, marked: false, conclusive: false, spans: [], watermarker: "", audioDurationMs: 0 };
+}
+
+export const DetectSyntheticResponse: MessageFns<DetectSyntheticResponse> = {
+  encode(message: DetectSyntheticResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.probability !== 0) {
+      writer.uint32(13).float(message.probability);
+    }
+    if (message.marked !== false) {
+      writer.uint32(16).bool(message.marked);
+    }
+    if (message.conclusive !== false) {
+      writer.uint32(24).bool(message.conclusive);
+    }
+    for (const v of message.spans) {
+      MarkedSpan.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.watermarker !== "") {
+      writer.uint32(42).string(message.watermarker);
+    }
+    if (message.audioDurationMs !== 0) {
+      writer.uint32(48).int64(message.audioDurationMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DetectSyntheticResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDetectSyntheticResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.probability = reader.float();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.marked = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.conclusive = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.spans.push(MarkedSpan.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.watermarker = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.audioDurationMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DetectSyntheticResponse {
+    return {
+      probability: isSet(object.probability) ? globalThis.Number(object.probability) : 0,
+      marked: isSet(object.marked) ? globalThis.Boolean(object.marked) : false,
+      conclusive: isSet(object.conclusive) ? globalThis.Boolean(object.conclusive) : false,
+      spans: globalThis.Array.isArray(object?.spans) ? object.spans.map((e: any) => MarkedSpan.fromJSON(e)) : [],
+      watermarker: isSet(object.watermarker) ? globalThis.String(object.watermarker) : "",
+      audioDurationMs: isSet(object.audioDurationMs)
+        ? globalThis.Number(object.audioDurationMs)
+        : isSet(object.audio_duration_ms)
+        ? globalThis.Number(object.audio_duration_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: DetectSyntheticResponse): unknown {
+    const obj: any = {};
+    if (message.probability !== 0) {
+      obj.probability = floatToJson(message.probability);
+    }
+    if (message.marked !== false) {
+      obj.marked = message.marked;
+    }
+    if (message.conclusive !== false) {
+      obj.conclusive = message.conclusive;
+    }
+    if (message.spans?.length) {
+      obj.spans = message.spans.map((e) => MarkedSpan.toJSON(e));
+    }
+    if (message.watermarker !== "") {
+      obj.watermarker = message.watermarker;
+    }
+    if (message.audioDurationMs !== 0) {
+      obj.audioDurationMs = Math.round(message.audioDurationMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DetectSyntheticResponse>, I>>(base?: I): DetectSyntheticResponse {
+    return DetectSyntheticResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DetectSyntheticResponse>, I>>(object: I): DetectSyntheticResponse {
+    const message = createBaseDetectSyntheticResponse();
+    message.probability = object.probability ?? 0;
+    message.marked = object.marked ?? false;
+    message.conclusive = object.conclusive ?? false;
+    message.spans = object.spans?.map((e) => MarkedSpan.fromPartial(e)) || [];
+    message.watermarker = object.watermarker ?? "";
+    message.audioDurationMs = object.audioDurationMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseMarkedSpan(): MarkedSpan {
+  return { startMs: 0, endMs: 0 };
+}
+
+export const MarkedSpan: MessageFns<MarkedSpan> = {
+  encode(message: MarkedSpan, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.startMs !== 0) {
+      writer.uint32(8).int64(message.startMs);
+    }
+    if (message.endMs !== 0) {
+      writer.uint32(16).int64(message.endMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MarkedSpan {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMarkedSpan();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.startMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.endMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MarkedSpan {
+    return {
+      startMs: isSet(object.startMs)
+        ? globalThis.Number(object.startMs)
+        : isSet(object.start_ms)
+        ? globalThis.Number(object.start_ms)
+        : 0,
+      endMs: isSet(object.endMs)
+        ? globalThis.Number(object.endMs)
+        : isSet(object.end_ms)
+        ? globalThis.Number(object.end_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: MarkedSpan): unknown {
+    const obj: any = {};
+    if (message.startMs !== 0) {
+      obj.startMs = Math.round(message.startMs);
+    }
+    if (message.endMs !== 0) {
+      obj.endMs = Math.round(message.endMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MarkedSpan>, I>>(base?: I): MarkedSpan {
+    return MarkedSpan.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MarkedSpan>, I>>(object: I): MarkedSpan {
+    const message = createBaseMarkedSpan();
+    message.startMs = object.startMs ?? 0;
+    message.endMs = object.endMs ?? 0;
     return message;
   },
 };
@@ -12550,6 +12917,24 @@ export const TranslatorService = {
     responseSerialize: (value: ListenEvent): Buffer => Buffer.from(ListenEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListenEvent => ListenEvent.decode(value),
   },
+  /**
+   * Whether a clip carries the watermark this service adds to the speech it makes (docs/security.md,
+   * "Marked speech"), and where. The clip is an AudioInput as Translate's (any format Translate
+   * reads), at most ServerLimits.max_detect_seconds long, in one message of at most
+   * ServerLimits.max_receive_message_bytes; admitted as a Translate call (max_translate_calls, the
+   * tenant's caps, clip_read_timeout_ms) and drawn from the tenant's audio budget.
+   */
+  detectSynthetic: {
+    path: "/translate_svc.api.v1.Translator/DetectSynthetic" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DetectSyntheticRequest): Buffer =>
+      Buffer.from(DetectSyntheticRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DetectSyntheticRequest => DetectSyntheticRequest.decode(value),
+    responseSerialize: (value: DetectSyntheticResponse): Buffer =>
+      Buffer.from(DetectSyntheticResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DetectSyntheticResponse => DetectSyntheticResponse.decode(value),
+  },
 } as const;
 
 export interface TranslatorServer extends UntypedServiceImplementation {
@@ -12578,6 +12963,14 @@ export interface TranslatorServer extends UntypedServiceImplementation {
    * of every speaker of the room. The request must come within ServerLimits' request read timeout.
    */
   listen: handleServerStreamingCall<ListenRequest, ListenEvent>;
+  /**
+   * Whether a clip carries the watermark this service adds to the speech it makes (docs/security.md,
+   * "Marked speech"), and where. The clip is an AudioInput as Translate's (any format Translate
+   * reads), at most ServerLimits.max_detect_seconds long, in one message of at most
+   * ServerLimits.max_receive_message_bytes; admitted as a Translate call (max_translate_calls, the
+   * tenant's caps, clip_read_timeout_ms) and drawn from the tenant's audio budget.
+   */
+  detectSynthetic: handleUnaryCall<DetectSyntheticRequest, DetectSyntheticResponse>;
 }
 
 export interface TranslatorClient extends Client {
@@ -12675,6 +13068,28 @@ export interface TranslatorClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<ListenEvent>;
+  /**
+   * Whether a clip carries the watermark this service adds to the speech it makes (docs/security.md,
+   * "Marked speech"), and where. The clip is an AudioInput as Translate's (any format Translate
+   * reads), at most ServerLimits.max_detect_seconds long, in one message of at most
+   * ServerLimits.max_receive_message_bytes; admitted as a Translate call (max_translate_calls, the
+   * tenant's caps, clip_read_timeout_ms) and drawn from the tenant's audio budget.
+   */
+  detectSynthetic(
+    request: DetectSyntheticRequest,
+    callback: (error: ServiceError | null, response: DetectSyntheticResponse) => void,
+  ): ClientUnaryCall;
+  detectSynthetic(
+    request: DetectSyntheticRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DetectSyntheticResponse) => void,
+  ): ClientUnaryCall;
+  detectSynthetic(
+    request: DetectSyntheticRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DetectSyntheticResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const TranslatorClient = makeGenericClientConstructor(
