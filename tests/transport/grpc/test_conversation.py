@@ -266,3 +266,40 @@ async def test_the_sdk_passes_a_conversation_and_its_update(spanish: LiveServer,
         assert all([t.target for t in seg.translations] == ["eng"] for seg in segments)
         updated = [ev for ev in events if isinstance(ev, StreamUpdated)]
         assert updated and updated[0].error is None and updated[0].conversation == ("eng", "spa")
+
+
+async def test_the_sdk_states_a_language_and_says_what_chose_each(spanish: LiveServer, shared_audio: Path) -> None:
+    """``Conversation(languages, stated=)`` on translate and on a stream's update: no identification
+    runs, each segment goes from the stated language (``language_source`` "stated", no scores);
+    unstated, the biased identifier's Spanish is chosen and said so."""
+    from translate_svc.client import AsyncTranslateClient, Conversation, Segment
+
+    async with AsyncTranslateClient(f"127.0.0.1:{spanish.port}") as client:
+        stated = await client.translate(
+            shared_audio / "jfk.flac", targets=(), conversation=Conversation(("eng", "spa"), stated="eng")
+        )
+        assert len(stated.segments) == 4
+        for seg in stated.segments:
+            assert (seg.chosen_language, seg.language_source, seg.language_scores) == ("eng", "stated", ()), seg
+            assert seg.detected_language == "eng" and [t.target for t in seg.translations] == ["spa"]
+        heard = await client.translate(shared_audio / "jfk.flac", targets=(), conversation=["eng", "spa"])
+        assert all(
+            seg.chosen_language == "spa" and seg.language_source in ("identified", "previous_turn")
+            for seg in heard.segments
+        )
+        content, _ = shared_pcm(shared_audio, "jfk.flac")
+        async with client.stream(targets=(), conversation="eng,spa", speech=False) as s:
+
+            async def feed() -> None:
+                await s.update(conversation=Conversation(("eng", "spa"), stated="eng"))  # before any audio
+                for i in range(0, len(content), 32000):
+                    await s.send(content[i : i + 32000])
+                await s.close()
+
+            feeding = asyncio.ensure_future(feed())
+            events = [ev async for ev in s]
+            await feeding
+        segments = [ev for ev in events if isinstance(ev, Segment)]
+        assert len(segments) == 4 and all(
+            seg.language_source == "stated" and seg.detected_language == "eng" for seg in segments
+        )

@@ -56,6 +56,7 @@ from translate_svc.client.sync import Listener, Stream, TranslateClient
 from translate_svc.client.types import (
     AudioFormat,
     Commit,
+    Conversation,
     Draining,
     EndReason,
     Interim,
@@ -93,6 +94,7 @@ __all__ = [
     "AudioFormat",
     "Commit",
     "ConnectionOptions",
+    "Conversation",
     "Detection",
     "Draining",
     "EndReason",

@@ -23,6 +23,7 @@ from translate_svc.client.types import (
     AudioFormat,
     ClipEncoding,
     Commit,
+    Conversation,
     Draining,
     EndReason,
     Interim,
@@ -134,16 +135,27 @@ def targets_list(targets: str | Sequence[str], *, asr: bool = False) -> list[str
     return out
 
 
+def conversation_pb(conversation: str | Sequence[str] | Conversation) -> pb.Conversation:
+    """A conversation's languages (``"eng,spa"``, a list, or a ``Conversation`` with its stated language)."""
+    if isinstance(conversation, Conversation):
+        langs: Sequence[str] = conversation.languages
+        stated = conversation.stated or ""
+    else:
+        langs, stated = conversation.split(",") if isinstance(conversation, str) else conversation, ""
+    return pb.Conversation(languages=[c.strip() for c in langs if c.strip()], stated_language=stated)
+
+
 def languages_pb(
-    targets: str | Sequence[str], source: str | None, detect: bool | Sequence[str], conversation: Sequence[str] | None
+    targets: str | Sequence[str],
+    source: str | None,
+    detect: bool | Sequence[str],
+    conversation: str | Sequence[str] | Conversation | None,
 ) -> dict[str, Any]:
     """A request's language fields (``TranslateRequest``'s and ``StreamingConfig``'s): the source,
     the targets (none only for ASR or a conversation), detection, and a conversation's languages
-    (``"eng,spa"`` or a list; the server refuses it beside targets, a source or detection)."""
-    talk = None
-    if conversation is not None:
-        langs = conversation.split(",") if isinstance(conversation, str) else conversation
-        talk = pb.Conversation(languages=[c.strip() for c in langs if c.strip()])
+    (``"eng,spa"``, a list or a ``Conversation``; the server refuses it beside targets, a source or
+    detection)."""
+    talk = conversation_pb(conversation) if conversation is not None else None
     return {
         "source_language": source or "",
         "target_languages": targets_list(targets, asr=bool(source) or detect is not False or talk is not None),
@@ -354,6 +366,7 @@ def segment(msg: pb.SegmentResult) -> Segment:
         speaker=msg.speaker,
         transcript_avg_logprob=_logprob(msg.transcript) if msg.HasField("transcript") else None,
         speakers_revised=tuple((r.segment_id, r.speaker) for r in msg.speakers_revised),
+        **_chosen(msg),
     )
 
 
@@ -449,3 +462,16 @@ def room_event(msg: pb.ListenEvent) -> RoomSegment | RoomCaption | ListenDropped
     if kind == "draining":
         return draining(msg.draining)
     return None
+
+
+#: ``DetectedLanguage.Source`` as the SDK says it (an unknown value from a newer server: its number)
+_SOURCES = {1: "identified", 2: "previous_turn", 3: "stated"}
+
+
+def _chosen(msg: pb.SegmentResult) -> dict[str, str | None]:
+    """A segment's chosen language and what chose it, where the server said (``HasField``)."""
+    if not msg.HasField("detected_language") or not msg.detected_language.language:
+        return {}
+    d = msg.detected_language
+    source = _SOURCES.get(d.source, str(d.source)) if d.source else None
+    return {"chosen_language": d.language, "language_source": source}

@@ -30,7 +30,7 @@ from translate_svc.client.aio import (
     ConnectionOptions,
 )
 from translate_svc.client.room_types import ListenEnd, ListenEvent, ListenStarted
-from translate_svc.client.types import StreamEnd, StreamEvent, StreamInfo
+from translate_svc.client.types import Conversation, StreamEnd, StreamEvent, StreamInfo
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -259,9 +259,15 @@ class Stream:
         target_languages: Sequence[str] | None = None,
         speaker_id: int | None = None,
         speed: float | None = None,
+        conversation: Sequence[str] | Conversation | None = None,
     ) -> None:
-        """Change the targets, the voice or the speaking rate while the stream runs (``AsyncStream.update``)."""
-        self._owner._run(self._astream.update(target_languages=target_languages, speaker_id=speaker_id, speed=speed))
+        """Change the targets (or a conversation's languages, or its stated language), the voice or
+        the speaking rate while the stream runs (``AsyncStream.update``)."""
+        self._owner._run(
+            self._astream.update(
+                target_languages=target_languages, speaker_id=speaker_id, speed=speed, conversation=conversation
+            )
+        )
 
     def close(self) -> None:
         """Half-close; iterate on for the remaining results and the StreamEnd."""

@@ -48,6 +48,18 @@ class TlsOptions:
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """A conversation's languages (2..4 model codes or tags) and, optionally, the language the
+    coming audio is in as the client states it (``stated``: one of them; a push-to-talk button per
+    party): while stated, no identification runs and each segment is translated from it into the
+    others (``Segment.language_source`` ``"stated"``). ``conversation=`` takes one wherever it takes
+    the languages alone (``translate``, ``stream``, ``Stream.update``: an update states or clears it)."""
+
+    languages: tuple[str, ...]
+    stated: str | None = None
+
+
+@dataclass(frozen=True)
 class Term:
     """A phrase to get right (a name, jargon): ``keep=True`` carries it verbatim into the
     translations where it was said (do not translate); ``translation`` (with ``target_language``,
@@ -278,7 +290,8 @@ class Segment:
     error: SegmentError | None = None
     #: the transcript's language (the source language; with detection, the one detected)
     transcript_language: str | None = None
-    #: with ``detect``: each candidate's probability, highest first (the first is the one chosen)
+    #: with ``detect``: each candidate's probability, highest first (outside a conversation the
+    #: first is the one chosen; in one, ``chosen_language`` says, as the prior may keep another)
     language_scores: tuple[tuple[str, float], ...] = ()
     #: simultaneous mode: this segment's speech already came, in chunks, in its ``Commit`` events;
     #: ``translations[].audio`` is the same speech whole (for saving): do not play it again
@@ -292,9 +305,19 @@ class Segment:
     #: streams with ``speakers``: earlier segments' labels this one revised, each (segment id, its
     #: label from now on)
     speakers_revised: tuple[tuple[int, int], ...] = ()
+    #: with ``detect`` or a conversation: the language chosen for the segment, and what chose it:
+    #: ``"identified"`` (the identifier's top score), ``"previous_turn"`` (a conversation's short or
+    #: unsure turn kept the previous turn's language) or ``"stated"`` (the client stated it; no
+    #: identification ran, ``language_scores`` is empty); None: an older server, or no detection
+    chosen_language: str | None = None
+    language_source: str | None = None
 
     @property
     def detected_language(self) -> str | None:
+        """The language chosen for the segment (``chosen_language``; from an older server, the
+        top score)."""
+        if self.chosen_language is not None:
+            return self.chosen_language
         return self.language_scores[0][0] if self.language_scores else None
 
     @property

@@ -16,12 +16,13 @@ import grpc
 import numpy as np
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client import _convert as convert
 from translate_svc.client._audio import chunk_bytes
 from translate_svc.client._replay import Chunk, ReplayBuffer
 from translate_svc.client.aio._calls import StreamCalls
 from translate_svc.client.aio._opening import StreamOwner
 from translate_svc.client.errors import StreamClosedError, StreamEndedError
-from translate_svc.client.types import StreamEncoding, StreamEnd, StreamEvent
+from translate_svc.client.types import Conversation, StreamEncoding, StreamEnd, StreamEvent
 
 
 class AsyncStream(StreamCalls):
@@ -126,22 +127,20 @@ class AsyncStream(StreamCalls):
         target_languages: Sequence[str] | None = None,
         speaker_id: int | None = None,
         speed: float | None = None,
-        conversation: Sequence[str] | None = None,
+        conversation: Sequence[str] | Conversation | None = None,
     ) -> None:
         """Change the stream's targets (the whole new list; a conversation's: ``conversation``, its
-        languages), voice or speaking rate (``speed``,
-        0.5..2.0) while it runs: segments that close from now on use them, segments already closed
-        keep theirs (docs/api.md). The
-        server answers with a ``StreamUpdated`` event in the iteration (``error`` set when it
-        refused: the stream goes on unchanged). An update the server has not answered when the
-        stream moves to another server is sent again there; one it accepted is part of the
-        stream's config from then on."""
+        languages, or a ``Conversation`` that states the coming audio's language or clears it),
+        voice or speaking rate (``speed``, 0.5..2.0) while it runs: segments that close from now on
+        use them, segments already closed keep theirs (docs/api.md). The server answers with a
+        ``StreamUpdated`` event in the iteration (``error`` set when it refused: the stream goes on
+        unchanged). An update the server has not answered when the stream moves to another server
+        is sent again there; one it accepted is part of the stream's config from then on."""
         if target_languages is None and speaker_id is None and speed is None and conversation is None:
             raise ValueError("update() changes nothing: pass target_languages, conversation, speaker_id or speed")
         msg = pb.StreamUpdate()
         if conversation is not None:
-            msg.conversation.SetInParent()
-            msg.conversation.languages.extend(conversation)
+            msg.conversation.CopyFrom(convert.conversation_pb(conversation))
         if target_languages is not None:
             msg.targets.SetInParent()
             msg.targets.languages.extend(target_languages)
