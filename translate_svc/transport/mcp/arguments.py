@@ -111,6 +111,16 @@ class TranslateAudioArgs(ClipArgs):
     target_languages: list[Code] = Field(
         default_factory=list, max_length=_MOST, description="languages to translate into (empty: transcript only)"
     )
+    conversation: list[Code] | None = Field(
+        None,
+        max_length=_MOST,
+        description="a conversation's languages (two to four, one per party), in place of target_languages, "
+        "source_language and detect_languages: each segment's language is identified among them and it is "
+        "translated into the others",
+    )
+    stated_language: Code | None = Field(
+        None, description="with conversation: the clip's language as the caller states it (no identification runs)"
+    )
     terms: list[TermArg] = Field(default_factory=list, max_length=_MOST)
     glossary: list[GlossaryArg] = Field(default_factory=list, max_length=_MOST)
     glossary_ids: list[Annotated[str, Field(max_length=64)]] = Field(
@@ -133,6 +143,13 @@ class TranslateAudioArgs(ClipArgs):
         description=f"label each segment (and its words) with its speaker, telling apart at most this many "
         f"(1..{MAX_SPEAKERS}; labels 1..N, over the whole clip); 0: no labels",
     )
+
+
+    @model_validator(mode="after")
+    def _stated_in_a_conversation(self) -> TranslateAudioArgs:
+        if self.stated_language is not None and self.conversation is None:
+            raise ValueError("stated_language goes with conversation: give the conversation's languages too")
+        return self
 
 
 class OpenRoomArgs(_Args):

@@ -174,6 +174,7 @@ def clip_answer(clip: ClipResult, card: ModelCard) -> types.CallToolResult:
             seg["detected_language"] = {
                 "language": r.detected.language,
                 "scores": [{"language": c, "probability": p} for c, p in r.detected.scores],
+                "source": r.detected.source.value,  # identified, previous_turn (a conversation's prior) or stated
             }
         segments.append(seg)
     transcript = " ".join(r.transcript.text for r in clip.segments if r.transcript is not None and r.transcript.text)

@@ -190,7 +190,7 @@ class Toolbox:
         detect = None
         if a.detect_languages is not None:
             detect = tuple(a.detect_languages)
-        elif a.source_language is None:
+        elif a.source_language is None and a.conversation is None:
             detect = ()
         terms = _terms(a.terms, a.glossary)
 
@@ -207,6 +207,8 @@ class Toolbox:
                 terms,
                 ear=EarOptions(noise_suppression=a.noise_suppression, speakers=a.speakers),
                 glossaries=tuple(a.glossary_ids),
+                conversation=tuple(a.conversation) if a.conversation is not None else None,
+                stated_language=a.stated_language,
             )
 
         driver = ClipDriver(self._m, tenant=caller.tenant, call=caller.call("mcp.translate_audio"))
