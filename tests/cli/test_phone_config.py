@@ -111,3 +111,41 @@ def test_a_speaking_rate_rides_in_each_carriers_call_parameters() -> None:
     assert refused.exit_code == 2 and "TRANSLATE_SVC_PHONE__SPEED=1.2" in refused.output
     wrong = CliRunner().invoke(app, ["phone-config", "twilio", "--url", "wss://x", "--speed", "3"])
     assert wrong.exit_code == 2 and "0.5" in wrong.output and "2.0" in wrong.output
+
+
+def test_a_conversation_rides_in_each_carriers_call_parameters() -> None:
+    """``--conversation eng,spa`` in place of --source and --target: a <Parameter> for Twilio, the
+    URL's query for Asterisk, the X-Translate-Conversation header for SIP (its comma escaped for the
+    dialplan; the dialled user then not read as languages), each read by the doors' own parsers
+    (``call_setup``, the SIP door's ``invite_params``) as the conversation; AudioSocket carries no
+    parameters, and --source beside it is refused, naming what to drop."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from translate_svc.settings import PhoneSettings
+    from translate_svc.transport.sip.invite import HEADER_PARAMS
+    from translate_svc.transport.telephony.call import call_setup
+
+    root = ET.fromstring(run("twilio", "--url", "wss://p.example.com", "--conversation", "eng, spa"))
+    stream = root.find("./Connect/Stream")
+    assert stream is not None
+    params = {str(p.get("name")): str(p.get("value")) for p in stream.findall("Parameter")}
+    assert params == {"conversation": "eng,spa"}
+    setup = call_setup(params, PhoneSettings())
+    assert (setup.conversation, setup.source, setup.target) == (("eng", "spa"), "", "")
+    uri = next(
+        line
+        for line in run("asterisk", "--url", "wss://gw:8080", "--conversation", "eng,spa").splitlines()
+        if "uri" in line
+    )
+    query = {k: v[0] for k, v in parse_qs(urlsplit(uri.split("= ", 1)[1]).query).items()}
+    assert call_setup(query, PhoneSettings()).conversation == ("eng", "spa")
+    sip = run("sip", "--url", "sip:10.0.0.5:5060", "--conversation", "eng,spa")
+    assert "exten => s,1,Set(PJSIP_HEADER(add,X-Translate-Conversation)=eng\\,spa)" in sip
+    assert "Dial(PJSIP/conversation@translate" in sip and HEADER_PARAMS["x-translate-conversation"] == "conversation"
+    for args, said in (
+        (["audiosocket", "--url", "10.0.0.5:9092", "--conversation", "eng,spa"], "AudioSocket carries no call"),
+        (["twilio", "--url", "wss://x", "--conversation", "eng,spa", "--source", "fra"], "drop them"),
+        (["twilio", "--url", "wss://x", "--conversation", "eng"], "two to four"),
+    ):
+        refused = CliRunner().invoke(app, ["phone-config", *args])
+        assert refused.exit_code == 2 and said in " ".join(refused.output.replace("│", " ").split()), refused.output

@@ -3,7 +3,8 @@ this server (TwiML, ``websocket_client.conf`` and the dialplan; for SIP an Aster
 endpoint and its dialplan, a Kamailio dispatcher line and the Twilio Elastic SIP trunk's origination
 URI), printed for an operator to paste; with ``--sip-user``, the digest credentials of a PBX calling
 from outside ``sip.allowed_cidrs``: the SIP password derived from ``--token``, never the token).
-``--speed`` sets the call's speaking rate where the carrier carries parameters. Pure text: it
+``--speed`` sets the call's speaking rate and ``--conversation`` makes it a conversation on one line
+where the carrier carries parameters. Pure text: it
 imports nothing of the server but the token store's password derivation
 (``transport.tokens.sip.sip_password``, imported only for ``--sip-user``) and the rate's check
 (``types.check_speed``), and reaches nothing (docs/telephony.md)."""
@@ -36,10 +37,13 @@ def render(
     participant: str | None = None,
     sip_user: str | None = None,
     speed: float | None = None,
+    conversation: str | None = None,
 ) -> str:
     """The carrier's lines for a server at ``base`` (``wss://host:port`` or, AudioSocket,
     ``host:port``); with ``room`` the call speaks into that room (docs/rooms.md); with ``speed``
-    the caller hears the translation at that speaking rate (the call parameter ``speed``)."""
+    the caller hears the translation at that speaking rate (the call parameter ``speed``); with
+    ``conversation`` (``eng,spa``) the call is a conversation on one line, in place of the source
+    and the target (docs/telephony.md, "A conversation on one line")."""
     if sip_user is not None and (carrier != "sip" or not token):
         raise typer.BadParameter("--sip-user is SIP's digest user: give it with the sip carrier and --token")
     base = base.rstrip("/")
@@ -52,9 +56,9 @@ def render(
             check_speed(speed, "--speed")
         except OptionError as e:
             raise typer.BadParameter(str(e), param_hint="--speed") from None
+    talk = _conversation(conversation, carrier) if conversation is not None else None
     params = {
-        "source": source,
-        "target": target,
+        **({"conversation": talk} if talk is not None else {"source": source, "target": target}),
         **({"speed": f"{speed:g}"} if speed is not None else {}),
         **({"call": call} if call else {}),
         **({"room": room} if room else {}),
@@ -115,6 +119,22 @@ def render(
     raise typer.BadParameter(f"carrier must be one of {', '.join(CARRIERS)}")
 
 
+def _conversation(conversation: str, carrier: str) -> str:
+    """``--conversation``'s languages as the call parameter carries them (``eng,spa``), or why not."""
+    langs = [x.strip() for x in conversation.split(",") if x.strip()]
+    if len(langs) < 2:
+        raise typer.BadParameter(
+            "name the conversation's languages, two to four, comma-separated: eng,spa", param_hint="--conversation"
+        )
+    if carrier == "audiosocket":
+        raise typer.BadParameter(
+            "AudioSocket carries no call parameters, so its calls cannot be a conversation: use Asterisk's "
+            "chan_websocket (asterisk), Twilio or SIP",
+            param_hint="--conversation",
+        )
+    return ",".join(langs)
+
+
 def _credentials(token: str, user: str) -> tuple[str, str]:
     """A SIP user's digest name and password: the HMAC of the name under the token (the server
     derives the same from its tokens file; the token itself is no SIP password)."""
@@ -129,8 +149,11 @@ def _sip(base: str, params: dict[str, str], credentials: tuple[str, str] | None 
     ``X-Translate-*`` headers, which Asterisk adds in a pre-dial handler. With ``credentials`` (a SIP
     user of the tokens file and its password), the endpoint answers the door's digest challenge."""
     hostport = base.removeprefix("sip:")
-    user = f"{params['source']}-{params['target']}"
+    talk = params.get("conversation")
+    # a conversation rides in its header; the dialled user is then not read as languages
+    user = "conversation" if talk is not None else f"{params['source']}-{params['target']}"
     headers = {
+        "conversation": "X-Translate-Conversation",
         "speed": "X-Translate-Speed",
         "call": "X-Translate-Call",
         "room": "X-Translate-Room",
@@ -178,20 +201,37 @@ def _sip(base: str, params: dict[str, str], credentials: tuple[str, str] | None 
             if credentials
             else []
         ),
-        f"; extensions.conf: the caller speaks {params['source']}, hears {params['target']}",
+        (
+            f"; extensions.conf: a conversation in {talk} on one line: each turn heard in the other language"
+            if talk is not None
+            else f"; extensions.conf: the caller speaks {params['source']}, hears {params['target']}"
+        ),
         f"exten => 102,1,{dial}",
     ]
     if extra:
         lines += ["", "[translate-headers]"]
-        lines += [f"exten => s,{i},Set(PJSIP_HEADER(add,{h})={v})" for i, (h, v) in enumerate(extra, 1)]
+        # a comma in a value is escaped: the dialplan would split Set's argument there
+        lines += [
+            f"exten => s,{i},Set(PJSIP_HEADER(add,{h})={v.replace(',', chr(92) + ',')})"
+            for i, (h, v) in enumerate(extra, 1)
+        ]
         lines.append(f"exten => s,{len(extra) + 1},Return()")
     lines += [
         "",
         "; Kamailio dispatcher.list: set 1, this server",
         f"1 sip:{hostport}",
         "",
-        "; Twilio Elastic SIP Trunking > Origination URI (add Twilio's signalling ranges to sip.allowed_cidrs)",
-        f"sip:{user}@{hostport}",
+        *(
+            [
+                "; Twilio Elastic SIP Trunking: its origination URI cannot add the X-Translate-Conversation header;",
+                "; route the trunk through the PBX above, which adds it",
+            ]
+            if talk is not None
+            else [
+                "; Twilio Elastic SIP Trunking > Origination URI (add Twilio's signalling ranges to sip.allowed_cidrs)",
+                f"sip:{user}@{hostport}",
+            ]
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -204,8 +244,8 @@ def phone_config(
             help="where the carrier reaches this server: wss://host[:port] (AudioSocket: host:port; SIP: host:port)"
         ),
     ],
-    source: Annotated[str, typer.Option(help="the language spoken on the call")] = "eng",
-    target: Annotated[str, typer.Option(help="the language the caller hears")] = "spa",
+    source: Annotated[str | None, typer.Option(help="the language spoken on the call (default: eng)")] = None,
+    target: Annotated[str | None, typer.Option(help="the language the caller hears (default: spa)")] = None,
     token: Annotated[
         str | None, typer.Option(help="a token with stream, and publish= for --room (Asterisk: sent in the URL)")
     ] = None,
@@ -225,8 +265,23 @@ def phone_config(
         float | None,
         typer.Option(help="the speaking rate the caller hears, 0.5-2.0 (1: the model's own; default: the server's)"),
     ] = None,
+    conversation: Annotated[
+        str | None,
+        typer.Option(
+            help="two to four people on one line, each speaking one of these languages (eng,spa), in place of "
+            "--source and --target: each turn is heard in the other party's language"
+        ),
+    ] = None,
 ) -> None:
     """Print the carrier's configuration lines."""
     if carrier not in CARRIERS:
         raise typer.BadParameter(f"carrier must be one of {', '.join(CARRIERS)}", param_hint="CARRIER")
-    typer.echo(render(carrier, url, source, target, token, call, room, participant, sip_user, speed), nl=False)
+    if conversation is not None and (source is not None or target is not None):
+        raise typer.BadParameter(
+            "a conversation names its languages in place of --source and --target: drop them",
+            param_hint="--conversation",
+        )
+    lines = render(
+        carrier, url, source or "eng", target or "spa", token, call, room, participant, sip_user, speed, conversation
+    )
+    typer.echo(lines, nl=False)
