@@ -32,6 +32,7 @@ from translate_svc.audio.limits import (
     check_container_rate,
     check_max_seconds,
     max_frames,
+    no_channel,
     too_long,
 )
 from translate_svc.errors import InvalidInput
@@ -165,15 +166,18 @@ def check_stream_format(fmt: AudioFormat) -> None:
     check_raw_format(fmt, allow_container=False)
 
 
-def decode_raw(data: bytes, fmt: AudioFormat, *, allow_empty: bool = False) -> np.ndarray:
+def decode_raw(data: bytes, fmt: AudioFormat, *, allow_empty: bool = False, channel: int | None = None) -> np.ndarray:
     """Decode little-endian interleaved raw audio to float32 mono in ``[-1, 1]``.
 
-    Channels are averaged. FLOAT32 input beyond ``[-1, 1]`` is clipped (as a DAC would) so every
+    Channels are averaged (or only ``channel``'s is kept, 0-based). FLOAT32 input beyond ``[-1, 1]``
+    is clipped (as a DAC would) so every
     consumer can rely on the range; NaN or Inf is rejected because it would poison the VAD state
     and the model. ``allow_empty`` lets a stream accept an empty chunk as a no-op.
     """
     check_raw_format(fmt, allow_container=False)
     encoding = AudioEncoding(fmt.encoding)
+    if channel is not None and channel >= fmt.channels:
+        raise InvalidInput(no_channel(fmt.channels, channel))
     if not data:
         if allow_empty:
             return np.zeros(0, dtype=np.float32)
@@ -202,11 +206,14 @@ def decode_raw(data: bytes, fmt: AudioFormat, *, allow_empty: bool = False) -> n
         samples = MULAW_TABLE[np.frombuffer(data, dtype=np.uint8)]
     else:  # ALAW (check_raw_format has excluded everything else)
         samples = ALAW_TABLE[np.frombuffer(data, dtype=np.uint8)]
-    return _downmix(samples.reshape(-1, fmt.channels))
+    return _downmix(samples.reshape(-1, fmt.channels), channel=channel)
 
 
-def decode_container(data: bytes, *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode a WAV/FLAC/OGG/MP3/WebM file held in memory; returns (mono float32 in [-1, 1], rate).
+def decode_container(
+    data: bytes, *, max_seconds: float | None = None, channel: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Decode a WAV/FLAC/OGG/MP3/WebM file held in memory; returns (mono float32 in [-1, 1], rate):
+    its channels averaged, or only ``channel``'s (0-based).
 
     Validate before you allocate: the format and the sample rate come from the header, and so does
     the length, which is checked against ``max_seconds`` before a sample is decoded. Headers can
@@ -226,11 +233,11 @@ def decode_container(data: bytes, *, max_seconds: float | None = None) -> tuple[
     if data[:4] == EBML_MAGIC:
         from translate_svc.audio.opus import decode_webm  # on first use: the other paths never load PyAV
 
-        return decode_webm(data, max_seconds=max_seconds)
+        return decode_webm(data, max_seconds=max_seconds, channel=channel)
     _check_wav_format_tag(data)  # before libsndfile sets up a codec for it
     try:
         with _ForwardReader(io.BytesIO(data)) as f:
-            return _read_clip(f, max_seconds)
+            return _read_clip(f, max_seconds, channel)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
         reason = getattr(exc, "error_string", None) or "the data is not an audio file soundfile can read"
         raise InvalidInput(f"could not decode the audio container: {reason[:120]}; {_CONTAINER_HINT}") from None
@@ -262,8 +269,12 @@ def sniff_container(data: bytes) -> str | None:
     return None
 
 
-def decode_audio(data: bytes, fmt: AudioFormat, *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode a whole clip in any accepted format; returns (mono float32 in [-1, 1], sample rate).
+def decode_audio(
+    data: bytes, fmt: AudioFormat, *, max_seconds: float | None = None, channel: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Decode a whole clip in any accepted format; returns (mono float32 in [-1, 1], sample rate):
+    its channels averaged, or with ``channel`` (0-based) that channel alone (``InvalidInput`` where
+    the clip has no such channel).
 
     With ``max_seconds`` a clip longer than that is refused (``InvalidInput``) before it is decoded:
     raw audio by its byte count, a container by its header and then while decoding.
@@ -274,12 +285,12 @@ def decode_audio(data: bytes, fmt: AudioFormat, *, max_seconds: float | None = N
         raise InvalidInput("audio is empty: send the audio bytes (a container file or raw samples)")
     encoding = AudioEncoding(fmt.encoding)
     if encoding is AudioEncoding.CONTAINER:
-        return decode_container(data, max_seconds=max_seconds)
+        return decode_container(data, max_seconds=max_seconds, channel=channel)
     if max_seconds is not None:
         frames = len(data) // (SAMPLE_WIDTH[encoding] * fmt.channels)
         if frames > max_frames(max_seconds, fmt.sample_rate_hz):
             raise InvalidInput(too_long(max_seconds, seconds=frames / fmt.sample_rate_hz))
-    return decode_raw(data, fmt), fmt.sample_rate_hz
+    return decode_raw(data, fmt, channel=channel), fmt.sample_rate_hz
 
 
 class _ForwardReader(sf.SoundFile):  # type: ignore[misc]  # soundfile ships no py.typed
@@ -295,7 +306,7 @@ class _ForwardReader(sf.SoundFile):  # type: ignore[misc]  # soundfile ships no 
         return False
 
 
-def _read_clip(f: sf.SoundFile, max_seconds: float | None) -> tuple[np.ndarray, int]:
+def _read_clip(f: sf.SoundFile, max_seconds: float | None, channel: int | None = None) -> tuple[np.ndarray, int]:
     """Check ``f``'s header, then decode it block by block (see ``decode_container``)."""
     if f.format not in CONTAINER_FORMATS or (f.format == "OGG" and f.subtype not in OGG_CODECS):
         found = f"OGG with {f.subtype} audio" if f.format == "OGG" else f.format
@@ -311,6 +322,8 @@ def _read_clip(f: sf.SoundFile, max_seconds: float | None) -> tuple[np.ndarray, 
             f"the audio file has {channels} channels; at most {MAX_CONTAINER_CHANNELS} are accepted: "
             "downmix it to mono or stereo first"
         )
+    if channel is not None and channel >= channels:
+        raise InvalidInput(no_channel(channels, channel))
     limit_s = math.inf if max_seconds is None else max_seconds
     limit_frames = max_frames(limit_s, rate)
     # libsndfile reports an unknown length as SF_COUNT_MAX. It never returns more frames than a
@@ -344,9 +357,9 @@ def _read_clip(f: sf.SoundFile, max_seconds: float | None) -> tuple[np.ndarray, 
             )
         np.clip(got, -1.0, 1.0, out=got)
         if not extra and done + n <= len(out):
-            _downmix(got, out=out[done : done + n])
+            _downmix(got, out=out[done : done + n], channel=channel)
         else:
-            extra.append(_downmix(got, out=np.empty(n, dtype=np.float32)))
+            extra.append(_downmix(got, out=np.empty(n, dtype=np.float32), channel=channel))
         done += n
     if done == 0:
         raise InvalidInput(f"audio container holds no audio frames; {_CONTAINER_HINT} with at least one frame")
@@ -356,15 +369,17 @@ def _read_clip(f: sf.SoundFile, max_seconds: float | None) -> tuple[np.ndarray, 
     return (out if done == len(out) else out[:done].copy()), rate
 
 
-def _downmix(frames: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """(frames, channels) -> contiguous float32 (frames,), averaging the channels (into ``out``)."""
+def _downmix(frames: np.ndarray, out: np.ndarray | None = None, channel: int | None = None) -> np.ndarray:
+    """(frames, channels) -> contiguous float32 (frames,), averaging the channels, or ``channel``'s
+    alone (into ``out``)."""
+    if channel is not None or frames.shape[1] == 1:
+        column = frames[:, channel or 0]
+        if out is not None:
+            out[:] = column
+            return out
+        return np.ascontiguousarray(column, dtype=np.float32)
     if out is not None:
-        if frames.shape[1] == 1:
-            out[:] = frames[:, 0]
-        else:
-            frames.mean(axis=1, dtype=np.float32, out=out)
+        frames.mean(axis=1, dtype=np.float32, out=out)
         return out
-    if frames.shape[1] == 1:
-        return np.ascontiguousarray(frames[:, 0], dtype=np.float32)
     mono: np.ndarray = frames.mean(axis=1, dtype=np.float32)
     return mono

@@ -62,3 +62,11 @@ def too_long(max_seconds: float, *, seconds: float | None = None) -> str:
         f"the clip {length}; Translate takes at most {max_seconds:g} s "
         "(use StreamingTranslate for longer audio, or split the clip)"
     )
+
+
+def no_channel(channels: int, channel: int) -> str:
+    """Why a clip of ``channels`` channels has no ``channel`` (0-based) to read."""
+    return (
+        f"the audio has {channels} channel(s): there is no channel {channel + 1} to translate on its own; send "
+        "one channel per party (stereo), or leave the channels mixed"
+    )

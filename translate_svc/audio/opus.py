@@ -49,6 +49,7 @@ from translate_svc.audio.limits import (
     check_container_rate,
     check_max_seconds,
     max_frames,
+    no_channel,
     too_long,
 )
 from translate_svc.audio.limits import OPUS_RATE as OPUS_RATE  # re-exported: callers import it from here
@@ -214,8 +215,9 @@ _NARROW = {
 }
 
 
-def decode_webm(data: bytes, *, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    """Decode a WebM/Matroska file held in memory; returns (mono float32 in [-1, 1], sample rate).
+def decode_webm(data: bytes, *, max_seconds: float | None, channel: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode a WebM/Matroska file held in memory; returns (mono float32 in [-1, 1], sample rate):
+    its channels averaged, or only ``channel``'s (0-based; ``InvalidInput`` if it has none such).
 
     Only the first audio stream is read, and only Opus or Vorbis (what browsers record). Bombs are
     refused early: a stated duration beyond ``max_seconds`` (plus one packet of slack) is refused
@@ -246,6 +248,8 @@ def decode_webm(data: bytes, *, max_seconds: float | None) -> tuple[np.ndarray, 
                     f"the WebM audio has {ctx.channels} channels; at most {MAX_CONTAINER_CHANNELS} are accepted: "
                     "downmix it to mono or stereo first"
                 )
+            if channel is not None and channel >= ctx.channels:
+                raise InvalidInput(no_channel(ctx.channels, channel))
             limit_s = math.inf if max_seconds is None else max_seconds
             limit_frames = max_frames(limit_s, rate)
             stated_s = _stated_seconds(container.duration, stream.duration, stream.time_base)
@@ -256,7 +260,7 @@ def decode_webm(data: bytes, *, max_seconds: float | None) -> tuple[np.ndarray, 
             extra: list[np.ndarray] = []
             done = 0
             for frame in container.decode(stream):
-                mono = _mono(frame)
+                mono = _mono(frame, channel)
                 n = len(mono)
                 if done + n > limit_frames:
                     raise InvalidInput(too_long(limit_s))
@@ -287,8 +291,9 @@ def _stated_seconds(container_us: int | None, stream_duration: int | None, time_
     return None
 
 
-def _mono(frame: AudioFrame) -> np.ndarray:
-    """One decoded frame -> a fresh contiguous float32 mono array in ``[-1, 1]`` (channels averaged).
+def _mono(frame: AudioFrame, channel: int | None = None) -> np.ndarray:
+    """One decoded frame -> a fresh contiguous float32 mono array in ``[-1, 1]`` (channels averaged,
+    or only ``channel``'s).
 
     Float frames (what the Opus and Vorbis decoders give) are read straight from their planes: this
     runs once per 20 ms packet of every stream. Non-finite samples (a corrupt Vorbis stream) are
@@ -296,18 +301,28 @@ def _mono(frame: AudioFrame) -> np.ndarray:
     """
     n, channels, fmt = frame.samples, frame.layout.nb_channels, frame.format
     mono: np.ndarray
+    if channel is not None and channel >= channels:
+        raise InvalidInput(no_channel(channels, channel))
     if fmt.name == "flt":  # packed: one plane of samples x channels
         a = np.frombuffer(memoryview(frame.planes[0]), dtype=np.float32, count=n * channels)
-        mono = a.copy() if channels == 1 else a.reshape(n, channels).mean(axis=1, dtype=np.float32)
+        if channel is not None:
+            mono = np.ascontiguousarray(a.reshape(n, channels)[:, channel])
+        else:
+            mono = a.copy() if channels == 1 else a.reshape(n, channels).mean(axis=1, dtype=np.float32)
     elif fmt.name == "fltp":  # planar: one plane per channel
         planes = [np.frombuffer(memoryview(p), dtype=np.float32, count=n) for p in frame.planes[:channels]]
-        mono = planes[0].copy() if channels == 1 else np.vstack(planes).mean(axis=0, dtype=np.float32)
+        if channel is not None:
+            mono = planes[channel].copy()
+        else:
+            mono = planes[0].copy() if channels == 1 else np.vstack(planes).mean(axis=0, dtype=np.float32)
     else:  # not expected from these decoders; to_ndarray knows every packed/planar layout
         raw: np.ndarray = frame.to_ndarray()
         if raw.dtype == np.int16:
             raw = pcm16_to_float(raw)
         frames = raw.T if fmt.is_planar else raw.reshape(n, channels)
-        mono = frames.mean(axis=1, dtype=np.float32)
+        mono = (
+            np.ascontiguousarray(frames[:, channel]) if channel is not None else frames.mean(axis=1, dtype=np.float32)
+        )
     if not np.isfinite(mono).all():
         raise InvalidInput("the audio decodes to non-finite samples: the stream is corrupt; send valid audio")
     np.clip(mono, -1.0, 1.0, out=mono)
