@@ -442,8 +442,11 @@ class SegmentResult:
     #: simultaneous mode: the translations' speech was already sent in this segment's ``Commit``s
     #: (their chunks, back to back, are ``translations[].audio``): a client must not play it again
     speech_in_commits: bool = False
-    #: its speaker's label, 1.. (``EarOptions.speakers``; 0: not labelled)
+    #: its speaker's label, 1.. (``EarOptions.speakers``, or its channel; 0: not labelled)
     speaker: int = 0
+    #: the clip's channel it was spoken on, 1.., where each channel is translated on its own
+    #: (``ClipRequest.separate_channels``); 0: the channels mixed
+    channel: int = 0
     #: a stream's revisions of earlier segments' labels that this segment's voice brought, each
     #: (segment id, its label now), in segment order (``speakers/cluster.py``)
     speakers_revised: tuple[tuple[int, int], ...] = ()

@@ -15,10 +15,13 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
+import numpy as np
+
 from translate_svc.audio.codec import decode_audio
+from translate_svc.audio.limits import MAX_CONTAINER_CHANNELS
 from translate_svc.errors import InvalidInput, LimitReached
 from translate_svc.observability import access, tracing
 from translate_svc.observability.access import CallInfo
@@ -66,6 +69,9 @@ class ClipRequest:
     conversation: tuple[str, ...] | None = None
     #: the conversation's stated language (none identified); None: each segment identified
     stated_language: str | None = None
+    #: each channel of a stereo clip translated on its own (a party per channel), the results
+    #: labelled with their channel (as their speaker too) and merged in source-time order
+    separate_channels: bool = False
 
     def take_content(self) -> bytes:
         content, self.content = self.content, b""
@@ -117,7 +123,13 @@ class ClipDriver:
                 record = outcome.record
                 assert record is not None
                 record.start(None, task.source_language, task.target_languages)
-                clip = await self.translate(request.take_content(), request.fmt, task, request.vad, on_result)
+                if request.separate_channels:
+                    clip = await self.translate_channels(request.take_content(), request.fmt, task, request.vad)
+                    if on_result is not None:
+                        for r in clip.segments:
+                            on_result(r)
+                else:
+                    clip = await self.translate(request.take_content(), request.fmt, task, request.vad, on_result)
                 outcome.results.extend(clip.segments)
                 outcome.audio_s = clip.audio_duration_ms / 1000
                 record.account_audio(clip.audio_duration_ms / 1000)
@@ -155,6 +167,60 @@ class ClipDriver:
             )
         checks.check_answer_size(duration_s, task, limits)
         self._m.charge_audio(self.tenant, duration_s)  # admitted with budget left: this clip may overdraw it
+        results = await self._session_results(samples, rate, task, vad, on_result)
+        return ClipResult(results, round(duration_s * 1000))
+
+    async def translate_channels(
+        self, content: bytes, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig
+    ) -> ClipResult:
+        """A stereo clip's channels translated each on its own, as if each were sent alone (a party
+        per channel: an agent and a caller), at once: each result says its ``channel`` (1, 2; and
+        as its ``speaker``), their segments merged in source-time order and numbered again. Both
+        channels' seconds are drawn from the tenant's budget."""
+        if task.ear.speakers:
+            raise InvalidInput(
+                "speakers and separate channels are both set: each channel is its own speaker (labelled with "
+                "its channel); drop speakers"
+            )
+        limits = self._m.limits
+        loop = asyncio.get_running_loop()
+        decoded = [
+            await loop.run_in_executor(
+                self._m.decode_pool,
+                functools.partial(decode_audio, content, fmt, max_seconds=limits.max_clip_seconds, channel=c),
+            )
+            for c in range(MAX_CONTAINER_CHANNELS)
+        ]
+        del content
+        rate = decoded[0][1]
+        duration_s = len(decoded[0][0]) / rate
+        checks.check_answer_size(duration_s * len(decoded), task, limits)
+        self._m.charge_audio(self.tenant, duration_s * len(decoded))
+        runs = [asyncio.ensure_future(self._session_results(x, rate, task, vad, None)) for x, _ in decoded]
+        try:
+            per_channel = await asyncio.gather(*runs)
+        except BaseException:  # one channel failed (or the call went): the other stops too
+            for run in runs:
+                run.cancel()
+            await asyncio.gather(*runs, return_exceptions=True)
+            raise
+        del decoded
+        merged = sorted(
+            (replace(r, channel=c, speaker=c) for c, results in enumerate(per_channel, 1) for r in results),
+            key=lambda r: (r.start_ms, r.channel),
+        )
+        return ClipResult([replace(r, segment_id=i) for i, r in enumerate(merged)], round(duration_s * 1000))
+
+    async def _session_results(
+        self,
+        samples: np.ndarray,
+        rate: int,
+        task: TranslationTask,
+        vad: SegmenterConfig,
+        on_result: Callable[[SegmentResult], None] | None,
+    ) -> list[SegmentResult]:
+        """``samples`` through a clip's session (a stream's pipeline, fed at once, then half-closed):
+        its results in order."""
         session = self._m.open_clip(AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad, self.tenant)
         speakers = session.jobs.speakers
         if speakers is not None:  # the whole clip in hand: its labels given over all its segments at once
@@ -174,7 +240,7 @@ class ClipDriver:
             raise
         finally:
             session.close()
-        return ClipResult(results, round(duration_s * 1000))
+        return results
 
 
 def check_clip_bytes(size: int, limit: int) -> None:

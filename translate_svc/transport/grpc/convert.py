@@ -246,7 +246,7 @@ def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
         msg.detected_language.source = SOURCES[r.detected.source]
     _add_texts(msg, r.transcript, r.translations)
     msg.speech_in_commits = r.speech_in_commits
-    msg.speaker = r.speaker
+    msg.speaker, msg.channel = r.speaker, r.channel
     msg.speakers_revised.extend(pb.SpeakerRevision(segment_id=i, speaker=s) for i, s in r.speakers_revised)
     return msg
 

@@ -144,7 +144,6 @@ class TranslateAudioArgs(ClipArgs):
         f"(1..{MAX_SPEAKERS}; labels 1..N, over the whole clip); 0: no labels",
     )
 
-
     @model_validator(mode="after")
     def _stated_in_a_conversation(self) -> TranslateAudioArgs:
         if self.stated_language is not None and self.conversation is None:

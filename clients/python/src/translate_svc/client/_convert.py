@@ -367,6 +367,7 @@ def segment(msg: pb.SegmentResult) -> Segment:
         transcript_avg_logprob=_logprob(msg.transcript) if msg.HasField("transcript") else None,
         speakers_revised=tuple((r.segment_id, r.speaker) for r in msg.speakers_revised),
         **_chosen(msg),
+        channel=msg.channel,
     )
 
 

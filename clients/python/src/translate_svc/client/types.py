@@ -311,6 +311,9 @@ class Segment:
     #: identification ran, ``language_scores`` is empty); None: an older server, or no detection
     chosen_language: str | None = None
     language_source: str | None = None
+    #: ``translate(separate_channels=True)``: the channel it was spoken on (1, 2; also its
+    #: ``speaker``); 0: the channels mixed
+    channel: int = 0
 
     @property
     def detected_language(self) -> str | None:

@@ -65,6 +65,11 @@ class NoiseSuppression(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOISE_SUPPRESSION_OFF: _ClassVar[NoiseSuppression]
     NOISE_SUPPRESSION_RNNOISE: _ClassVar[NoiseSuppression]
 
+class ChannelMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANNEL_MODE_MIXED: _ClassVar[ChannelMode]
+    CHANNEL_MODE_SEPARATE: _ClassVar[ChannelMode]
+
 class StreamControl(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STREAM_CONTROL_UNSPECIFIED: _ClassVar[StreamControl]
@@ -103,6 +108,8 @@ PROFANITY_FILTER_REMOVE: ProfanityFilter
 NOISE_SUPPRESSION_UNSPECIFIED: NoiseSuppression
 NOISE_SUPPRESSION_OFF: NoiseSuppression
 NOISE_SUPPRESSION_RNNOISE: NoiseSuppression
+CHANNEL_MODE_MIXED: ChannelMode
+CHANNEL_MODE_SEPARATE: ChannelMode
 STREAM_CONTROL_UNSPECIFIED: StreamControl
 FLUSH: StreamControl
 
@@ -583,7 +590,7 @@ class InterimResult(_message.Message):
     def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ...) -> None: ...
 
 class SegmentResult(_message.Message):
-    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language", "speech_in_commits", "speaker", "speakers_revised")
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language", "speech_in_commits", "speaker", "speakers_revised", "channel")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
@@ -595,6 +602,7 @@ class SegmentResult(_message.Message):
     SPEECH_IN_COMMITS_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_FIELD_NUMBER: _ClassVar[int]
     SPEAKERS_REVISED_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     start_ms: int
     end_ms: int
@@ -606,7 +614,8 @@ class SegmentResult(_message.Message):
     speech_in_commits: bool
     speaker: int
     speakers_revised: _containers.RepeatedCompositeFieldContainer[SpeakerRevision]
-    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: bool = ..., speaker: _Optional[int] = ..., speakers_revised: _Optional[_Iterable[_Union[SpeakerRevision, _Mapping]]] = ...) -> None: ...
+    channel: int
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: bool = ..., speaker: _Optional[int] = ..., speakers_revised: _Optional[_Iterable[_Union[SpeakerRevision, _Mapping]]] = ..., channel: _Optional[int] = ...) -> None: ...
 
 class SpeakerRevision(_message.Message):
     __slots__ = ("segment_id", "speaker")
@@ -753,7 +762,7 @@ class ListLanguagesResponse(_message.Message):
     def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., language_identifier: _Optional[_Union[ModelInfo, _Mapping]] = ..., speech_watermark: _Optional[str] = ...) -> None: ...
 
 class TranslateRequest(_message.Message):
-    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms", "noise_suppression", "speakers", "glossaries", "fit", "conversation")
+    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms", "noise_suppression", "speakers", "glossaries", "fit", "conversation", "channel_mode")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -766,6 +775,7 @@ class TranslateRequest(_message.Message):
     GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
     FIT_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_MODE_FIELD_NUMBER: _ClassVar[int]
     audio: AudioInput
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -778,7 +788,8 @@ class TranslateRequest(_message.Message):
     glossaries: _containers.RepeatedScalarFieldContainer[str]
     fit: SpeechFit
     conversation: Conversation
-    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
+    channel_mode: ChannelMode
+    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., channel_mode: _Optional[_Union[ChannelMode, str]] = ...) -> None: ...
 
 class SpeechFit(_message.Message):
     __slots__ = ("slowest", "fastest")

@@ -244,6 +244,7 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls, DetectCalls):
         timeout_s: float | None = None,
         noise_suppression: bool = False,
         speakers: int = 0,
+        separate_channels: bool = False,
         **output_fields: Unpack[OutputFields],
     ) -> TranslateResult:
         """Translate a whole clip: file bytes or a path (any container the server reads), raw bytes
@@ -258,7 +259,9 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls, DetectCalls):
         and jargon to get right (``Term``; a ``str`` is a boost). ``noise_suppression``: RNNoise on
         the audio before the server's VAD; ``speakers``: label each segment's speaker
         (``Segment.speaker``), telling apart at most this many (1..8; docs/api.md). ``glossaries``: stored
-        glossaries by id (``create_glossary``): their entries for ``targets`` act as glossary terms."""
+        glossaries by id (``create_glossary``): their entries for ``targets`` act as glossary terms.
+        ``separate_channels``: a stereo clip's channels each translated on its own, one party each
+        (``Segment.channel``, 1 or 2, also its ``speaker``), merged in source-time order."""
         if format is not None:
             if (sample_rate, encoding, channels) != (None, None, None):
                 raise ValueError("give format= or encoding=/sample_rate=/channels=, not both")
@@ -279,6 +282,7 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls, DetectCalls):
             noise_suppression=pb.NOISE_SUPPRESSION_RNNOISE if noise_suppression else pb.NOISE_SUPPRESSION_OFF,
             speakers=speakers,
             glossaries=list(glossaries),
+            channel_mode=pb.CHANNEL_MODE_SEPARATE if separate_channels else pb.CHANNEL_MODE_MIXED,
         )
         resp = await self._translate_clip(request, content, timeout_s)
         return convert.translate_result(resp)

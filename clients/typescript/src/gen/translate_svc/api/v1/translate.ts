@@ -443,6 +443,39 @@ export function noiseSuppressionToJSON(object: NoiseSuppression): string {
   }
 }
 
+export enum ChannelMode {
+  CHANNEL_MODE_MIXED = 0,
+  CHANNEL_MODE_SEPARATE = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function channelModeFromJSON(object: any): ChannelMode {
+  switch (object) {
+    case 0:
+    case "CHANNEL_MODE_MIXED":
+      return ChannelMode.CHANNEL_MODE_MIXED;
+    case 1:
+    case "CHANNEL_MODE_SEPARATE":
+      return ChannelMode.CHANNEL_MODE_SEPARATE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ChannelMode.UNRECOGNIZED;
+  }
+}
+
+export function channelModeToJSON(object: ChannelMode): string {
+  switch (object) {
+    case ChannelMode.CHANNEL_MODE_MIXED:
+      return "CHANNEL_MODE_MIXED";
+    case ChannelMode.CHANNEL_MODE_SEPARATE:
+      return "CHANNEL_MODE_SEPARATE";
+    case ChannelMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum StreamControl {
   STREAM_CONTROL_UNSPECIFIED = 0,
   /** FLUSH - end the current segment now, as if the speaker paused */
@@ -1129,6 +1162,8 @@ export interface SegmentResult {
    * order. Only the last ~64 segments may be revised; never in Translate's answer.
    */
   speakersRevised: SpeakerRevision[];
+  /** TranslateRequest.channel_mode SEPARATE: the channel it was spoken on (1, 2); 0: channels mixed */
+  channel: number;
 }
 
 /** An earlier segment's speaker label, revised (SegmentResult.speakers_revised). */
@@ -1367,7 +1402,16 @@ export interface TranslateRequest {
    * a conversation between languages (each segment translated into those it was not spoken in),
    * in place of target_languages, source_language and language_detection
    */
-  conversation: Conversation | undefined;
+  conversation:
+    | Conversation
+    | undefined;
+  /**
+   * how a stereo clip's channels are heard: mixed into one voice (the default), or each channel
+   * translated on its own as one party (an agent and a caller), as if sent alone: each result says
+   * its channel (SegmentResult.channel, 1 or 2, also its speaker), the segments in source-time
+   * order; both channels' seconds count. SEPARATE needs a clip of two channels, and speakers 0
+   */
+  channelMode: ChannelMode;
 }
 
 /**
@@ -6886,6 +6930,7 @@ function createBaseSegmentResult(): SegmentResult {
     speechInCommits: false,
     speaker: 0,
     speakersRevised: [],
+    channel: 0,
   };
 }
 
@@ -6923,6 +6968,9 @@ export const SegmentResult: MessageFns<SegmentResult> = {
     }
     for (const v of message.speakersRevised) {
       SpeakerRevision.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.channel !== 0) {
+      writer.uint32(96).int32(message.channel);
     }
     return writer;
   },
@@ -7028,6 +7076,14 @@ export const SegmentResult: MessageFns<SegmentResult> = {
             message.speakersRevised.push(SpeakerRevision.decode(reader, reader.uint32()));
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.channel = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7079,6 +7135,7 @@ export const SegmentResult: MessageFns<SegmentResult> = {
         : globalThis.Array.isArray(object?.speakers_revised)
         ? object.speakers_revised.map((e: any) => SpeakerRevision.fromJSON(e))
         : [],
+      channel: isSet(object.channel) ? globalThis.Number(object.channel) : 0,
     };
   },
 
@@ -7117,6 +7174,9 @@ export const SegmentResult: MessageFns<SegmentResult> = {
     if (message.speakersRevised?.length) {
       obj.speakersRevised = message.speakersRevised.map((e) => SpeakerRevision.toJSON(e));
     }
+    if (message.channel !== 0) {
+      obj.channel = Math.round(message.channel);
+    }
     return obj;
   },
 
@@ -7144,6 +7204,7 @@ export const SegmentResult: MessageFns<SegmentResult> = {
     message.speechInCommits = object.speechInCommits ?? false;
     message.speaker = object.speaker ?? 0;
     message.speakersRevised = object.speakersRevised?.map((e) => SpeakerRevision.fromPartial(e)) || [];
+    message.channel = object.channel ?? 0;
     return message;
   },
 };
@@ -8695,6 +8756,7 @@ function createBaseTranslateRequest(): TranslateRequest {
     glossaries: [],
     fit: undefined,
     conversation: undefined,
+    channelMode: 0,
   };
 }
 
@@ -8735,6 +8797,9 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     }
     if (message.conversation !== undefined) {
       Conversation.encode(message.conversation, writer.uint32(98).fork()).join();
+    }
+    if (message.channelMode !== 0) {
+      writer.uint32(104).int32(message.channelMode);
     }
     return writer;
   },
@@ -8848,6 +8913,14 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
             message.conversation = Conversation.decode(reader, reader.uint32());
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.channelMode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8892,6 +8965,11 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
         : [],
       fit: isSet(object.fit) ? SpeechFit.fromJSON(object.fit) : undefined,
       conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
+      channelMode: isSet(object.channelMode)
+        ? channelModeFromJSON(object.channelMode)
+        : isSet(object.channel_mode)
+        ? channelModeFromJSON(object.channel_mode)
+        : 0,
     };
   },
 
@@ -8933,6 +9011,9 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     if (message.conversation !== undefined) {
       obj.conversation = Conversation.toJSON(message.conversation);
     }
+    if (message.channelMode !== 0) {
+      obj.channelMode = channelModeToJSON(message.channelMode);
+    }
     return obj;
   },
 
@@ -8961,6 +9042,7 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     message.conversation = (object.conversation !== undefined && object.conversation !== null)
       ? Conversation.fromPartial(object.conversation)
       : undefined;
+    message.channelMode = object.channelMode ?? 0;
     return message;
   },
 };
