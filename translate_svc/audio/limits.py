@@ -52,7 +52,8 @@ def max_frames(max_seconds: float, rate: int) -> int:
 
 
 def too_long(max_seconds: float, *, seconds: float | None = None) -> str:
-    """The refusal of a clip over ``max_seconds``: its length if known (``seconds``), and what to do."""
+    """The refusal of a clip over ``max_seconds``: its length if known (``seconds``), and what to do
+    (``marking/clips.py`` words it again for a detection, by its "Translate takes at most")."""
     if seconds is None:
         length = f"is longer than {max_seconds:g} s"
     else:  # just over the limit must not print as the limit itself

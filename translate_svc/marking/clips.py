@@ -9,6 +9,9 @@ from translate_svc.audio.codec import decode_audio
 from translate_svc.errors import InvalidInput, NotInstalled
 from translate_svc.types import AudioFormat
 
+#: what ``audio/limits.py``'s ``too_long`` says of a clip over the limit (worded for Translate)
+TOO_LONG = "Translate takes at most"
+
 #: (probability, spans as (start_s, end_s), watermarker, the clip's seconds)
 ClipDetection = tuple[float, tuple[tuple[float, float], ...], str, float]
 
@@ -20,7 +23,15 @@ def detect_clip(content: bytes, fmt: AudioFormat, max_seconds: float) -> ClipDet
     server's process import torch to load it."""
     from translate_svc.marking import perth, watermarker  # torch: in the sandbox process only
 
-    samples, rate = decode_audio(content, fmt, max_seconds=max_seconds)
+    try:
+        samples, rate = decode_audio(content, fmt, max_seconds=max_seconds)
+    except InvalidInput as e:
+        if TOO_LONG not in e.message:
+            raise
+        length = e.message.split(";", 1)[0]  # "the clip is 31.0 s long" (audio/limits.py's too_long)
+        raise InvalidInput(
+            f"{length}; a detection reads at most {max_seconds:g} s (limits.max_detect_seconds): send an excerpt"
+        ) from None
     del content
     try:
         found = watermarker.shared().detect(samples, rate)
