@@ -7,8 +7,8 @@ clip limits, accounting and access line (methods ``audio.transcriptions``, ``aud
 
 - Tokens: ``Authorization: Bearer``, a token with permission ``translate`` (a clip's, as on gRPC);
   no client secrets (they are for realtime sessions). A browser page of another site gets 403.
-- The form (``audio_form.py``) is read with bounds as it comes: a ``file`` over the clip limit is a
-  413 before it is held whole. Translations go to English unless our extension field
+- The form is read with bounds as it comes (``form_reader.py``) and checked (``audio_form.py``):
+  a ``file`` over the clip limit is a 413 before it is held whole. Translations go to English unless our extension field
   ``x_target_language`` names another language.
 - Answers (``audio_formats.py``): every ``response_format``; with ``stream=true``, server-sent
   events, a ``transcript.text.delta`` per segment as the clip core gives it, then
@@ -43,15 +43,8 @@ from translate_svc.transport.http.errors import error_body, error_type, refusal
 from translate_svc.transport.http.responses import answer
 from translate_svc.transport.openai import audio_formats as formats
 from translate_svc.transport.openai import x_conversation
-from translate_svc.transport.openai.audio_form import (
-    TRANSCRIBE,
-    TRANSLATE,
-    Answer,
-    ClientLeft,
-    FormError,
-    clip_request,
-    read_form,
-)
+from translate_svc.transport.openai.audio_form import TRANSCRIBE, TRANSLATE, Answer, clip_request
+from translate_svc.transport.openai.form_reader import ClientLeft, FormError, read_form
 from translate_svc.transport.tokens.file import Permission
 from translate_svc.types import ModelCard, SegmentResult
 

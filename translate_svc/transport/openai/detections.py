@@ -1,7 +1,7 @@
 """``POST /v1/audio/detections`` on the HTTP port: does a clip carry the watermark this service adds
 to the speech it makes? Our endpoint beside OpenAI's audio ones, in their manner: a
 ``multipart/form-data`` body with a ``file`` part (any audio file the clip core reads; other fields
-are refused), read with the same bounds (``audio_form.read_form``), over the detection core
+are refused), read with the same bounds (``form_reader.read_form``), over the detection core
 (``session/calls/detect.py``, gRPC ``DetectSynthetic``'s): the same admission, read deadline,
 limits and access line (method ``audio.detections``).
 
@@ -26,7 +26,7 @@ from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_
 from translate_svc.transport.http.caller import Authorizer
 from translate_svc.transport.http.errors import error_body, refusal
 from translate_svc.transport.http.responses import answer
-from translate_svc.transport.openai.audio_form import ClientLeft, FormError, read_form
+from translate_svc.transport.openai.form_reader import ClientLeft, FormError, read_form
 from translate_svc.transport.tokens.file import Permission
 from translate_svc.types import AudioEncoding, AudioFormat
 
