@@ -37,7 +37,17 @@ FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 DEFAULT_SPEAKERS = 4
 #: the fields of each endpoint (lists as the SDKs send them, ``name[]``; also taken without ``[]``)
 _COMMON = frozenset(
-    {"file", "model", "prompt", "response_format", "temperature", "stream", "x_profanity", "x_noise_reduction"}
+    {
+        "file",
+        "model",
+        "prompt",
+        "response_format",
+        "temperature",
+        "stream",
+        "x_profanity",
+        "x_noise_reduction",
+        "x_channels",
+    }
 )
 FIELDS = {
     TRANSCRIBE: _COMMON
@@ -107,7 +117,10 @@ def clip_request(
     formats = FORMATS if task == TRANSCRIBE else FORMATS[:-1]  # speaker labels: transcriptions only
     if fmt not in formats:
         raise FormError(f"response_format {shown(fmt)} is not one of {', '.join(formats)}", param="response_format")
-    speakers = _speakers(form.one("x_speakers"), fmt)
+    separate = _channels(form.one("x_channels"))
+    if separate and form.one("x_speakers") is not None:
+        raise FormError("x_speakers and x_channels=separate: each channel is its own speaker; drop x_speakers")
+    speakers = 0 if separate else _speakers(form.one("x_speakers"), fmt)  # diarized_json: a channel a speaker
     stream = _flag(form.one("stream"), "stream")
     if stream and fmt not in ("json", "text"):
         raise FormError(
@@ -154,9 +167,18 @@ def clip_request(
         terms=terms,
         ear=EarOptions(noise_suppression=noise, speakers=speakers),
         conversation=talk,
+        separate_channels=separate,
     )
     form.file = b""  # the request holds the only reference from here on
     return request, Answer(task, fmt, stream, language, words, logprobs)
+
+
+def _channels(value: str | None) -> bool:
+    """Our extension ``x_channels``: ``separate`` translates a stereo file's channels each on its own,
+    one party each (diarized_json: a channel a speaker); ``mixed`` (the default) hears one voice."""
+    if value not in (None, "mixed", "separate"):
+        raise FormError(f"x_channels {shown(value or '')} must be mixed or separate", param="x_channels")
+    return value == "separate"
 
 
 def _profanity(value: str | None) -> Profanity | None:
