@@ -272,3 +272,27 @@ async def test_a_rest_conversation_without_an_identifier_is_refused_naming_the_f
     error = refused.value.body
     assert isinstance(error, dict) and error["param"] == "x_conversation", error
     assert "download-lid-model" in error["message"], error
+
+
+async def test_a_stated_language_wins_and_an_update_clears_it(spanish: LiveServer, pcm24k: np.ndarray) -> None:
+    """``x_conversation.stated_language`` (a push-to-talk party): with the Spanish-biased identifier
+    every segment still goes English -> Spanish while English is stated; a mid-session update
+    without it identifies again (Spanish -> English from the segment it names); the session echoes
+    it; a stated language outside the conversation is refused naming the door's field."""
+    first = {"x_conversation": {"languages": ["eng", "spa"], "stated_language": "eng"}}
+    later = {"x_conversation": {"languages": ["eng", "spa"]}}
+    events = await session(spanish, pcm24k, first, later)
+    updated = [e for e in events if e.type == "session.updated"]
+    assert updated[0].session.model_extra["x_conversation"] == first["x_conversation"]
+    assert updated[-1].session.model_extra["x_conversation"] == later["x_conversation"]
+    switch = updated[-1].model_extra["x_first_segment_id"]
+    ways = directions(events)
+    assert ways and all(way == (("eng", "spa") if sid < switch else ("spa", "eng")) for sid, way in ways.items()), (
+        switch,
+        ways,
+    )
+    events = await session(
+        spanish, pcm24k[:2400], {"x_conversation": {"languages": ["eng", "spa"], "stated_language": "fra"}}
+    )
+    refused = [e.error for e in events if e.type == "error" and e.error.param == PARAM]
+    assert refused and "stated_language must be one of its languages (eng, spa)" in refused[0].message, events

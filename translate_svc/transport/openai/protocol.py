@@ -152,10 +152,8 @@ class RealtimeProtocol:
         #: whether it has a language identifier
         self.card = card
         self.max_languages = max_languages
-        self.input_rate = input_rate
-        self.tracks = tracks
-        self.vad = vad
-        self.model = model
+        self.input_rate, self.tracks = input_rate, tracks
+        self.vad, self.model = vad, model
         self.session_id = f"sess_{uuid.uuid4().hex[:16]}"
         self.source = source
         self.targets: tuple[str, ...] = ()
@@ -171,6 +169,7 @@ class RealtimeProtocol:
         self.speech = True  # our extension x_speech: false for text only
         self.done_events = True  # our extension x_done_events: false for none (finals.py)
         self.conversation = False  # our extension x_conversation: the languages are a conversation's
+        self.stated: str | None = None  # its stated_language (a tag of the languages): none identified
         self.room: RoomJoin | None = None  # our extension x_room: speak into a room (docs/rooms.md)
         self.noise: str | None = None  # audio.input.noise_reduction's type: RNNoise before the VAD
         self.terms = x_terms.SessionTerms()  # our extension x_terms
@@ -204,7 +203,7 @@ class RealtimeProtocol:
             "x_speech": self.speech,
             "x_done_events": self.done_events,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
-            "x_conversation": {"languages": self.languages} if self.conversation else None,
+            "x_conversation": x_conversation.wire(self.languages, self.stated) if self.conversation else None,
             "x_terms": self.terms.wire(),
             "x_profanity": self.profanity.value if self.profanity else None,
             "x_limits": {"max_append_bytes": self.max_append_bytes},
@@ -237,7 +236,7 @@ class RealtimeProtocol:
             "x_terms": self.terms.wire(),
             "x_profanity": self.profanity.value if self.profanity else None,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
-            "x_conversation": {"languages": self.languages} if self.conversation else None,
+            "x_conversation": x_conversation.wire(self.languages, self.stated) if self.conversation else None,
         }
         return resume_value(session, self.resume_token, ended.segments_total, ended.resume_offset_ms)
 
@@ -384,6 +383,7 @@ class RealtimeProtocol:
             raise InvalidInput(problem)
         # a conversation's languages are its targets; beside output languages, the core refuses it
         shown, self.conversation = (tags, True) if tags is not None else (languages, False)
+        self.stated = x_conversation.stated_of(session, tags)
         outputs = talk if talk is not None else targets
         x_terms.check_session(self.terms, self.card, *source_or_detection(self.source), outputs, shown)
         self.languages, self.targets = list(shown), outputs
@@ -431,6 +431,7 @@ class RealtimeProtocol:
             room=self.room,
             ear=EarOptions(noise_suppression=self.noise is not None),
             conversation=talk,
+            stated_language=guess_model_code(self.stated) if self.stated else None,
         )
 
     # -- the server's side ------------------------------------------------------------------------
@@ -494,4 +495,5 @@ class RealtimeProtocol:
         self.languages, self.targets = asked, u.stream.task.target_languages
         self.speed = u.stream.task.output.speed
         self.tag_of.update(zip(self.targets, self.languages, strict=True))
+        self.stated = self.tag_of.get(code, code) if (code := u.stream.task.stated_language) else None
         return wire_event("session.updated", session=self.session(), x_first_segment_id=u.first_segment_id)

@@ -29,6 +29,7 @@ class Running(Protocol):
     speech: bool
     speed: float
     conversation: bool
+    stated: str | None
 
     def session(self) -> dict[str, Any]: ...
 
@@ -63,7 +64,11 @@ def update(
     if refused is None and (targets is not None or talk is not None or speed != p.speed):
         asked = talk if talk is not None else languages if targets is not None else p.languages
         spoken = x_conversation.codes(talk) if talk is not None else None
-        return Update(targets, speed=speed if speed != p.speed else None, conversation=spoken), list(asked)
+        stated = x_conversation.stated_of(session, talk) if talk is not None else None
+        said = guess_model_code(stated) if stated else None
+        return Update(
+            targets, speed=speed if speed != p.speed else None, conversation=spoken, stated_language=said
+        ), list(asked)
     if refused is not None:  # answered, not fatal: the session goes on as it was
         kind, code = "invalid_request_error", "invalid_value"
         replies.append(error_event(refused.message, kind, code, event_id=event_id, param=refused.param or None))
@@ -75,9 +80,11 @@ def update(
 def _talk_change(p: Running, session: dict[str, Any]) -> tuple[list[str] | None, ParamError | None]:
     """A running session's ``x_conversation``: its new languages (None: unchanged), or why the
     update is refused (a conversation stays one: null cannot end it midway; a session of fixed
-    output languages asking for one is refused by the stream core, which keeps a stream's kind)."""
+    output languages asking for one is refused by the stream core, which keeps a stream's kind); its
+    stated language set, changed or cleared is a change too."""
     try:
         tags = x_conversation.tags_of(session)
+        stated = x_conversation.stated_of(session, tags)
     except ParamError as e:
         return None, e
     if tags is None:
@@ -88,4 +95,4 @@ def _talk_change(p: Running, session: dict[str, Any]) -> tuple[list[str] | None,
             "whole new list of languages, or open another session for fixed output languages",
             x_conversation.PARAM,
         )
-    return (tags if tags != p.languages or not p.conversation else None), None
+    return (tags if tags != p.languages or stated != p.stated or not p.conversation else None), None

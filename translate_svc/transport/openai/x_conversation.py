@@ -3,8 +3,10 @@ language, through one input (``TranslationTask.conversation``). Each segment's l
 identified among the conversation's languages and translated into the others.
 
 - Realtime: ``session.update`` with ``"x_conversation": {"languages": ["en", "es"]}`` in place of
-  ``audio.output.language(s)``; a later update's ``x_conversation`` changes the languages as one of
-  ``audio.output.languages`` changes the targets.
+  ``audio.output.language(s)``, and optionally ``"stated_language": "en"`` (the coming audio's
+  language as the client states it: no identification runs); a later update's ``x_conversation``
+  changes the languages (and states or clears the language) as one of ``audio.output.languages``
+  changes the targets.
 - REST audio: the form field ``x_conversation``, a comma list (``en,es``).
 
 Only the value's shape is checked here (a list of bounded tags, mapped as the door maps any tag);
@@ -25,6 +27,8 @@ from translate_svc.transport.openai.wire import SESSION_PARAMS, ParamError
 #: where a ``session.update`` names it, and the REST form's field
 PARAM = SESSION_PARAMS[FIELD]
 FORM_PARAM = "x_conversation"
+#: what an ``x_conversation`` object holds
+_KEYS = frozenset({"languages", "stated_language"})
 #: the most tags read (the core's bound is lower: it says how many it takes), and a tag's length
 MAX_TAGS = 16
 MAX_TAG_CHARS = 35
@@ -36,7 +40,7 @@ def tags_of(session: dict[str, Any]) -> list[str] | None:
     value = session.get("x_conversation")
     if value is None:
         return None
-    languages = value.get("languages") if isinstance(value, dict) and set(value) <= {"languages"} else None
+    languages = value.get("languages") if isinstance(value, dict) and set(value) <= _KEYS else None
     if (
         not isinstance(languages, list)
         or len(languages) > MAX_TAGS
@@ -44,10 +48,32 @@ def tags_of(session: dict[str, Any]) -> list[str] | None:
     ):
         raise ParamError(
             'x_conversation must be an object such as {"languages": ["en", "es"]} (one language tag per '
-            f"party, at most {MAX_TAG_CHARS} characters each), or null for fixed output languages",
+            f'party, at most {MAX_TAG_CHARS} characters each; optionally its "stated_language"), or null '
+            "for fixed output languages",
             PARAM,
         )
     return list(languages)
+
+
+def stated_of(session: dict[str, Any], tags: list[str] | None) -> str | None:
+    """``x_conversation.stated_language`` (a push-to-talk party's language: no identification runs
+    while it is set), as the client named it: one of ``tags``; None where absent or null."""
+    value = session.get("x_conversation")
+    stated = value.get("stated_language") if isinstance(value, dict) else None
+    if stated is None or tags is None:
+        return None
+    if not isinstance(stated, str) or stated not in tags:
+        raise ParamError(
+            f"x_conversation.stated_language must be one of its languages ({', '.join(tags)}) as written "
+            "there, or null to identify each turn's language",
+            PARAM,
+        )
+    return stated
+
+
+def wire(tags: list[str], stated: str | None) -> dict[str, Any]:
+    """A conversation as a ``session`` object shows it."""
+    return {"languages": tags, **({"stated_language": stated} if stated is not None else {})}
 
 
 def form_tags(value: str | None) -> list[str] | None:
