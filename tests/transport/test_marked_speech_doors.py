@@ -1,0 +1,143 @@
+"""The speech watermark (``model.watermark``) on more doors, each through its own real client on real
+servers of the test checkpoint, one marking and one not: a gRPC ``StreamingTranslate`` (the stock
+stub), Riva's speech-to-speech stream (``nvidia-riva-client``) and MCP's ``translate_audio`` speech
+(the ``mcp`` SDK). The speech of each segment long enough to read (``READ_S``: the test vocoder's
+output reads reliably from 4 s; tests/transport/grpc/test_speech_watermark.py) carries the mark
+where marking is on and not where it is off."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import numpy as np
+import pytest
+import pytest_asyncio
+import riva.client
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.mcp_door import http_client, mcp_url
+from tests.support.speech import speech_pcm16
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.marking.watermarker import shared
+from translate_svc.wire.pcm import pcm16_to_float
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
+
+RATE = 16000
+READ_S = 4.0
+MARKED_OVER, UNMARKED_UNDER = 0.8, 0.2
+CHUNK = 6400  # 200 ms of PCM16
+
+
+async def _server(test_model_dir: Path, watermark: str) -> AsyncIterator[LiveServer]:
+    settings = make_settings(test_model_dir, watermark=watermark)
+    settings.server.riva = True
+    settings.server.http_port = 0
+    settings.mcp.enabled = True
+    async with serving(settings, warmup=False) as live:
+        yield live
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def marked(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+    async for live in _server(test_model_dir, "perth"):
+        yield live
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def unmarked(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+    async for live in _server(test_model_dir, "off"):
+        yield live
+
+
+@pytest.fixture(scope="module")
+def pcm(shared_audio: Path) -> bytes:
+    return bytes(speech_pcm16(shared_audio / "jfk.flac", 11.0, RATE).tobytes())
+
+
+def check(waves: list[np.ndarray], marks: bool) -> None:
+    """The waves of ``READ_S`` and more (one at least) read as marked, or as unmarked."""
+    long = [w for w in waves if len(w) >= READ_S * RATE]
+    assert long, f"no speech of {READ_S} s to read: {[len(w) / RATE for w in waves]} s"
+    for w in long:
+        p = shared().detect(w, RATE).probability
+        assert p > MARKED_OVER if marks else p < UNMARKED_UNDER, (marks, p)
+
+
+async def grpc_stream(live: LiveServer, pcm: bytes) -> list[np.ndarray]:
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=RATE)
+        yield pb.StreamingTranslateRequest(
+            config=pb.StreamingConfig(format=fmt, source_language="eng", target_languages=["fra"])
+        )
+        for at in range(0, len(pcm), CHUNK):
+            yield pb.StreamingTranslateRequest(audio=pcm[at : at + CHUNK])
+
+    waves = []
+    async for r in live.stub.StreamingTranslate(requests(), timeout=300):
+        if r.WhichOneof("response") == "segment":
+            waves += [pcm16_to_float(np.frombuffer(t.audio.content, "<i2")) for t in r.segment.translations]
+    return waves
+
+
+async def riva_s2s(live: LiveServer, pcm: bytes) -> list[np.ndarray]:
+    client = riva.client.NeuralMachineTranslationClient(riva.client.Auth(uri=f"127.0.0.1:{live.port}"))
+    cfg = riva.client.StreamingTranslateSpeechToSpeechConfig(
+        asr_config=riva.client.StreamingRecognitionConfig(
+            config=riva.client.RecognitionConfig(
+                encoding=riva.client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=RATE, language_code="en-US"
+            )
+        ),
+        translation_config=riva.client.TranslationConfig(source_language_code="en-US", target_language_code="fr-FR"),
+        tts_config=riva.client.SynthesizeSpeechConfig(
+            encoding=riva.client.AudioEncoding.LINEAR_PCM, sample_rate_hz=RATE
+        ),
+    )
+    chunks = [pcm[at : at + CHUNK] for at in range(0, len(pcm), CHUNK)]
+    responses = await asyncio.to_thread(lambda: list(client.streaming_s2s_response_generator(chunks, cfg)))
+    return [pcm16_to_float(np.frombuffer(r.speech.audio, "<i2")) for r in responses if r.speech.audio]
+
+
+async def mcp_clip(live: LiveServer, shared_audio: Path) -> list[np.ndarray]:
+    async with Client(streamable_http_client(mcp_url(live), http_client=http_client(None))) as c:
+        result: Any = await c.call_tool(
+            "translate_audio",
+            {
+                "audio_base64": base64.b64encode((shared_audio / "jfk.flac").read_bytes()).decode(),
+                "source_language": "eng",
+                "target_languages": ["fra"],
+                "speech": True,
+            },
+        )
+    assert not result.is_error, result.content
+    wavs = [block for block in result.content if isinstance(block, types.AudioContent)]
+    with wave.open(io.BytesIO(base64.b64decode(wavs[0].data))) as w:
+        assert w.getframerate() == RATE
+        track = pcm16_to_float(np.frombuffer(w.readframes(w.getnframes()), "<i2"))
+    places = [t["speech"] for s in result.structured_content["segments"] for t in s["translations"] if "speech" in t]
+    return [track[p["offset_samples"] : p["offset_samples"] + p["samples"]] for p in places]
+
+
+@pytest.mark.parametrize("door", ["grpc-stream", "riva-s2s"])
+async def test_a_stream_s_speech_is_marked_where_marking_is_on(
+    marked: LiveServer, unmarked: LiveServer, pcm: bytes, door: str
+) -> None:
+    run = grpc_stream if door == "grpc-stream" else riva_s2s
+    check(await run(marked, pcm), marks=True)
+    check(await run(unmarked, pcm), marks=False)
+
+
+async def test_mcp_s_speech_is_marked_where_marking_is_on(
+    marked: LiveServer, unmarked: LiveServer, shared_audio: Path
+) -> None:
+    check(await mcp_clip(marked, shared_audio), marks=True)
+    check(await mcp_clip(unmarked, shared_audio), marks=False)
