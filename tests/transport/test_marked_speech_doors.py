@@ -1,9 +1,10 @@
 """The speech watermark (``model.watermark``) on more doors, each through its own real client on real
 servers of the test checkpoint, one marking and one not: a gRPC ``StreamingTranslate`` (the stock
-stub), Riva's speech-to-speech stream (``nvidia-riva-client``) and MCP's ``translate_audio`` speech
-(the ``mcp`` SDK). The speech of each segment long enough to read (``READ_S``: the test vocoder's
-output reads reliably from 4 s; tests/transport/grpc/test_speech_watermark.py) carries the mark
-where marking is on and not where it is off."""
+stub), Riva's speech-to-speech stream (``nvidia-riva-client``), MCP's ``translate_audio`` speech
+(the ``mcp`` SDK) and a job's dubbed track fetched over HTTP (aiohttp). The speech of each segment
+long enough to read (``READ_S``: the test vocoder's output reads reliably from 4 s;
+tests/transport/grpc/test_speech_watermark.py) carries the mark where marking is on and not where
+it is off."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import riva.client
+import soundfile as sf
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.support.jobs import JobsOverHttp, fresh_connections
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.mcp_door import http_client, mcp_url
 from tests.support.speech import speech_pcm16
@@ -38,24 +41,26 @@ MARKED_OVER, UNMARKED_UNDER = 0.8, 0.2
 CHUNK = 6400  # 200 ms of PCM16
 
 
-async def _server(test_model_dir: Path, watermark: str) -> AsyncIterator[LiveServer]:
+async def _server(test_model_dir: Path, watermark: str, jobs: Path) -> AsyncIterator[LiveServer]:
     settings = make_settings(test_model_dir, watermark=watermark)
     settings.server.riva = True
     settings.server.http_port = 0
     settings.mcp.enabled = True
+    settings.jobs.dir = jobs
+    settings.jobs.quiet_wait_s = 0
     async with serving(settings, warmup=False) as live:
         yield live
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def marked(test_model_dir: Path) -> AsyncIterator[LiveServer]:
-    async for live in _server(test_model_dir, "perth"):
+async def marked(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    async for live in _server(test_model_dir, "perth", tmp_path_factory.mktemp("marked") / "jobs"):
         yield live
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def unmarked(test_model_dir: Path) -> AsyncIterator[LiveServer]:
-    async for live in _server(test_model_dir, "off"):
+async def unmarked(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    async for live in _server(test_model_dir, "off", tmp_path_factory.mktemp("unmarked") / "jobs"):
         yield live
 
 
@@ -141,3 +146,26 @@ async def test_mcp_s_speech_is_marked_where_marking_is_on(
 ) -> None:
     check(await mcp_clip(marked, shared_audio), marks=True)
     check(await mcp_clip(unmarked, shared_audio), marks=False)
+
+
+async def dubbed_track(live: LiveServer, shared_audio: Path) -> list[np.ndarray]:
+    """A job of jfk.flac into French, its dubbed track (the whole 11 s: each segment's speech at its
+    start, silence between) read as one clip."""
+    async with fresh_connections() as http:
+        jobs = JobsOverHttp(http, live.server.ports()["http_port"], "")
+        done = await jobs.run(
+            {"source_language": "eng", "target_languages": ["fra"]}, (shared_audio / "jfk.flac").read_bytes()
+        )
+        assert done["state"] == "done", done["error"]
+        status, wav = await jobs.call("GET", f"/{done['id']}/dubbed/fra")
+    assert status == 200, wav
+    track, rate = sf.read(io.BytesIO(wav), dtype="float32")
+    assert rate == RATE
+    return [track]
+
+
+async def test_a_job_s_dubbed_track_is_marked_where_marking_is_on(
+    marked: LiveServer, unmarked: LiveServer, shared_audio: Path
+) -> None:
+    check(await dubbed_track(marked, shared_audio), marks=True)
+    check(await dubbed_track(unmarked, shared_audio), marks=False)
