@@ -1,7 +1,8 @@
 """The speech watermark (``model.watermark``) on more doors, each through its own real client on real
 servers of the test checkpoint, one marking and one not: a gRPC ``StreamingTranslate`` (the stock
 stub), Riva's speech-to-speech stream (``nvidia-riva-client``), MCP's ``translate_audio`` speech
-(the ``mcp`` SDK) and a job's dubbed track fetched over HTTP (aiohttp). The speech of each segment
+(the ``mcp`` SDK), a job's dubbed track fetched over HTTP (aiohttp) and a room's listeners (gRPC
+``Listen``), at the room's rate and at a rate of their own (a rendition). The speech of each segment
 long enough to read (``READ_S``: the test vocoder's output reads reliably from 4 s;
 tests/transport/grpc/test_speech_watermark.py) carries the mark where marking is on and not where
 it is off."""
@@ -28,9 +29,11 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.support.jobs import JobsOverHttp, fresh_connections
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.mcp_door import http_client, mcp_url
+from tests.support.rooms import registry, speak, speaker_config, wait_for
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.marking.watermarker import shared
+from translate_svc.settings import RoomSettings
 from translate_svc.wire.pcm import pcm16_to_float
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
@@ -48,6 +51,7 @@ async def _server(test_model_dir: Path, watermark: str, jobs: Path) -> AsyncIter
     settings.mcp.enabled = True
     settings.jobs.dir = jobs
     settings.jobs.quiet_wait_s = 0
+    settings.rooms = RoomSettings(backlog_s=600.0, rendition_wait_s=120.0)
     async with serving(settings, warmup=False) as live:
         yield live
 
@@ -169,3 +173,44 @@ async def test_a_job_s_dubbed_track_is_marked_where_marking_is_on(
 ) -> None:
     check(await dubbed_track(marked, shared_audio), marks=True)
     check(await dubbed_track(unmarked, shared_audio), marks=False)
+
+
+async def room_listeners(live: LiveServer, pcm: bytes) -> list[np.ndarray]:
+    """jfk.flac spoken into a room over gRPC; what its French listeners hear, at the room's rate and
+    at 0.75 (a rendition: the vocoder's second run of the same units)."""
+    heard: dict[float | None, list[pb.ListenEvent]] = {None: [], 0.75: []}
+
+    async def listen(speed: float | None, got: list[pb.ListenEvent]) -> None:
+        request = pb.ListenRequest(room="marked", language="fra")
+        if speed is not None:
+            request.speed = speed
+        async for ev in live.stub.Listen(request):
+            got.append(ev)
+
+    tasks = [asyncio.create_task(listen(speed, got)) for speed, got in heard.items()]
+    rooms = registry(live)
+    await wait_for(lambda: sum(rooms.listener_counts().values()) == 2)
+    own: list[pb.SegmentResult] = []
+    await speak(live.stub, speaker_config("marked"), pcm, own)
+    ids = {s.segment_id for s in own}
+
+    def segments(events: list[pb.ListenEvent]) -> dict[int, pb.SegmentResult]:
+        return {e.segment.segment_id: e.segment for e in events if e.WhichOneof("event") == "segment"}
+
+    await wait_for(lambda: all(segments(got).keys() >= ids for got in heard.values()), 180.0)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return [
+        pcm16_to_float(np.frombuffer(t.audio.content, "<i2"))
+        for got in heard.values()
+        for seg in segments(got).values()
+        for t in seg.translations
+    ]
+
+
+async def test_a_room_s_listeners_hear_marked_speech_where_marking_is_on(
+    marked: LiveServer, unmarked: LiveServer, pcm: bytes
+) -> None:
+    check(await room_listeners(marked, pcm), marks=True)
+    check(await room_listeners(unmarked, pcm), marks=False)
