@@ -1,7 +1,8 @@
 """The speech watermark (``model.watermark``) on more doors, each through its own real client on real
 servers of the test checkpoint, one marking and one not: a gRPC ``StreamingTranslate`` (the stock
 stub), Riva's speech-to-speech stream (``nvidia-riva-client``), MCP's ``translate_audio`` speech
-(the ``mcp`` SDK), a job's dubbed track fetched over HTTP (aiohttp) and a room's listeners (gRPC
+(the ``mcp`` SDK), a phone call's µ-law (a fake Twilio from its published Media Streams
+messages), a job's dubbed track fetched over HTTP (aiohttp) and a room's listeners (gRPC
 ``Listen``), at the room's rate and at a rate of their own (a rendition). The speech of each segment
 long enough to read (``READ_S``: the test vocoder's output reads reliably from 4 s;
 tests/transport/grpc/test_speech_watermark.py) carries the mark where marking is on and not where
@@ -29,9 +30,11 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.support.jobs import JobsOverHttp, fresh_connections
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.mcp_door import http_client, mcp_url
+from tests.support.phone_carriers import FakeTwilio, calls_ended, phone_url, ulaw_bytes
 from tests.support.rooms import registry, speak, speaker_config, wait_for
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.audio.g711 import decode_mulaw
 from translate_svc.marking.watermarker import shared
 from translate_svc.settings import RoomSettings
 from translate_svc.wire.pcm import pcm16_to_float
@@ -52,6 +55,7 @@ async def _server(test_model_dir: Path, watermark: str, jobs: Path) -> AsyncIter
     settings.jobs.dir = jobs
     settings.jobs.quiet_wait_s = 0
     settings.rooms = RoomSettings(backlog_s=600.0, rendition_wait_s=120.0)
+    settings.phone.websocket = True
     async with serving(settings, warmup=False) as live:
         yield live
 
@@ -73,12 +77,12 @@ def pcm(shared_audio: Path) -> bytes:
     return bytes(speech_pcm16(shared_audio / "jfk.flac", 11.0, RATE).tobytes())
 
 
-def check(waves: list[np.ndarray], marks: bool) -> None:
+def check(waves: list[np.ndarray], marks: bool, rate: int = RATE) -> None:
     """The waves of ``READ_S`` and more (one at least) read as marked, or as unmarked."""
-    long = [w for w in waves if len(w) >= READ_S * RATE]
-    assert long, f"no speech of {READ_S} s to read: {[len(w) / RATE for w in waves]} s"
+    long = [w for w in waves if len(w) >= READ_S * rate]
+    assert long, f"no speech of {READ_S} s to read: {[len(w) / rate for w in waves]} s"
     for w in long:
-        p = shared().detect(w, RATE).probability
+        p = shared().detect(w, rate).probability
         assert p > MARKED_OVER if marks else p < UNMARKED_UNDER, (marks, p)
 
 
@@ -214,3 +218,28 @@ async def test_a_room_s_listeners_hear_marked_speech_where_marking_is_on(
 ) -> None:
     check(await room_listeners(marked, pcm), marks=True)
     check(await room_listeners(unmarked, pcm), marks=False)
+
+
+async def phone_call(live: LiveServer, shared_audio: Path) -> list[np.ndarray]:
+    """A Twilio call of jfk.flac into French, in segment mode: each segment's speech, the µ-law at
+    8 kHz between two marks, decoded."""
+    query = "source=eng&target=fra&simultaneous=0"
+    got = await FakeTwilio(phone_url(live.server, "twilio", query)).call(
+        ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", 11.0, 8000))
+    )
+    await calls_ended(live.server)
+    waves, run = [], b""
+    for item in got.items:
+        if isinstance(item, str):
+            waves.append(np.asarray(decode_mulaw(run), np.float32))
+            run = b""
+        else:
+            run += item
+    return waves
+
+
+async def test_a_phone_call_hears_marked_speech_where_marking_is_on(
+    marked: LiveServer, unmarked: LiveServer, shared_audio: Path
+) -> None:
+    check(await phone_call(marked, shared_audio), marks=True, rate=8000)
+    check(await phone_call(unmarked, shared_audio), marks=False, rate=8000)
