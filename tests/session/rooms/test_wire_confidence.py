@@ -9,7 +9,7 @@ import pytest
 
 from translate_svc.session.rooms import wire
 from translate_svc.session.rooms.listener import RoomOutput
-from translate_svc.types import SegmentResult, Transcript, Translation, WordTiming
+from translate_svc.types import DetectedLanguage, LanguageSource, SegmentResult, Transcript, Translation, WordTiming
 
 pytestmark = pytest.mark.unit
 
@@ -38,3 +38,18 @@ def test_a_message_without_the_fields_still_reads() -> None:
     _, out = wire.decode(msgspec.msgpack.encode(message))
     assert isinstance(out.event, SegmentResult) and out.event.translations[0].text == "hola"
     assert out.event.translations[0].avg_logprob is None
+
+
+def test_what_chose_a_segment_s_language_crosses_the_cluster_wire() -> None:
+    """A conversation's segment (issue 99): its detected language's source (stated, or kept from the
+    previous turn) reaches another process's listeners as the speaker's own see it; a message of
+    the release before (no source) reads as identified."""
+    for source in LanguageSource:
+        r = SegmentResult(7, 0, 500, None, (Translation("spa", "hola"),), detected=DetectedLanguage("eng", (), source))
+        _, out = wire.decode(wire.encode("p1", RoomOutput("mayor", r), "", speech=False))
+        assert isinstance(out.event, SegmentResult) and out.event.detected == r.detected, source
+    stated = SegmentResult(8, 0, 500, None, (), detected=DetectedLanguage("eng", (), LanguageSource.STATED))
+    message = msgspec.msgpack.decode(wire.encode("p1", RoomOutput("mayor", stated), "", speech=False))
+    _, out = wire.decode(msgspec.msgpack.encode(message[: wire.Wire.__struct_fields__.index("language_source")]))
+    assert isinstance(out.event, SegmentResult) and out.event.detected is not None
+    assert out.event.detected.source is LanguageSource.IDENTIFIED

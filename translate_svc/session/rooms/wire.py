@@ -7,7 +7,8 @@ when another process listens in that language (``speech=False`` otherwise: a bac
 as text anyway). The listener's side decodes it back to float32 at the speaker's rate, so a door
 renders it as it renders a local speaker's. Everything else a listener's door shows is kept: the
 segment id, span, transcript (and its words), the translation's text and word timings, their
-confidence (``avg_logprob``), the speech's rate, the error, the detected language and the timing;
+confidence (``avg_logprob``), the speech's rate, the error, the detected language (and what chose
+it) and the timing;
 with the speech, its renditions at the rates listeners chose.
 
 Pure functions: no I/O, thread-safe.
@@ -24,6 +25,7 @@ from translate_svc.session.rooms.listener import RoomOutput
 from translate_svc.types import (
     DetectedLanguage,
     InterimResult,
+    LanguageSource,
     OpusSpeech,
     SegmentError,
     SegmentResult,
@@ -85,8 +87,13 @@ class Wire(msgspec.Struct, array_like=True):
     #: the translation's speech again at other rates (``SegmentResult.renditions``), for the
     #: listeners there who chose them (sent with the speech only)
     renditions: list[Text] = []
+    #: what chose ``detected``'s language (``DetectedLanguage.source``; a process of the release
+    #: before sends none: identified)
+    language_source: str = LanguageSource.IDENTIFIED.value
 
 
+#: the language sources this release knows (a newer one's: read as identified)
+_SOURCES = frozenset(x.value for x in LanguageSource)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Wire)
 
@@ -127,6 +134,7 @@ def encode(origin: str, out: RoomOutput, participant: str, *, speech: bool) -> b
             wire.error = (ev.error.code, ev.error.message)
         if ev.detected is not None:
             wire.detected = (ev.detected.language, [(c, p) for c, p in ev.detected.scores])
+            wire.language_source = ev.detected.source.value
         tm = ev.timing
         wire.timing = (tm.queue_ms, tm.model_ms, tm.total_ms, tm.vad_wait_ms, tm.speech_ms, tm.language_id_ms)
         wire.speech_in_commits = ev.speech_in_commits
@@ -153,7 +161,8 @@ def decode(data: bytes) -> tuple[Wire, RoomOutput]:
         error = None if w.error is None else SegmentError(w.error[0], w.error[1])
         detected = None
         if w.detected is not None:
-            detected = DetectedLanguage(w.detected[0], tuple((c, p) for c, p in w.detected[1]))
+            source = w.language_source if w.language_source in _SOURCES else LanguageSource.IDENTIFIED.value
+            detected = DetectedLanguage(w.detected[0], tuple((c, p) for c, p in w.detected[1]), LanguageSource(source))
         ev = SegmentResult(
             w.segment_id,
             w.start_ms,
