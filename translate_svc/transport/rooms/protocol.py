@@ -11,8 +11,10 @@ sends nothing (a message from it closes the socket, 1003). Events are JSON text:
   first; ``backlog`` ``room.segment`` events with ``backlog: true`` follow at once;
 - ``room.segment`` {speaker, backlog, segment_id, start_ms, end_ms, language, text, transcript
   {text, language} | null, error {code, message} | null, audio {format: "pcm16", sample_rate,
-  samples, speech_rate} | null}: a speaker's final result in this language. With ``audio``, one binary frame
-  follows at once: its speech, PCM16 little-endian mono at ``sample_rate`` (``LISTEN_RATE``).
+  samples, speech_rate} | null, detected {language, source} | null}: a speaker's final result in
+  this language (``detected``: where the speaker's language is detected or a conversation's).
+  With ``audio``, one binary frame follows at once: its speech, PCM16 little-endian mono at
+  ``sample_rate`` (``LISTEN_RATE``).
   Backlog segments carry text only (a late joiner reads what was said; it is not played again);
 - ``room.caption`` {speaker, segment_id, start_ms, end_ms, language, text, stable_text,
   transcript}: a live caption of a speaker's open segment (superseded by its ``room.segment``);
@@ -187,6 +189,8 @@ def _segment(speaker: str, r: SegmentResult, *, speech: bool) -> tuple[dict[str,
         "transcript": _transcript(r.transcript, scored=True),
         "error": {"code": r.error.code, "message": r.error.message} if r.error is not None else None,
         "audio": audio,
+        # a detected (or a conversation's) language, and what chose it: identified, previous_turn, stated
+        "detected": {"language": r.detected.language, "source": r.detected.source.value} if r.detected else None,
     }
     return body, pcm
 
