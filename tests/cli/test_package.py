@@ -66,6 +66,7 @@ def test_every_command_is_registered() -> None:
         "glossaries",  # issue 73: stored glossaries, the client distribution's
         "job",  # issue 73: background jobs, the client distribution's
         "dub",  # issue 90: a video dubbed as a job, the client distribution's
+        "detect",  # issue 103: does a file carry the speech watermark, the client distribution's
     }  # fmt: skip
 
 

@@ -96,5 +96,6 @@ def test_limits_is_one_flat_section_of_every_group() -> None:
     assert Settings().model_dump()["limits"].keys() == fields.keys()
     # 2 for held HTTP requests, 4 for the ear (EarLimits), 8 for the pools of work a caller sizes
     # (WorkLimits: threads and per-tenant calls of result encoding, large messages, part writes,
-    # file reads), 2 for a conversation's turns (StreamLimits)
-    assert len(fields) == 68
+    # file reads), 2 for a conversation's turns (StreamLimits), 4 for detection (UnaryLimits: its
+    # longest clip, processes, processes per tenant, memory)
+    assert len(fields) == 72
