@@ -192,8 +192,14 @@ def network_state(state: dict[str, torch.Tensor], params: SpectrumParams = PARAM
     spectrogram); any other unknown entry is left for ``load_state_dict(strict=True)`` to refuse."""
     window = hann(params)
     for key in _SPECTRUM_KEYS[:2]:
-        if key in state and not torch.allclose(state[key].float(), window, atol=1e-6):
-            raise ValueError(f"the checkpoint's {key} is not a {params.window}-sample periodic Hann window")
+        if key in state and not torch.allclose(stored := state[key].float(), window, atol=1e-6):
+            off = (stored - window).abs() if stored.shape == window.shape else None
+            said = (
+                f"{tuple(stored.shape)} values"
+                if off is None
+                else f"off by {off.max().item():.3g} at {off.argmax().item()}"
+            )
+            raise ValueError(f"the checkpoint's {key} is not a {params.window}-sample periodic Hann window ({said})")
     return {k: v for k, v in state.items() if k not in _SPECTRUM_KEYS}
 
 
