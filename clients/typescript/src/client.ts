@@ -15,6 +15,7 @@ import {
 import { TranslateError } from "./errors";
 import {
   AudioEncoding,
+  ChannelMode,
   type AudioFormat,
   NoiseSuppression,
   type ListLanguagesResponse,
@@ -258,6 +259,7 @@ export class TranslateClient {
       glossaries: [],
       fit: undefined,
       conversation,
+      channelMode: ChannelMode.CHANNEL_MODE_MIXED, // a stereo clip's channels mixed (SEPARATE: not an option here yet)
     };
     try {
       return await this.unary<TranslateResponse>("TranslateChunked", opts.timeoutMs, (stub, md, deadline, done) => {
@@ -359,6 +361,7 @@ function emptyRequest(): TranslateRequest {
     glossaries: [],
     fit: undefined,
     conversation: undefined,
+    channelMode: ChannelMode.CHANNEL_MODE_MIXED,
   };
 }
 
