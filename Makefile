@@ -12,7 +12,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install libopus redis-server sip-peers client-envs client-matrix test integrations ts-client ts-protos demo browser-demo chromium node protos check-protos lint bench clean
+.PHONY: install libopus redis-server sip-peers client-wheel client-envs client-matrix test test-suite test-lint integrations ts-client ts-protos demo browser-demo chromium node protos check-protos lint bench clean
 
 # torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine. The client
 # distribution (clients/python) and the server are both installed editable, in one pip call so that
@@ -114,9 +114,17 @@ GRPCIO_pb7 := 1.85.3
 PINS_pb7 := grpcio-status==1.85.3
 CLIENT_TEST_DEPS := pytest>=8,<10 pytest-asyncio>=1.0,<2 pytest-timeout>=2.3,<3 trustme>=1.1,<2
 CLIENT_PIP = $(CLIENT_MATRIX)/$(1)/bin/pip install --quiet --cache-dir $(CLIENT_MATRIX)/pip-cache
-# setuptools builds the client in clients/python/build and packs all of build/lib into the wheel,
-# files of an older tree too (a module since moved or deleted): each install starts from an empty one
+# The client is built once into a wheel that every environment (and each integration's) installs:
+# they are made at once under make -j, and setuptools builds in clients/python/build, one folder
+# (it also packs all of build/lib into the wheel, files of an older tree too: emptied first).
 CLIENT_BUILD := clients/python/build
+CLIENT_WHEELS := $(CLIENT_MATRIX)/wheel
+CLIENT_WHEEL = $$(ls $(abspath $(CLIENT_WHEELS))/*.whl)
+
+client-wheel: install
+	rm -rf $(CLIENT_BUILD) $(CLIENT_WHEELS)
+	$(PIP) wheel --quiet --no-deps --wheel-dir $(CLIENT_WHEELS) ./clients/python
+	rm -rf $(CLIENT_BUILD)
 
 define client_env
 	@pins="protobuf==$(PROTOBUF_$(1)) grpcio==$(GRPCIO_$(1)) $(PINS_$(1)) $(CLIENT_TEST_DEPS)"; \
@@ -124,24 +132,29 @@ define client_env
 	if [ "$$(cat $(CLIENT_MATRIX)/$(1)/.pins 2>/dev/null)" != "$$key" ]; then \
 	  echo "client matrix: making $(CLIENT_MATRIX)/$(1) ($$key)"; rm -rf $(CLIENT_MATRIX)/$(1); \
 	  $(PYTHON) -m venv $(CLIENT_MATRIX)/$(1) && $(call CLIENT_PIP,$(1)) --upgrade pip && \
-	  rm -rf $(CLIENT_BUILD) && $(call CLIENT_PIP,$(1)) './clients/python[cli,opus]' $$pins && echo "$$key" > $(CLIENT_MATRIX)/$(1)/.pins; fi
+	  $(call CLIENT_PIP,$(1)) "$(CLIENT_WHEEL)[cli,opus]" $$pins && echo "$$key" > $(CLIENT_MATRIX)/$(1)/.pins; fi
 
 endef
 
-client-envs:
+client-envs: client-wheel
 	$(foreach e,$(CLIENT_ENVS),$(call client_env,$(e)))
 
 define client_run
-	rm -rf $(CLIENT_BUILD)
-	$(call CLIENT_PIP,$(1)) --no-deps --force-reinstall './clients/python'
+	$(call CLIENT_PIP,$(1)) --no-deps --force-reinstall "$(CLIENT_WHEEL)"
 	cd clients/python && env -u PYTHONPATH TRANSLATE_SVC_MATRIX_PROTOBUF=$(PROTOBUF_$(1)) \
 	  TRANSLATE_SVC_MATRIX_GRPCIO=$(GRPCIO_$(1)) TRANSLATE_SVC_SERVER_PYTHON=$(abspath $(PY)) TRANSLATE_SVC_REPO=$(CURDIR) \
 	  $(abspath $(CLIENT_MATRIX))/$(1)/bin/pytest -q -p no:cacheprovider -c tests/pytest.ini tests
 
 endef
 
-client-matrix: install $(TEST_MODEL)/config.json client-envs
-	$(foreach e,$(CLIENT_ENVS),$(call client_run,$(e)))
+# one target per environment, so that make -j makes and tests them at once
+CLIENT_RUNS := $(addprefix client-matrix-,$(CLIENT_ENVS))
+$(CLIENT_RUNS): client-matrix-%: install $(TEST_MODEL)/config.json client-wheel
+	$(call client_env,$*)
+	$(call client_run,$*)
+
+client-matrix: $(CLIENT_RUNS)
+.PHONY: $(CLIENT_RUNS)
 # The TypeScript client (clients/typescript/, docs/client.md "TypeScript client"): its pinned packages
 # from the npm registry (package-lock.json; installed again when the lock changes), built with tsc,
 # tested with Node's test runner against real servers of this checkout (test/server.ts starts them
@@ -199,24 +212,35 @@ node: $(NODE_STAMP)
 # are type-checked against it
 TYPED_FAKES := tests/support/fake_runner.py tests/support/fake_engine.py tests/support/fake_vad.py
 
-test: install redis-server sip-peers $(TEST_MODEL)/config.json chromium node client-matrix
+test: install redis-server sip-peers $(TEST_MODEL)/config.json chromium node
 	@# tests/ is a tree of packages (tests/README.md): pytest imports a test file by its full name
 	@# (tests.transport.grpc.test_rooms), so two files may share a basename in different folders; a
 	@# folder without __init__.py would have its files imported by basename again, where two clash.
 	@bare=$$(find tests -name '*.py' -not -path '*/__pycache__/*' -printf '%h\n' | sort -u | \
 	  while read -r d; do [ -f "$$d/__init__.py" ] || echo "$$d"; done); [ -z "$$bare" ] || { \
 	  echo "*** test folders without __init__.py (pytest would import their files by basename): $$bare"; exit 1; }
+	@# Everything but the timing tests at once (make -j; each part's output printed whole when it
+	@# ends, each run to its end where another failed): the suite, the lint, the client matrix's
+	@# three environments, both integrations and the TypeScript client. Each part waits on servers
+	@# and installs, so together they keep busy the cores that one at a time left idle, and on a
+	@# machine shared with other work they hold a share of it in proportion to their processes
+	@# (docs/ci-timings.md). The tests that compare timings (`serial`) run afterwards, alone.
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --keep-going -Otarget test-suite test-lint client-matrix integrations ts-client
+	$(PY) -m pytest -q -p no:cacheprovider -m serial
+
+# The suite but its `serial` tests, in TEST_WORKERS processes (pytest-xdist): real-time tests wait,
+# so more workers than cores keep the cores busy; whole files per worker (their servers are module
+# fixtures), longest `slow` files first in the order conftest.py sorts them (xdist would put the
+# files with most tests first).
+TEST_WORKERS ?= 4
+TEST_JOBS ?= 8
+test-suite: install $(TEST_MODEL)/config.json
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial"
+
+test-lint: install
 	$(VENV)/bin/ruff check translate_svc clients/python tests benchmarks
 	$(VENV)/bin/mypy translate_svc clients/python/src/translate_svc $(TYPED_FAKES)
 	$(VENV)/bin/lint-imports
-	@# three workers on two cores: real-time tests wait, so a third keeps both cores busy (-n 2 was
-	@# slower); whole files per worker (their servers are module fixtures), longest `slow` files
-	@# first in the order conftest.py sorts them (xdist would put the files with most tests first).
-	@# Tests that compare timings (`serial`) run afterwards, alone on the machine.
-	$(PY) -m pytest -q -p no:cacheprovider -n 3 --dist loadfile --no-loadscope-reorder -m "not serial"
-	$(PY) -m pytest -q -p no:cacheprovider -m serial
-	$(MAKE) --no-print-directory integrations
-	$(MAKE) --no-print-directory ts-client
 
 # The LiveKit plugin and the Pipecat service (integrations/, their own distributions): each has a
 # virtualenv of its own (integrations/*/.venv, git-ignored, wheels cached in integrations/*/.pip-cache)
@@ -224,9 +248,12 @@ test: install redis-server sip-peers $(TEST_MODEL)/config.json chromium node cli
 # and itself, with no server in it; its tests run there against real servers of this checkout
 # started from $(VENV); then its lint and its wheel (docs/livekit.md, docs/pipecat.md).
 INTEGRATION_ARGS = SERVER_PYTHON=$(abspath $(PY)) LINT_IMPORTS=$(abspath $(VENV))/bin/lint-imports
-integrations: install $(TEST_MODEL)/config.json
-	$(MAKE) -C integrations/livekit $(INTEGRATION_ARGS) test lint wheel
-	$(MAKE) -C integrations/pipecat $(INTEGRATION_ARGS) test lint wheel
+INTEGRATION_RUNS := integration-livekit integration-pipecat
+$(INTEGRATION_RUNS): integration-%: install $(TEST_MODEL)/config.json client-wheel
+	$(MAKE) -C integrations/$* $(INTEGRATION_ARGS) CLIENT_WHEEL="$(CLIENT_WHEEL)" test lint wheel
+
+integrations: $(INTEGRATION_RUNS)
+.PHONY: $(INTEGRATION_RUNS)
 
 # Start the server (real weights if present, else the noise-making test checkpoint), translate the
 # shipped English sample into Spanish and French, print the segments, write WAVs, stop the server.

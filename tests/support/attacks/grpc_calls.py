@@ -83,15 +83,20 @@ async def silent_unary(
 ) -> dict[str, Any]:
     """F1: ``connections`` x ``per_connection`` calls of ``method`` that never send their message,
     held for ``hold_s``. Returns how many were still open (held by the server) at each second, the
-    most at once, and each call's status once it ended (or ``held`` if it was still open)."""
+    most at once, each call's status once it ended (or ``held`` if it was still open), and
+    ``refused_by``: when (``time.monotonic()``, a clock all processes share) the last call the
+    server refused outright ended here, i.e. when the server was through the flood's refusals."""
     release = asyncio.Event()
     chs = [grpc.aio.insecure_channel(address, options=OWN) for _ in range(connections)]
+    ended_at: dict[int, float] = {}
     try:
         calls = [
             ch.stream_unary(METHODS[method])(silent(release), metadata=metadata(token))
             for ch in chs
             for _ in range(per_connection)
         ]
+        for i, c in enumerate(calls):
+            c.add_done_callback(lambda _call, i=i: ended_at.setdefault(i, time.monotonic()))
         loop = asyncio.get_running_loop()
         start = loop.time()
         open_by_second: list[int] = []
@@ -102,7 +107,8 @@ async def silent_unary(
             await asyncio.sleep(min(1.0, max(0.0, hold_s - (loop.time() - start))))
         held = sum(not c.done() for c in calls)
         codes: Counter[str] = Counter()
-        for c in calls:
+        refused_by = 0.0
+        for i, c in enumerate(calls):
             if not c.done():
                 codes["held"] += 1
                 c.cancel()
@@ -112,6 +118,8 @@ async def silent_unary(
                 codes["OK"] += 1
             except grpc.aio.AioRpcError as e:
                 codes[e.code().name] += 1
+                if e.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:  # refused, not admitted and timed out
+                    refused_by = max(refused_by, ended_at.get(i, 0.0))
         release.set()
         return {
             "attack": "silent_unary",
@@ -121,6 +129,7 @@ async def silent_unary(
             "held_most": max(open_by_second, default=0),
             "held_at_end": held,
             "codes": dict(codes),
+            "refused_by": refused_by,
         }
     finally:
         for ch in chs:

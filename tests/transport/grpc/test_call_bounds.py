@@ -20,6 +20,7 @@ Check are made from here and must be answered, on time.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,10 @@ def served(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         server.stop()
 
 
-async def others_served(address: str) -> dict[str, tuple[str, float]]:
+async def others_served(address: str) -> dict[str, tuple[str, float, float]]:
     """Another tenant, on a new connection, while the attack runs: a token-less health Check,
-    ListLanguages, a short StreamingTranslate and a Riva ListSupportedLanguagePairs."""
+    ListLanguages, a short StreamingTranslate and a Riva ListSupportedLanguagePairs, one after
+    another; each one's status, and when it started and ended (``time.monotonic()``)."""
     from riva.client.proto import riva_nmt_pb2 as nmt
     from riva.client.proto import riva_nmt_pb2_grpc as nmt_grpc
 
@@ -83,17 +85,20 @@ async def others_served(address: str) -> dict[str, tuple[str, float]]:
         kinds = [r.WhichOneof("response") async for r in stub.StreamingTranslate(requests(), metadata=bearer(OTHER))]
         assert kinds[0] == "started" and kinds[-1] == "ended", kinds
 
+    async def at(call: Any) -> tuple[str, float, float]:
+        start = time.monotonic()
+        code, seconds = await timed(call)
+        return code, start, start + seconds
+
     async with grpc.aio.insecure_channel(address, options=OWN) as ch:
         stub = pb_grpc.TranslatorStub(ch)
         return {
-            "health Check": await timed(
-                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
-            ),
-            "ListLanguages": await timed(
+            "health Check": await at(health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)),
+            "ListLanguages": await at(
                 stub.ListLanguages(pb.ListLanguagesRequest(), metadata=bearer(OTHER), timeout=10)
             ),
-            "StreamingTranslate": await timed(stream(stub)),
-            "riva ListSupportedLanguagePairs": await timed(
+            "StreamingTranslate": await at(stream(stub)),
+            "riva ListSupportedLanguagePairs": await at(
                 nmt_grpc.RivaTranslationStub(ch).ListSupportedLanguagePairs(
                     nmt.AvailableLanguageRequest(), metadata=bearer(OTHER), timeout=10
                 )
@@ -101,10 +106,18 @@ async def others_served(address: str) -> dict[str, tuple[str, float]]:
         }
 
 
-def assert_on_time(seen: dict[str, tuple[str, float]]) -> None:
-    for what, (code, seconds) in seen.items():
+def assert_on_time(seen: dict[str, tuple[str, float, float]], refused_by: float) -> None:
+    """Each of the other tenant's calls answered, within ON_TIME_S of its start or of the moment the
+    server was through refusing the flood (``refused_by``), whichever came later: on a starved
+    machine the server's refusals of 1,200 calls take seconds of its CPU, which every call waits
+    behind; what must not happen is a wait for the attack's held calls (read deadlines, 5 s)."""
+    for what, (code, start, end) in seen.items():
         assert code == "OK", f"the other tenant's {what} got {code} while the attack ran: {seen}"
-        assert seconds < ON_TIME_S, f"the other tenant's {what} took {seconds:.2f} s while the attack ran: {seen}"
+        waited = end - max(start, refused_by)
+        assert waited < ON_TIME_S, (
+            f"the other tenant's {what} took {end - start:.2f} s, {waited:.2f} s after the server's last "
+            f"refusal of the attack's calls ({refused_by - start:+.2f} s from its start): {seen}"
+        )
 
 
 @pytest.mark.parametrize(
@@ -132,7 +145,7 @@ async def test_unary_calls_that_never_send_their_message_leave_the_others_served
         attack.stop()
     grown_mb = (memory_kb(pid)["VmHWM"] - before) / 1024
     print(f"{method}: {got}; the other tenant: {seen}; server peak RSS +{grown_mb:.1f} MB")
-    assert_on_time(seen)
+    assert_on_time(seen, got["refused_by"])
     codes = got["codes"]
     # refused at once as they opened (RESOURCE_EXHAUSTED; a client that never half-closes may see a
     # refusal as CANCELLED), or admitted and ended at the read deadline: none held beyond it
