@@ -23,8 +23,10 @@ from translate_svc.errors import EngineFailed
 from translate_svc.glossaries.book import GlossaryBook
 from translate_svc.glossaries.model import GlossaryLimits
 from translate_svc.glossaries.store import GlossaryStore
+from translate_svc.jobs.credentials import JobCredentials
 from translate_svc.jobs.keeper import JobKeeper, open_job_store
 from translate_svc.jobs.worker import JobWorker
+from translate_svc.marking.credentials import CredentialsError, Signer
 from translate_svc.observability import metrics
 from translate_svc.recordings.service import Manifest, Recordings
 from translate_svc.session import SessionManager
@@ -173,7 +175,9 @@ def build_frontend(
     if jobs_store is None:  # ``jobs/keeper.py``: the node's SQLite, or Redis (every pod); None: no jobs.dir
         jobs_store = open_job_store(settings)
     if jobs_store is not None:
-        jobs = JobWorker(jobs_store, sessions, settings.jobs, media=settings.media)
+        signer = content_signer(settings)
+        credentials = None if signer is None else JobCredentials(signer, lambda: sessions.card.info.name)
+        jobs = JobWorker(jobs_store, sessions, settings.jobs, media=settings.media, credentials=credentials)
     return Application(
         settings,
         engine,
@@ -189,6 +193,23 @@ def build_frontend(
         jobs,
         store_watch,
     )
+
+
+def content_signer(settings: Settings) -> Signer | None:
+    """The operator's content credentials (``credentials.cert_file``, ``key_file``), checked by
+    signing a test file now: a key that cannot sign stops the start (``CredentialsError``). None:
+    the files the service makes carry no C2PA manifest (logged)."""
+    c = settings.credentials
+    if c.cert_file is None or c.key_file is None:
+        logger.warning("content credentials are off: files carry no C2PA manifest (credentials.cert_file, key_file)")
+        return None
+    try:
+        chain, key = c.cert_file.read_text(), c.key_file.read_text()
+    except OSError as e:
+        raise CredentialsError(f"the content credentials cannot be read: {e}") from None
+    signer = Signer(chain, key, alg=c.alg, tsa_url=c.tsa_url, generator="translate_svc")
+    logger.info("content credentials: files signed with %s (%s)", c.cert_file, c.alg)
+    return signer
 
 
 def glossary_limits(settings: Settings) -> GlossaryLimits:

@@ -25,26 +25,14 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 
+from tests.support.dubbed_speech import LONGER, implied, speech_of
 from tests.support.fake_runner import FakeRunner
 from tests.support.jobs import JobsOverHttp, fresh_connections
 from tests.support.live_server import make_settings, serving
 from tests.support.stepped_call import NO_MODEL
-from translate_svc.model_api.requests import ModelInput
 from translate_svc.settings.jobs import DubOverflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]
-
-#: speech this many times as long as its segment
-LONGER = 3
-
-
-def amplitude(samples: int) -> float:
-    """Each segment's speech level, told apart by its length (so a speech in the wrong place shows)."""
-    return 0.05 + (samples // 512 % 13) / 100
-
-
-def speech_of(item: ModelInput, lang: str) -> np.ndarray:
-    return np.full(LONGER * len(item.audio), amplitude(len(item.audio)), np.float32)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=[DubOverflow.OVERLAP, DubOverflow.CUT])
@@ -58,20 +46,6 @@ async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     settings.jobs.dub_overflow = request.param
     async with serving(settings, warmup=False, runner_factory=lambda: runner) as live, fresh_connections() as http:
         yield request.param, JobsOverHttp(http, live.server.ports()["http_port"], "")
-
-
-def implied(segments: list[dict[str, Any]], length: int, overflow: DubOverflow) -> np.ndarray:
-    """The track the segments imply, made the plain way: a whole array, each speech at its start."""
-    track = np.zeros(length, np.int64)
-    starts = [s["start_ms"] * 16 for s in segments]
-    for i, s in enumerate(segments):
-        samples = (s["end_ms"] - s["start_ms"]) * 16  # the segment's length: its boundaries are whole ms here
-        level = int(np.clip(np.float32(amplitude(samples)), -1, 1) * 32767)
-        end = starts[i] + LONGER * samples
-        if overflow is DubOverflow.CUT and i + 1 < len(segments):
-            end = min(end, starts[i + 1])
-        track[starts[i] : min(end, length)] += level
-    return np.clip(track, -32768, 32767).astype(np.int16)
 
 
 async def test_each_segments_speech_starts_at_its_start_and_the_track_is_as_long_as_its_source(

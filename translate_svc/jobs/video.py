@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from typing import Any
 from translate_svc.audio.media import MediaKind
 from translate_svc.audio.remux import SubtitleInput
 from translate_svc.errors import Conflict, InvalidInput, Overloaded, shown
+from translate_svc.jobs.credentials import JobCredentials
 from translate_svc.jobs.dub import PAGE, placements
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.media import JobMedia
@@ -101,9 +103,10 @@ class VideoMaker:
     """Makes a process's dubbed videos, ``jobs.max_remuxing`` at once (each in a media process).
     Event loop only; ``close`` when the process stops."""
 
-    def __init__(self, settings: JobSettings, media: JobMedia) -> None:
+    def __init__(self, settings: JobSettings, media: JobMedia, credentials: JobCredentials | None = None) -> None:
         self._slots = settings.max_remuxing
         self._media = media
+        self._credentials = credentials
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="job-video")
         self._busy = 0
 
@@ -133,6 +136,11 @@ class VideoMaker:
             made = await self._media.remux(
                 job.tenant, order, size, minutes, len(order.dubs) + (order.original is not None)
             )
+            if self._credentials is not None and self._credentials.signs(kind.content_type):
+                # the file FFmpeg's muxer wrote in the media process (its boxes ours, not the upload's)
+                title = f"{job.job_id}.{kind.suffix}"
+                sign = functools.partial(self._credentials.sign, out, kind.content_type, title, tuple(languages))
+                made = await loop.run_in_executor(self._pool, sign)
             return MadeVideo(out, kind, made, time.perf_counter() - started)
         except BaseException:
             await loop.run_in_executor(self._pool, _unlink, out)

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from translate_svc.errors import NotFound, ServiceError
+from translate_svc.jobs.credentials import JobCredentials
 from translate_svc.jobs.intake import fetched, take_in
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.media import JobMedia
@@ -103,9 +104,12 @@ class JobWorker:
         retention_of: Callable[[str], float | None] = lambda tenant: None,
         clock: Callable[[], float] = time.time,
         media: MediaSettings | None = None,
+        credentials: JobCredentials | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        #: signs the dubbed tracks and videos made for callers (None: the operator set no key)
+        self.credentials = credentials
         self._m = manager
         #: every open of an upload: in media processes of the node's own (``media.py``)
         self.media = JobMedia(media or MediaSettings())
@@ -153,7 +157,7 @@ class JobWorker:
         #: production's otherwise
         self.fetch_checks: dict[str, object] = {}
         #: done video jobs' dubbed videos (``video.py``)
-        self.videos = VideoMaker(settings, self.media)
+        self.videos = VideoMaker(settings, self.media, credentials)
 
     async def start(self) -> None:
         """Open the store; from now on this process claims jobs no live lease holds: queued ones,

@@ -29,6 +29,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from translate_svc.settings.cluster import ClusterSettings
+from translate_svc.settings.credentials import CredentialsSettings
 from translate_svc.settings.engine import EngineSettings
 from translate_svc.settings.glossaries import GlossarySettings
 from translate_svc.settings.jobs import JobSettings
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_MODEL_DIR",
     "AuthSettings",
     "ClusterSettings",
+    "CredentialsSettings",
     "EngineSettings",
     "GlossarySettings",
     "JobSettings",
@@ -87,6 +89,7 @@ class Settings(BaseSettings):
     glossaries: GlossarySettings = GlossarySettings()
     jobs: JobSettings = JobSettings()
     media: MediaSettings = MediaSettings()
+    credentials: CredentialsSettings = CredentialsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: text (for a person at a terminal) or json (one object per line, for a log pipeline)
     log_format: Literal["text", "json"] = "text"

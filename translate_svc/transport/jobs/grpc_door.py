@@ -251,7 +251,9 @@ class JobsDoor:
                     if msg.format == pb.JOB_RESULTS_JSON:
                         chunks = render.json_chunks(store, job)
                     elif msg.format == pb.JOB_RESULTS_DUBBED_WAV:
-                        _, chunks = await render.dubbed(store, job, msg.language, self._settings.dub_overflow, reads)
+                        _, chunks = await render.dubbed(
+                            store, job, msg.language, self._settings.dub_overflow, reads, self.desk.jobs.credentials
+                        )
                     elif msg.format == pb.JOB_RESULTS_VIDEO:
                         ask = options.video_from_pb(msg.video)
                         made = (await self.desk.jobs.videos.make(store, job, ask, self._settings.dub_overflow)).path

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import secrets
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from translate_svc.errors import InvalidInput
+from translate_svc.jobs.credentials import JobCredentials
 from translate_svc.jobs.dub import TrackReader, placements
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobState, JobStatus
@@ -78,12 +80,49 @@ async def subtitles(store: JobKeeper, job: JobStatus, language: str, kind: str) 
 
 
 async def dubbed(
-    store: JobKeeper, job: JobStatus, language: str, overflow: DubOverflow, reads: Offload
+    store: JobKeeper,
+    job: JobStatus,
+    language: str,
+    overflow: DubOverflow,
+    reads: Offload,
+    credentials: JobCredentials | None = None,
 ) -> tuple[int, AsyncIterator[bytes]]:
     """The target's dubbed track as WAV (mono PCM16 at the job's track rate: ``jobs/dub.py``, each
     segment's speech at its segment's start, ``overflow`` saying what speech running past the next
     segment does): as long as the audio once the job is done (its exact length when the job read
-    it to its end), else the audio done so far (``done_ms``). Its size in bytes and its chunks."""
+    it to its end), else the audio done so far (``done_ms``). Its size in bytes and its chunks.
+    With ``credentials`` the track is made into a file in the job's folder first, signed (a C2PA
+    manifest covers the whole file), then sent and deleted."""
+    size, chunks = await _dubbed(store, job, language, overflow, reads)
+    if credentials is None:
+        return size, chunks
+    path = store.folder(job.job_id) / f"dubbed.{language[:16]}.{secrets.token_hex(6)}.wav"
+    try:
+        f = await reads(functools.partial(_create, path))
+        try:
+            async for chunk in chunks:
+                await reads(functools.partial(f.write, chunk))
+        finally:
+            await reads(f.close)
+        title = f"{job.job_id}-{language[:16]}.wav"
+        size = await reads(functools.partial(credentials.sign, path, "audio/wav", title, (language,)))
+    except BaseException:
+        await remove(path, reads)
+        raise
+    return size, _sent_then_removed(path, reads)
+
+
+async def _sent_then_removed(path: Path, reads: Offload) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in file_chunks(path, reads):
+            yield chunk
+    finally:
+        await remove(path, reads)
+
+
+async def _dubbed(
+    store: JobKeeper, job: JobStatus, language: str, overflow: DubOverflow, reads: Offload
+) -> tuple[int, AsyncIterator[bytes]]:
     if language not in job.spec.languages:
         raise InvalidInput(f"no dubbed track of {language[:16]!r}: ask for one of the job's targets")
     if not job.spec.speech:
@@ -156,6 +195,10 @@ async def remove(path: Path, reads: Offload) -> None:
 
 def _open(path: Path) -> BinaryIO:
     return open(path, "rb")
+
+
+def _create(path: Path) -> BinaryIO:
+    return open(path, "wb")
 
 
 def _unlink(path: Path) -> None:

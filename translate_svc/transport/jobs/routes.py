@@ -213,6 +213,7 @@ class JobRoutes:
             request.match_info["language"],
             self._settings.dub_overflow,
             self._admission.file_reads(caller),
+            self.desk.jobs.credentials,
         )
         return await self._stream(request, chunks, "audio/wav", size)
 
