@@ -155,6 +155,11 @@ def build_frontend(
         engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms, store=cluster, recorders=recordings
     )
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
+    if settings.credentials.trust_anchors_file is not None:
+        try:
+            sessions.trust_anchors_pem = settings.credentials.trust_anchors_file.read_text()
+        except OSError as e:
+            raise CredentialsError(f"credentials.trust_anchors_file cannot be read: {e}") from None
     outbox = None
     if settings.webhooks.data_dir is not None:
         outbox = Outbox(settings.webhooks, cluster=settings.cluster)

@@ -14,7 +14,9 @@ import pytest
 import soundfile as sf
 
 from tests.support.cli import EXIT_USAGE, fails, run_cli
+from tests.support.credentials import make_keys
 from tests.support.server_process import ServerProcess
+from translate_svc.marking.credentials import Made, Signer
 from translate_svc.marking.watermarker import shared
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]
@@ -59,6 +61,27 @@ def test_the_same_speech_unmarked_reads_as_not_marked(server: str, shared_audio:
     assert r.code == 0, r.text
     doc = json.loads(r.out.strip().splitlines()[-1])
     assert doc["marked"] is False and doc["probability"] < 0.5 and doc["spans_ms"] == [], doc
+    assert doc["content_credentials"] is None, doc
+
+
+def test_a_signed_files_content_credentials_are_printed(server: str, marked_file: Path, tmp_path: Path) -> None:
+    keys = make_keys()
+    signed = tmp_path / "signed.flac"
+    made = Made(signed.name, "facebook/seamless-m4t-v2-large")
+    signed.write_bytes(
+        Signer(keys.chain_pem, keys.key_pem, generator="t").sign_bytes(marked_file.read_bytes(), "audio/flac", made)
+    )
+    r = run_cli("detect", signed, "--json", "--server", server, process=True, timeout=WAIT_S)
+    assert r.code == 0, r.text
+    c = json.loads(r.out.strip().splitlines()[-1])["content_credentials"]
+    assert c["state"] == "Valid" and c["generated"] is True and c["model"] == made.model, c
+    assert c["failures"] == ["signingCredential.untrusted"], c  # the server was given no trust anchors
+    text = run_cli("detect", signed, "--server", server, process=True, timeout=WAIT_S)
+    said = (
+        "content credentials (C2PA): Valid, signed by translate-svc test signer (translate_svc tests), "
+        "made by a trained model"
+    )
+    assert text.code == 0 and said in text.out, text.text
 
 
 def test_an_undecodable_or_missing_file_exits_2_saying_why(server: str, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.support.credentials import make_keys
-from translate_svc.marking.credentials import CredentialsError, Made, Signer, read_bytes
+from translate_svc.marking.credentials import CredentialsError, Made, Signer, read_any, read_bytes, sniff
 
 pytestmark = pytest.mark.unit
 
@@ -51,11 +51,12 @@ def test_a_signed_wav_says_who_made_it_from_what_and_is_trusted_under_the_operat
     found = read_bytes(signed, "audio/wav")
     assert found is not None
     assert found.state == "Valid", found  # intact; its signer is not one this reader was told to trust
+    assert found.failures == ("signingCredential.untrusted",), found
     assert found.generated and found.model == made.model and found.source_sha256 == made.source_sha256
     assert found.signer == "translate-svc test signer" and found.issuer == "translate_svc tests"
     assert found.created and found.created.endswith("+00:00")
     trusted = read_bytes(signed, "audio/wav", trust_anchors_pem=keys.ca_pem)
-    assert trusted is not None and trusted.state == "Trusted", trusted
+    assert trusted is not None and trusted.state == "Trusted" and not trusted.failures, trusted
     other_ca = make_keys().ca_pem
     assert read_bytes(signed, "audio/wav", trust_anchors_pem=other_ca).state == "Valid"  # type: ignore[union-attr]
 
@@ -88,3 +89,14 @@ def test_a_key_that_does_not_match_its_certificate_is_refused_when_the_signer_is
         Signer(keys.chain_pem, other.key_pem, generator="t")
     with pytest.raises(CredentialsError, match=r"credentials\.alg"):
         Signer(keys.chain_pem, keys.key_pem, alg="md5", generator="t")
+
+
+def test_a_damaged_manifest_reads_as_invalid_and_files_are_told_apart_by_their_first_bytes(signer) -> None:  # type: ignore[no-untyped-def]
+    signed = bytearray(signer.sign_bytes(_wav(), "audio/wav", Made("x.wav", "m")))
+    at = signed.index(b"jumb")
+    signed[at + 40 : at + 400] = bytes(360)  # the manifest store's boxes zeroed
+    found = read_any(bytes(signed))
+    assert found is not None and found.state == "Invalid", found
+    assert sniff(_wav()) == "audio/wav" and sniff(b"fLaC" + bytes(8)) == "audio/flac"
+    assert sniff(bytes(4) + b"ftypisom") == "video/mp4" and sniff(b"ID3\x04" + bytes(8)) == "audio/mpeg"
+    assert sniff(b"OggS" + bytes(8)) is None and read_any(b"OggS" + bytes(100)) is None

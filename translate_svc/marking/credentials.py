@@ -11,7 +11,6 @@ speech"). Synchronous and CPU-bound (hashing the whole file): run off the event 
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -153,6 +152,32 @@ class Signer:
         return path.stat().st_size
 
 
+def sniff(data: bytes) -> str | None:
+    """The content type of a file that can carry a manifest, from its first bytes; None for others."""
+    head = data[:12]
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:4] == b"fLaC":
+        return "audio/flac"
+    if head[4:8] == b"ftyp":
+        return "video/mp4"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "audio/mpeg"
+    return None
+
+
+def read_any(data: bytes, trust_anchors_pem: str | None = None) -> Credentials | None:
+    """The manifest in a file of any kind (``sniff``); one that cannot be read is ``Invalid``
+    (``manifest.unreadable``), not an error: the file is a caller's, and may be made to fail."""
+    content_type = sniff(data)
+    if content_type is None:
+        return None
+    try:
+        return read_bytes(data, content_type, trust_anchors_pem)
+    except Exception as e:  # c2pa-rs's errors on a damaged or hostile manifest
+        return Credentials("Invalid", False, None, None, None, None, None, (f"manifest.unreadable: {str(e)[:200]}",))
+
+
 def read_bytes(data: bytes, content_type: str, trust_anchors_pem: str | None = None) -> Credentials | None:
     """The manifest in ``data`` (a file of ``content_type``), checked; None when it carries none
     (or its kind cannot carry one)."""
@@ -220,8 +245,3 @@ def _silence_wav() -> bytes:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def as_dict(found: Credentials | None) -> dict[str, Any] | None:
-    """Plain values (a sandbox answer, a JSON body)."""
-    return None if found is None else json.loads(json.dumps(found.__dict__))

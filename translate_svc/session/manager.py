@@ -88,6 +88,9 @@ class SessionManager:
         #: large messages decoded, jobs' parts written, stored files read; never the loop's default
         #: executor, each shared fairly between tenants
         self.work = WorkPools(limits)
+        #: the CAs under which a detected file's content credentials are ``Trusted`` (PEM;
+        #: ``credentials.trust_anchors_file``, read at start); None: none is trusted here
+        self.trust_anchors_pem: str | None = None
         #: the processes that decode clips sent for detection and search them for the speech
         #: watermark (``calls/detect.py``): torch is loaded there, never here
         self.detector = Sandbox(

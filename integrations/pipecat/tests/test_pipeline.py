@@ -40,6 +40,11 @@ from pipeline_harness import (
 from pipecat_translate_svc import TranslateSvcSTTService
 from translate_svc.client import Interim, Segment, VadOptions
 
+#: how long an EndFrame waits for the results of the audio already sent (the service's default is
+#: 10 s, for a live call): these tests count every result, and on a machine shared with other work
+#: the server may trail the audio, fed at 6x real time, by more than that
+END_S = 120.0
+
 
 def transcripts(run: Run) -> list[TranscriptionFrame]:
     return run.down.of(TranscriptionFrame)
@@ -54,7 +59,11 @@ async def test_a_pipeline_gets_transcripts_translations_and_translated_speech(
 ) -> None:
     audio = chunks(speech16k, 16000)  # the whole minute
     translate = TranslateSvcSTTService(
-        address=server, source_language=Language.EN, target_languages=[Language.ES, "fra"], interim_ms=250
+        end_timeout_s=END_S,
+        address=server,
+        source_language=Language.EN,
+        target_languages=[Language.ES, "fra"],
+        interim_ms=250,
     )
     run = await run_pipeline(translate, audio, rate=16000, out_rate=24000, pace=6.0)
     assert_no_errors(run)
@@ -115,6 +124,7 @@ async def test_two_targets_speak_to_their_own_output_destinations(server: str, s
     ``transport_destination``: a transport's second audio track, say), all of it, each context
     between its own start and stop."""
     translate = TranslateSvcSTTService(
+        end_timeout_s=END_S,
         address=server,
         source_language="en",
         target_languages=["es", "fr"],
@@ -150,7 +160,11 @@ async def test_an_interruption_drops_the_speech_of_the_interrupted_turn(server: 
             await run.queue(InterruptionFrame())
 
     translate = TranslateSvcSTTService(
-        address=server, source_language="en", target_languages=["es"], vad=VadOptions(min_silence_ms=600)
+        end_timeout_s=END_S,
+        address=server,
+        source_language="en",
+        target_languages=["es"],
+        vad=VadOptions(min_silence_ms=600),
     )
     run = await run_pipeline(translate, chunks(speech16k, 16000, seconds=16), pace=4.0, hook=interrupt)
     assert_no_errors(run)
@@ -229,7 +243,9 @@ async def test_telephone_rates_and_a_twilio_serializer(server: str, speech16k: n
     asks for 8 kHz speech, and Pipecat's Twilio serializer turns that speech into media messages."""
     from pipecat.serializers.twilio import TwilioFrameSerializer
 
-    translate = TranslateSvcSTTService(address=server, source_language=Language.EN, target_languages=[Language.DE])
+    translate = TranslateSvcSTTService(
+        end_timeout_s=END_S, address=server, source_language=Language.EN, target_languages=[Language.DE]
+    )
     run = await run_pipeline(translate, chunks(speech16k, 8000, seconds=8), rate=8000, out_rate=8000, pace=6.0)
     assert_no_errors(run)
     assert len(segments(run)) >= 2
@@ -270,7 +286,9 @@ async def test_a_target_change_updates_the_running_stream(server: str, speech16k
                 STTUpdateSettingsFrame(delta=TranslateSvcSTTService.Settings(target_languages=[Language.DE]))
             )
 
-    translate = TranslateSvcSTTService(address=server, source_language=Language.EN, target_languages=[Language.ES])
+    translate = TranslateSvcSTTService(
+        end_timeout_s=END_S, address=server, source_language=Language.EN, target_languages=[Language.ES]
+    )
     run = await run_pipeline(translate, chunks(speech16k, 16000, seconds=14), pace=4.0, hook=retarget)
     errors = [*run.errors, *run.up.of(ErrorFrame)]
     assert len(run.errors) == 1 and "refused the update" in run.errors[0].error, [str(e) for e in errors]
@@ -297,7 +315,9 @@ async def test_a_source_language_change_restarts_the_stream(server: str, speech1
         if sent_ms == 6000:
             await run.queue(STTUpdateSettingsFrame(delta=TranslateSvcSTTService.Settings(language=Language.DE)))
 
-    translate = TranslateSvcSTTService(address=server, source_language=Language.EN, target_languages=[Language.ES])
+    translate = TranslateSvcSTTService(
+        end_timeout_s=END_S, address=server, source_language=Language.EN, target_languages=[Language.ES]
+    )
     run = await run_pipeline(translate, chunks(speech16k, 16000, seconds=14), pace=4.0, hook=new_source)
     assert_no_errors(run)
     tagged = [(t.metadata["translate_svc"]["stream"], t.language) for t in transcripts(run)]

@@ -1,7 +1,9 @@
 """DetectSynthetic through the stock gRPC stub on a real server: speech marked by the product's
 watermarker reads as marked, with its spans; the same speech unmarked does not; the server's own
 translated speech (``model.watermark`` perth) reads as marked; short, empty, undecodable and
-too-long clips get their precise answer or status. The detector runs in a sandbox process."""
+too-long clips get their precise answer or status; a file's content credentials (C2PA) are read
+and checked: ``Trusted`` under the server's trust anchors, ``Valid`` under another CA, ``Invalid``
+once a sample changed, absent from a file without. The detector runs in a sandbox process."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 
+from tests.support.credentials import ThrowawayKeys, make_keys
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import translate_file
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.marking.credentials import Made, Signer
 from translate_svc.marking.watermarker import shared
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
@@ -25,10 +29,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 MAX_DETECT_S = 30.0
 
 
+@pytest.fixture(scope="module")
+def keys() -> ThrowawayKeys:
+    return make_keys()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def live(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+async def live(
+    test_model_dir: Path, keys: ThrowawayKeys, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LiveServer]:
     settings = make_settings(test_model_dir, watermark="perth")
     settings.limits.max_detect_seconds = MAX_DETECT_S
+    settings.credentials.trust_anchors_file = keys.write(tmp_path_factory.mktemp("ca"))["trust_anchors_file"]
     async with serving(settings) as server:
         yield server
 
@@ -115,3 +127,32 @@ async def test_a_clip_over_the_limit_is_refused_naming_it(live: LiveServer) -> N
     ), e.value
     listed = await live.stub.ListLanguages(pb.ListLanguagesRequest())
     assert listed.limits.max_detect_seconds == MAX_DETECT_S
+
+
+async def test_a_files_content_credentials_are_read_and_checked(
+    live: LiveServer, jfk: tuple[np.ndarray, int], keys: ThrowawayKeys
+) -> None:
+    samples, rate = jfk
+    made = Made("speech.wav", "facebook/seamless-m4t-v2-large", "ab" * 32, ("fra",))
+    signed = Signer(keys.chain_pem, keys.key_pem, generator="translate_svc tests").sign_bytes(
+        wav(shared().mark(samples, rate), rate), "audio/wav", made
+    )
+    resp = await live.stub.DetectSynthetic(container(signed), timeout=120)
+    assert resp.marked and resp.HasField("content_credentials"), resp
+    c = resp.content_credentials
+    assert (c.state, c.generated, c.model, c.source_sha256) == ("Trusted", True, made.model, made.source_sha256), c
+    assert c.signer == "translate-svc test signer" and c.created and not c.failures, c
+
+    changed = bytearray(signed)
+    changed[4000] ^= 0x10  # a sample: the mark still reads, the manifest no longer matches
+    resp = await live.stub.DetectSynthetic(container(bytes(changed)), timeout=120)
+    c = resp.content_credentials
+    assert c.state == "Invalid" and "assertion.dataHash.mismatch" in c.failures, c
+
+    other = make_keys()
+    elsewhere = Signer(other.chain_pem, other.key_pem, generator="t").sign_bytes(wav(samples, rate), "audio/wav", made)
+    resp = await live.stub.DetectSynthetic(container(elsewhere), timeout=120)
+    assert not resp.marked and resp.content_credentials.state == "Valid", resp  # intact; its CA not trusted here
+
+    resp = await live.stub.DetectSynthetic(container(wav(samples, rate)), timeout=120)
+    assert not resp.HasField("content_credentials"), resp

@@ -19,8 +19,10 @@ import soundfile as sf
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.support.credentials import make_keys
 from tests.support.live_server import LiveServer, serving
 from tests.support.mcp_door import http_client, mcp_settings, mcp_url
+from translate_svc.marking.credentials import Made, Signer
 from translate_svc.marking.watermarker import shared
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
@@ -80,6 +82,17 @@ async def test_a_marked_clip_reads_as_marked_and_the_same_unmarked_does_not(
         assert marked["watermarker"] == shared().name and marked["spans"][0]["start_ms"] == 0, marked
         unmarked = answer_of(await c.call_tool(TOOL, {"audio_base64": flac_base64(samples, rate)}))
         assert unmarked["marked"] is False and unmarked["probability"] < 0.5 and unmarked["spans"] == [], unmarked
+        assert marked["content_credentials"] is None and unmarked["content_credentials"] is None
+        # a file signed with content credentials (C2PA): read and checked
+        keys = make_keys()
+        made = Made("jfk.flac", "facebook/seamless-m4t-v2-large")
+        flac = base64.b64decode(flac_base64(shared().mark(samples, rate), rate))
+        signed = Signer(keys.chain_pem, keys.key_pem, generator="t").sign_bytes(flac, "audio/flac", made)
+        found = answer_of(await c.call_tool(TOOL, {"audio_base64": base64.b64encode(signed).decode()}))
+        credentials = found["content_credentials"]
+        assert found["marked"] is True and credentials["state"] == "Valid" and credentials["generated"], found
+        assert credentials["model"] == made.model, found
+        assert credentials["failures"] == ["signingCredential.untrusted"], found  # no trust anchors given
 
 
 async def test_bad_clips_and_a_token_without_translate_are_tool_errors(live: LiveServer) -> None:

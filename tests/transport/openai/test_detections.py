@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.support.credentials import make_keys
 from tests.support.server_process import ServerProcess
+from translate_svc.marking.credentials import Made, Signer
 from translate_svc.marking.watermarker import shared
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(20)]
@@ -68,6 +70,18 @@ async def test_a_marked_file_reads_as_marked_with_its_span(url: str, marked_flac
 async def test_the_same_speech_unmarked_reads_as_not_marked(url: str, shared_audio: Path) -> None:
     status, doc = await post(url, {"file": (shared_audio / "jfk.flac").read_bytes()})
     assert status == 200 and doc["marked"] is False and doc["probability"] < 0.5 and doc["spans"] == [], doc
+    assert doc["content_credentials"] is None, doc
+
+
+async def test_a_signed_files_content_credentials_come_back_checked(url: str, marked_flac: bytes) -> None:
+    keys = make_keys()
+    made = Made("jfk.flac", "facebook/seamless-m4t-v2-large")
+    signed = Signer(keys.chain_pem, keys.key_pem, generator="t").sign_bytes(marked_flac, "audio/flac", made)
+    status, doc = await post(url, {"file": signed})
+    assert status == 200 and doc["marked"] is True, doc
+    c = doc["content_credentials"]
+    assert c["state"] == "Valid" and c["generated"] is True and c["model"] == made.model, c  # no trust anchors here
+    assert c["signer"] == "translate-svc test signer" and c["failures"] == ["signingCredential.untrusted"], c
 
 
 @pytest.mark.parametrize(

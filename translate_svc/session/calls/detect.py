@@ -8,8 +8,8 @@ the tenant's ``limits.max_clip_reads_per_tenant`` while it is read), the read de
 (``limits.clip_read_timeout_s``), the size (``limits.max_message_bytes``), and the search itself in
 a sandbox process (``SessionManager.detector``: ``limits.detect_processes``, of one tenant
 ``limits.detect_processes_per_tenant``, each within ``limits.detect_memory_mb`` and a CPU budget),
-which decodes the clip (at most ``limits.max_detect_seconds``) and runs the detector
-(``marking/clips.py``): neither the clip's decoder nor torch runs in the server's process. The
+which decodes the clip (at most ``limits.max_detect_seconds``), runs the detector and reads the
+file's C2PA manifest (``marking/clips.py``): neither the clip's decoder nor torch runs in the server's process. The
 clip's seconds are drawn from the tenant's audio budget. Accounting: the tenant's call counter and
 the access line (method ``detect``); no session events and no usage record (nothing is
 translated). Event loop only.
@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from translate_svc.errors import InvalidInput
+from translate_svc.marking.credentials import Credentials
 from translate_svc.observability.access import CallInfo
 from translate_svc.sandbox.named import Named
 from translate_svc.sandbox.pool import OverLimit
@@ -70,6 +71,8 @@ class DetectResult:
     spans_ms: tuple[tuple[int, int], ...]
     watermarker: str
     audio_duration_ms: int
+    #: the file's C2PA manifest, read and checked (None: it carries none)
+    credentials: Credentials | None = None
 
     @property
     def marked(self) -> bool:
@@ -78,6 +81,22 @@ class DetectResult:
     @property
     def conclusive(self) -> bool:
         return self.audio_duration_ms >= CONCLUSIVE_S * 1000
+
+    def credentials_json(self) -> dict[str, Any] | None:
+        """The content credentials as the JSON doors answer them (None: the file carries none)."""
+        c = self.credentials
+        if c is None:
+            return None
+        return {
+            "state": c.state,
+            "generated": c.generated,
+            "model": c.model,
+            "source_sha256": c.source_sha256,
+            "created": c.created,
+            "issuer": c.issuer,
+            "signer": c.signer,
+            "failures": list(c.failures),
+        }
 
 
 class DetectDriver:
@@ -100,16 +119,17 @@ class DetectDriver:
                 outcome.config["audio"] = request.fmt.encoding.value
                 cpu_s = CPU_S + CPU_S_PER_AUDIO_S * limits.max_detect_seconds
                 try:
-                    probability, spans, name, seconds = await self._m.detector.run(
+                    probability, spans, name, seconds, credentials = await self._m.detector.run(
                         self.tenant.name, cpu_s, DETECT_CLIP, request.take_content(), request.fmt,
-                        limits.max_detect_seconds,
+                        limits.max_detect_seconds, self._m.trust_anchors_pem,
                     )  # fmt: skip
                 except OverLimit as e:
                     raise _refused(e, limits.detect_memory_mb) from None
                 outcome.audio_s = seconds
                 self._m.charge_audio(self.tenant, seconds)
                 spans_ms = tuple((round(a * 1000), round(b * 1000)) for a, b in spans)
-                return render(DetectResult(round(probability, 4), spans_ms, name, round(seconds * 1000)))
+                found = DetectResult(round(probability, 4), spans_ms, name, round(seconds * 1000), credentials)
+                return render(found)
 
 
 def _refused(e: OverLimit, memory_mb: int) -> InvalidInput:

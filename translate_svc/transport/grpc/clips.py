@@ -45,7 +45,7 @@ async def read_detect(raw_requests: AsyncIterator[bytes], unparsable: str) -> De
 
 
 def render_detect(result: DetectResult) -> pb.DetectSyntheticResponse:
-    return pb.DetectSyntheticResponse(
+    out = pb.DetectSyntheticResponse(
         probability=result.probability,
         marked=result.marked,
         conclusive=result.conclusive,
@@ -53,6 +53,21 @@ def render_detect(result: DetectResult) -> pb.DetectSyntheticResponse:
         watermarker=result.watermarker,
         audio_duration_ms=result.audio_duration_ms,
     )
+    c = result.credentials
+    if c is not None:
+        out.content_credentials.CopyFrom(
+            pb.ContentCredentials(
+                state=c.state,
+                generated=c.generated,
+                model=c.model or "",
+                source_sha256=c.source_sha256 or "",
+                created=c.created or "",
+                issuer=c.issuer or "",
+                signer=c.signer or "",
+                failures=list(c.failures),
+            )
+        )
+    return out
 
 
 def continuation(request: pb.TranslateRequest) -> bytes:

@@ -208,5 +208,6 @@ def detection_answer(found: DetectResult) -> types.CallToolResult:
             "spans": [{"start_ms": a, "end_ms": b} for a, b in found.spans_ms],
             "watermarker": found.watermarker,
             "audio_duration_ms": found.audio_duration_ms,
+            "content_credentials": found.credentials_json(),
         }
     )

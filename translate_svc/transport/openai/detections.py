@@ -99,6 +99,7 @@ def body(found: DetectResult) -> dict[str, Any]:
         "spans": [{"start": a / 1000, "end": b / 1000} for a, b in found.spans_ms],
         "watermarker": found.watermarker,
         "duration": found.audio_duration_ms / 1000,
+        "content_credentials": found.credentials_json(),
     }
 
 

@@ -31,7 +31,7 @@ from translate_svc.client.aio import (
     StreamOpened,
     channel_options,
 )
-from translate_svc.client.detection import Detection
+from translate_svc.client.detection import ContentCredentials, Detection
 from translate_svc.client.errors import (
     ListenEndedError,
     StreamClosedError,
@@ -94,6 +94,7 @@ __all__ = [
     "AudioFormat",
     "Commit",
     "ConnectionOptions",
+    "ContentCredentials",
     "Conversation",
     "Detection",
     "Draining",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,7 +25,9 @@ HELP = (
     "prints whether it is marked, how surely (a probability, 0-1), the stretches read as marked and the watermark "
     "looked for. Clips under 2 s are answered but not conclusive. --json prints one JSON object: "
     '{"file": PATH, "marked": BOOL, "conclusive": BOOL, "probability": P, "spans_ms": [[START, END], ...], '
-    '"watermarker": NAME, "duration_ms": N}.\n\n'
+    '"watermarker": NAME, "duration_ms": N, "content_credentials": null or {"state": ..., "generated": BOOL, '
+    '"model": ..., "signer": ..., ...}}. A file that carries a C2PA manifest (content credentials) has it '
+    "checked too: Trusted, Valid or Invalid, and what it says made the file.\n\n"
     "The exit code is 0 whether or not the file is marked (the answer is printed)."
 )
 
@@ -67,6 +70,7 @@ def detection_json(file: Path, found: Detection) -> dict[str, object]:
         "spans_ms": [list(span) for span in found.spans],
         "watermarker": found.watermarker,
         "duration_ms": found.audio_duration_ms,
+        "content_credentials": None if found.content_credentials is None else asdict(found.content_credentials),
     }
 
 
@@ -75,7 +79,15 @@ def detection_text(file: Path, found: Detection) -> str:
     caveat = "" if found.conclusive else " (not conclusive: under 2 s of audio)"
     spans = ", ".join(f"{a / 1000:.1f}-{b / 1000:.1f} s" for a, b in found.spans) or "none"
     seconds = found.audio_duration_ms / 1000
+    c = found.content_credentials
+    if c is None:
+        credentials = "none"
+    else:
+        made = ("a trained model" + (f" ({c.model})" if c.model else "")) if c.generated else "not said"
+        credentials = f"{c.state}, signed by {c.signer or '?'} ({c.issuer or '?'}), made by {made}"
+        credentials += f"; failures: {', '.join(c.failures)}" if c.failures else ""
     return (
         f"{file}: {verdict}{caveat}, probability {found.probability:.3f} ({seconds:.1f} s of audio)\n"
-        f"  marked stretches: {spans}\n  watermark looked for: {found.watermarker}"
+        f"  marked stretches: {spans}\n  watermark looked for: {found.watermarker}\n"
+        f"  content credentials (C2PA): {credentials}"
     )

@@ -816,20 +816,42 @@ class DetectSyntheticRequest(_message.Message):
     def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ...) -> None: ...
 
 class DetectSyntheticResponse(_message.Message):
-    __slots__ = ("probability", "marked", "conclusive", "spans", "watermarker", "audio_duration_ms")
+    __slots__ = ("probability", "marked", "conclusive", "spans", "watermarker", "audio_duration_ms", "content_credentials")
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     MARKED_FIELD_NUMBER: _ClassVar[int]
     CONCLUSIVE_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
     WATERMARKER_FIELD_NUMBER: _ClassVar[int]
     AUDIO_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     probability: float
     marked: bool
     conclusive: bool
     spans: _containers.RepeatedCompositeFieldContainer[MarkedSpan]
     watermarker: str
     audio_duration_ms: int
-    def __init__(self, probability: _Optional[float] = ..., marked: bool = ..., conclusive: bool = ..., spans: _Optional[_Iterable[_Union[MarkedSpan, _Mapping]]] = ..., watermarker: _Optional[str] = ..., audio_duration_ms: _Optional[int] = ...) -> None: ...
+    content_credentials: ContentCredentials
+    def __init__(self, probability: _Optional[float] = ..., marked: bool = ..., conclusive: bool = ..., spans: _Optional[_Iterable[_Union[MarkedSpan, _Mapping]]] = ..., watermarker: _Optional[str] = ..., audio_duration_ms: _Optional[int] = ..., content_credentials: _Optional[_Union[ContentCredentials, _Mapping]] = ...) -> None: ...
+
+class ContentCredentials(_message.Message):
+    __slots__ = ("state", "generated", "model", "source_sha256", "created", "issuer", "signer", "failures")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    generated: bool
+    model: str
+    source_sha256: str
+    created: str
+    issuer: str
+    signer: str
+    failures: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, state: _Optional[str] = ..., generated: bool = ..., model: _Optional[str] = ..., source_sha256: _Optional[str] = ..., created: _Optional[str] = ..., issuer: _Optional[str] = ..., signer: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MarkedSpan(_message.Message):
     __slots__ = ("start_ms", "end_ms")

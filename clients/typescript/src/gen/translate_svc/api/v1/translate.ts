@@ -1455,6 +1455,35 @@ export interface DetectSyntheticResponse {
   /** the mark looked for (scheme and checkpoint), e.g. "perth-implicit@250000" */
   watermarker: string;
   audioDurationMs: number;
+  /**
+   * the file's C2PA manifest (content credentials), read and checked; absent: the file carries none
+   * (or its kind cannot: raw PCM, Ogg, WebM). A re-encoded or stripped file loses it; the mark stays.
+   */
+  contentCredentials: ContentCredentials | undefined;
+}
+
+/** A file's content credentials (a C2PA manifest), as the server read and checked them. */
+export interface ContentCredentials {
+  /**
+   * c2pa's validation state: "Trusted" (intact, signed under a CA the server trusts:
+   * credentials.trust_anchors_file), "Valid" (intact, its signer not known to the server) or
+   * "Invalid" (changed since it was signed, or a bad or unreadable manifest)
+   */
+  state: string;
+  /** it says a trained model made the file (c2pa.created, trainedAlgorithmicMedia) */
+  generated: boolean;
+  /** the model it names (translate_svc's manifests), or "" */
+  model: string;
+  /** the source it names, or "" */
+  sourceSha256: string;
+  /** when it says the file was made (ISO 8601, the signer's claim), or "" */
+  created: string;
+  /** the signing certificate's organisation */
+  issuer: string;
+  /** the signing certificate's common name */
+  signer: string;
+  /** c2pa's failure codes, e.g. "assertion.dataHash.mismatch" */
+  failures: string[];
 }
 
 /** A stretch of a clip, in ms from its first sample. */
@@ -9311,7 +9340,15 @@ export const DetectSyntheticRequest: MessageFns<DetectSyntheticRequest> = {
 };
 
 function createBaseDetectSyntheticResponse(): DetectSyntheticResponse {
-  return { probability: 0, marked: false, conclusive: false, spans: [], watermarker: "", audioDurationMs: 0 };
+  return {
+    probability: 0,
+    marked: false,
+    conclusive: false,
+    spans: [],
+    watermarker: "",
+    audioDurationMs: 0,
+    contentCredentials: undefined,
+  };
 }
 
 export const DetectSyntheticResponse: MessageFns<DetectSyntheticResponse> = {
@@ -9333,6 +9370,9 @@ export const DetectSyntheticResponse: MessageFns<DetectSyntheticResponse> = {
     }
     if (message.audioDurationMs !== 0) {
       writer.uint32(48).int64(message.audioDurationMs);
+    }
+    if (message.contentCredentials !== undefined) {
+      ContentCredentials.encode(message.contentCredentials, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -9398,6 +9438,14 @@ export const DetectSyntheticResponse: MessageFns<DetectSyntheticResponse> = {
             message.audioDurationMs = longToNumber(reader.int64());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.contentCredentials = ContentCredentials.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -9422,6 +9470,11 @@ export const DetectSyntheticResponse: MessageFns<DetectSyntheticResponse> = {
         : isSet(object.audio_duration_ms)
         ? globalThis.Number(object.audio_duration_ms)
         : 0,
+      contentCredentials: isSet(object.contentCredentials)
+        ? ContentCredentials.fromJSON(object.contentCredentials)
+        : isSet(object.content_credentials)
+        ? ContentCredentials.fromJSON(object.content_credentials)
+        : undefined,
     };
   },
 
@@ -9445,6 +9498,9 @@ export const DetectSyntheticResponse: MessageFns<DetectSyntheticResponse> = {
     if (message.audioDurationMs !== 0) {
       obj.audioDurationMs = Math.round(message.audioDurationMs);
     }
+    if (message.contentCredentials !== undefined) {
+      obj.contentCredentials = ContentCredentials.toJSON(message.contentCredentials);
+    }
     return obj;
   },
 
@@ -9459,6 +9515,203 @@ export const DetectSyntheticResponse: MessageFns<DetectSyntheticResponse> = {
     message.spans = object.spans?.map((e) => MarkedSpan.fromPartial(e)) || [];
     message.watermarker = object.watermarker ?? "";
     message.audioDurationMs = object.audioDurationMs ?? 0;
+    message.contentCredentials = (object.contentCredentials !== undefined && object.contentCredentials !== null)
+      ? ContentCredentials.fromPartial(object.contentCredentials)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseContentCredentials(): ContentCredentials {
+  return {
+    state: "",
+    generated: false,
+    model: "",
+    sourceSha256: "",
+    created: "",
+    issuer: "",
+    signer: "",
+    failures: [],
+  };
+}
+
+export const ContentCredentials: MessageFns<ContentCredentials> = {
+  encode(message: ContentCredentials, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== "") {
+      writer.uint32(10).string(message.state);
+    }
+    if (message.generated !== false) {
+      writer.uint32(16).bool(message.generated);
+    }
+    if (message.model !== "") {
+      writer.uint32(26).string(message.model);
+    }
+    if (message.sourceSha256 !== "") {
+      writer.uint32(34).string(message.sourceSha256);
+    }
+    if (message.created !== "") {
+      writer.uint32(42).string(message.created);
+    }
+    if (message.issuer !== "") {
+      writer.uint32(50).string(message.issuer);
+    }
+    if (message.signer !== "") {
+      writer.uint32(58).string(message.signer);
+    }
+    for (const v of message.failures) {
+      writer.uint32(66).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContentCredentials {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContentCredentials();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.generated = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sourceSha256 = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.created = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.issuer = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.signer = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.failures.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContentCredentials {
+    return {
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      generated: isSet(object.generated) ? globalThis.Boolean(object.generated) : false,
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      sourceSha256: isSet(object.sourceSha256)
+        ? globalThis.String(object.sourceSha256)
+        : isSet(object.source_sha256)
+        ? globalThis.String(object.source_sha256)
+        : "",
+      created: isSet(object.created) ? globalThis.String(object.created) : "",
+      issuer: isSet(object.issuer) ? globalThis.String(object.issuer) : "",
+      signer: isSet(object.signer) ? globalThis.String(object.signer) : "",
+      failures: globalThis.Array.isArray(object?.failures) ? object.failures.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ContentCredentials): unknown {
+    const obj: any = {};
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.generated !== false) {
+      obj.generated = message.generated;
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.sourceSha256 !== "") {
+      obj.sourceSha256 = message.sourceSha256;
+    }
+    if (message.created !== "") {
+      obj.created = message.created;
+    }
+    if (message.issuer !== "") {
+      obj.issuer = message.issuer;
+    }
+    if (message.signer !== "") {
+      obj.signer = message.signer;
+    }
+    if (message.failures?.length) {
+      obj.failures = message.failures;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ContentCredentials>, I>>(base?: I): ContentCredentials {
+    return ContentCredentials.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContentCredentials>, I>>(object: I): ContentCredentials {
+    const message = createBaseContentCredentials();
+    message.state = object.state ?? "";
+    message.generated = object.generated ?? false;
+    message.model = object.model ?? "";
+    message.sourceSha256 = object.sourceSha256 ?? "";
+    message.created = object.created ?? "";
+    message.issuer = object.issuer ?? "";
+    message.signer = object.signer ?? "";
+    message.failures = object.failures?.map((e) => e) || [];
     return message;
   },
 };
