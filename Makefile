@@ -136,8 +136,7 @@ define client_env
 
 endef
 
-client-envs: client-wheel
-	$(foreach e,$(CLIENT_ENVS),$(call client_env,$(e)))
+client-envs: $(addprefix client-env-,$(CLIENT_ENVS))
 
 define client_run
 	$(call CLIENT_PIP,$(1)) --no-deps --force-reinstall "$(CLIENT_WHEEL)"
@@ -147,14 +146,18 @@ define client_run
 
 endef
 
-# one target per environment, so that make -j makes and tests them at once
-CLIENT_RUNS := $(addprefix client-matrix-,$(CLIENT_ENVS))
-$(CLIENT_RUNS): client-matrix-%: install $(TEST_MODEL)/config.json client-wheel
+# one target per environment, so that make -j makes and tests them at once (the suite needs pb5's
+# made: tests/api/test_protos.py regenerates the stubs with its grpcio-tools)
+CLIENT_ENV_TARGETS := $(addprefix client-env-,$(CLIENT_ENVS))
+$(CLIENT_ENV_TARGETS): client-env-%: client-wheel
 	$(call client_env,$*)
+
+CLIENT_RUNS := $(addprefix client-matrix-,$(CLIENT_ENVS))
+$(CLIENT_RUNS): client-matrix-%: install $(TEST_MODEL)/config.json client-env-%
 	$(call client_run,$*)
 
 client-matrix: $(CLIENT_RUNS)
-.PHONY: $(CLIENT_RUNS)
+.PHONY: $(CLIENT_ENV_TARGETS) $(CLIENT_RUNS)
 # The TypeScript client (clients/typescript/, docs/client.md "TypeScript client"): its pinned packages
 # from the npm registry (package-lock.json; installed again when the lock changes), built with tsc,
 # tested with Node's test runner against real servers of this checkout (test/server.ts starts them
@@ -234,7 +237,7 @@ test: install redis-server sip-peers $(TEST_MODEL)/config.json chromium node
 # files with most tests first).
 TEST_WORKERS ?= 4
 TEST_JOBS ?= 8
-test-suite: install $(TEST_MODEL)/config.json
+test-suite: install $(TEST_MODEL)/config.json client-env-pb5
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial"
 
 test-lint: install

@@ -29,7 +29,8 @@ def test_a_named_function_unpickles_as_the_function_and_is_not_callable_here() -
 
 def test_a_detection_runs_in_the_sandbox_and_the_caller_never_loads_torch(shared_audio: Path) -> None:
     """In a fresh interpreter (this one has torch already): the sandbox decodes and searches a
-    FLAC; the caller's modules after it hold no torch and no marking module but ``clips``' name."""
+    FLAC; the caller's modules after it hold no torch, no c2pa and no marking module but the plain
+    types of its answer (``marking.credentials``)."""
     script = textwrap.dedent(
         f"""
         import asyncio, sys
@@ -46,12 +47,18 @@ def test_a_detection_runs_in_the_sandbox_and_the_caller_never_loads_torch(shared
             finally:
                 await box.close()
 
-        probability, spans, name, seconds = asyncio.run(main())
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers") or "marking" in m)
-        print(repr((probability, seconds, name, loaded)))
+        probability, spans, name, seconds, credentials = asyncio.run(main())
+        # the answer's types only: ``marking.credentials`` (no torch, c2pa loaded lazily) holds them
+        plain = ("translate_svc.marking", "translate_svc.marking.credentials")
+        loaded = sorted(
+            m for m in sys.modules
+            if m.split(".")[0] in ("torch", "transformers", "c2pa") or ("marking" in m and m not in plain)
+        )
+        print(repr((probability, seconds, name, credentials, loaded)))
         """
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
-    probability, seconds, name, loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    probability, seconds, name, credentials, loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])
     assert 0.0 <= probability < 0.5 and abs(seconds - 11.0) < 0.1 and name.startswith("perth-implicit@"), out.stdout
+    assert credentials is None, credentials  # jfk.flac carries no C2PA manifest
     assert loaded == [], loaded
