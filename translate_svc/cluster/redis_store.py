@@ -252,6 +252,14 @@ class RedisStore:
         for start in range(0, len(pairs), RENEW_BATCH):
             batch = pairs[start : start + RENEW_BATCH]
             await self._scripts["RENEW"](keys=[k for k, _ in batch], args=[ttl, *(m for _, m in batch)])
+            # a lease released while its renewal was on the way may have been written back after
+            # its release removed it (RENEW adds, so that a rejoin restores): remove it again
+            gone = [(key, member) for key, member in batch if member not in self._leases]
+            if gone:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key, member in gone:
+                        pipe.zrem(key, member)
+                    await pipe.execute()
         for group, members in list(self._members.items()):
             items = list(members.items())
             for start in range(0, len(items), RENEW_BATCH):
