@@ -83,7 +83,11 @@ async def open_started(
             err = e
         else:
             return call, first, address
-        if not is_retryable(err.code) or attempt == attempts:
+        # CANCELLED here is the server's (this client's own cancel raises CancelledError): a server
+        # that stops ends the calls it holds so, an open among them; nothing was taken, so the next
+        # address is tried as for UNAVAILABLE
+        retry = is_retryable(err.code) or err.code is grpc.StatusCode.CANCELLED
+        if not retry or attempt == attempts:
             err.attempts = attempt
             raise err
         delay = client.retry.delay_s(attempt, err.retry_delay_s)
