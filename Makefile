@@ -235,7 +235,7 @@ test: install redis-server sip-peers $(TEST_MODEL)/config.json chromium node
 # so more workers than cores keep the cores busy; whole files per worker (their servers are module
 # fixtures), longest `slow` files first in the order conftest.py sorts them (xdist would put the
 # files with most tests first).
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 TEST_JOBS ?= 8
 test-suite: install $(TEST_MODEL)/config.json client-env-pb5
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial"

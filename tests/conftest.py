@@ -20,6 +20,14 @@ pytest_plugins = ["tests.support.suite_times"]  # per-test CPU and wall, when as
 
 hypothesis_settings.load_profile(SUITE_PROFILE)  # no deadline: tests/support/hypothesis_profile.py
 
+#: The servers the suite starts (in process, and every subprocess: they inherit this) run their
+#: media processes at the test's own priority, not 10 below it: against busy loops on the machine a
+#: niceness-10 process gets about a tenth of a loop's share (by design: uploads' decoders below live
+#: work), so a video test waited minutes for seconds of CPU. Where a test is of that priority
+#: (tests/jobs/test_lengthless_uploads.py, tests/sandbox/test_pool.py) it sets it itself; the
+#: product's default (10) is tested in tests/settings/test_media_settings.py (docs/decisions.md)
+os.environ.setdefault("TRANSLATE_SVC_MEDIA__NICENESS", "0")
+
 
 @pytest.fixture(scope="session")
 def shared_audio() -> Path:

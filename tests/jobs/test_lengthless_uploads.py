@@ -54,7 +54,11 @@ def server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             *("--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"),
             *("--tokens-file", str(tokens)),
         ],
-        env={"TRANSLATE_SVC_JOBS__DIR": str(tmp / "jobs"), "TRANSLATE_SVC_JOBS__QUIET_WAIT_S": "0"},
+        env={
+            "TRANSLATE_SVC_JOBS__DIR": str(tmp / "jobs"),
+            "TRANSLATE_SVC_JOBS__QUIET_WAIT_S": "0",
+            "TRANSLATE_SVC_MEDIA__NICENESS": "10",  # the product's, which the suite's servers lower
+        },
     )
     try:
         yield started

@@ -8,7 +8,7 @@ finishes it: the segments finished before the kill are kept as they were, none i
 of the same audio run as one job without a kill (after the kill, the same audio is covered: the
 resumed VAD starts afresh at the last segment's end, so later boundaries may move a few frames).
 A job cancelled on one pod stops on the pod that runs it, and stores nothing after the cancel.
-Real processes, the test checkpoint, jfk.flac repeated to a few minutes; the two pods and their
+Real processes, the test checkpoint, jfk.flac repeated to a minute and a half; the two pods and their
 Redis are the module's (the cancel test runs first, the killed-pod test last)."""
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ async def test_a_job_cancelled_on_one_pod_stops_on_the_pod_that_runs_it(
 async def test_another_pod_resumes_a_killed_pods_job_without_redoing_finished_segments(
     tmp_path: Path, shared_audio: Path, cluster: Cluster
 ) -> None:
-    clip = long_clip(shared_audio, tmp_path / "long.wav").read_bytes()
+    clip = long_clip(shared_audio, tmp_path / "long.wav", repeats=8).read_bytes()  # 88 s, about 20 segments
     jobs_dir = cluster.jobs_dir
     pods = cluster.live_pods()
     r = redis.Redis.from_url(cluster.redis.url, decode_responses=True)

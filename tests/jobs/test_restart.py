@@ -65,7 +65,7 @@ def stored(jobs_dir: Path, job_id: str) -> tuple[str, list[dict[str, Any]]]:
 async def test_a_killed_server_resumes_its_job_without_redoing_finished_segments(
     test_model_dir: Path, tmp_path: Path, shared_audio: Path, servers: list[ServerProcess]
 ) -> None:
-    clip = long_clip(shared_audio, tmp_path / "long.wav").read_bytes()
+    clip = long_clip(shared_audio, tmp_path / "long.wav", repeats=10).read_bytes()  # 110 s
     jobs_dir = tmp_path / "jobs"
     first = start(test_model_dir, jobs_dir, servers)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
@@ -104,7 +104,7 @@ async def test_a_killed_server_resumes_its_job_without_redoing_finished_segments
         first_id = after[0]["segment_id"]
         assert [s["segment_id"] for s in after] == list(range(first_id, first_id + len(after)))
         assert all(b["start_ms"] >= a["end_ms"] for a, b in itertools.pairwise(after))
-        assert after[-1]["end_ms"] > 150_000
+        assert after[-1]["end_ms"] > 100_000
         # the second process computed only the segments after the last one finished
         assert await job_segments_metric(http, second) == len(after) - len(before)
         # and they are an uninterrupted run's: the same segments, texts and word timings as the

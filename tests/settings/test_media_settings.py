@@ -65,3 +65,13 @@ def test_a_file_past_its_cpu_budget_is_refused_saying_what_it_states(tmp_path: P
     said = asyncio.run(run())
     assert said.startswith(f"this file states more audio than its {hours.stat().st_size} bytes can hold"), said
     assert "more than 2 s of CPU" in said and "media.cpu_s" in said, said
+
+
+def test_the_media_processes_run_ten_below_the_server_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's default (the suite's servers run them at 0: tests/conftest.py): an upload's
+    decoder counts less to the scheduler than live work; the environment sets it."""
+    monkeypatch.delenv("TRANSLATE_SVC_MEDIA__NICENESS", raising=False)
+    assert Settings().media.niceness == 10
+    assert JobMedia(Settings().media).sandbox.limits.niceness == 10
+    monkeypatch.setenv("TRANSLATE_SVC_MEDIA__NICENESS", "3")
+    assert JobMedia(Settings().media).sandbox.limits.niceness == 3

@@ -49,9 +49,10 @@ def job_segments(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 REPEATS = 16  # 176 s of audio: many segments, so the kill lands mid-job
 
 
-def long_clip(shared_audio: Path, out: Path) -> Path:
+def long_clip(shared_audio: Path, out: Path, repeats: int = REPEATS) -> Path:
+    """jfk.flac ``repeats`` times (11 s each) as one WAV."""
     samples, rate = sf.read(shared_audio / "jfk.flac", dtype="int16")
-    sf.write(out, np.tile(samples, (REPEATS, 1)), rate, format="WAV", subtype="PCM_16")
+    sf.write(out, np.tile(samples, (repeats, 1)), rate, format="WAV", subtype="PCM_16")
     return out
 
 
