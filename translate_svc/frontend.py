@@ -155,6 +155,7 @@ def build_frontend(
         engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms, store=cluster, recorders=recordings
     )
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
+    sessions.content_signer = content_signer(settings)
     if settings.credentials.trust_anchors_file is not None:
         try:
             sessions.trust_anchors_pem = settings.credentials.trust_anchors_file.read_text()
@@ -180,8 +181,10 @@ def build_frontend(
     if jobs_store is None:  # ``jobs/keeper.py``: the node's SQLite, or Redis (every pod); None: no jobs.dir
         jobs_store = open_job_store(settings)
     if jobs_store is not None:
-        signer = content_signer(settings)
-        credentials = None if signer is None else JobCredentials(signer, lambda: sessions.card.info.name)
+        signer = sessions.content_signer
+        credentials = None
+        if signer is not None:
+            credentials = JobCredentials(signer, lambda: sessions.card.info.name, jobs_store.digest_of)
         jobs = JobWorker(jobs_store, sessions, settings.jobs, media=settings.media, credentials=credentials)
     return Application(
         settings,

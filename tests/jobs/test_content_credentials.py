@@ -2,7 +2,8 @@
 (``credentials.cert_file``, ``key_file``: a throwaway CA and signer here, ``tests/support/
 credentials.py``), a dubbed track fetched over HTTP or gRPC and a dubbed MP4 carry a C2PA manifest
 that c2pa-python reads back and verifies as ``Trusted`` under that CA: made by a trained model, the
-server's model named, its time; the track's samples exactly those the segments imply (signing
+server's model named, its time, the SHA-256 of the upload it was made from (noted when the upload
+was checked: the upload itself is gone by then) and its language; the track's samples exactly those the segments imply (signing
 adds a chunk, changes no sample); one changed byte of the video's media makes it ``Invalid``; the
 signed copies made for a request are gone once sent. Without the key, the same track carries no
 manifest. Before, no file carried one.
@@ -13,6 +14,7 @@ three times its length at a level of its own: tests/jobs/test_dubbed_track.py)."
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,7 +63,7 @@ async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield Served(jobs, pb_grpc.JobsStub(live.channel), settings.jobs.dir, model, keys)
 
 
-def assert_signed_by_us(served: Served, data: bytes, content_type: str) -> None:
+def assert_signed_by_us(served: Served, data: bytes, content_type: str, source: bytes, language: str) -> None:
     found = read_bytes(data, content_type, trust_anchors_pem=served.keys.ca_pem if served.keys else None)
     if served.keys is None:
         assert found is None, found
@@ -70,6 +72,8 @@ def assert_signed_by_us(served: Served, data: bytes, content_type: str) -> None:
     assert found.state == "Trusted", found
     assert found.generated and found.model == served.model and found.created, found
     assert found.signer == "translate-svc test signer", found
+    assert found.source_sha256 == hashlib.sha256(source).hexdigest(), found  # the upload it was made from
+    assert found.languages == (language,), found
 
 
 async def test_a_dubbed_track_over_http_and_grpc_carries_a_manifest_and_the_same_samples(
@@ -86,7 +90,7 @@ async def test_a_dubbed_track_over_http_and_grpc_carries_a_manifest_and_the_same
         assert int(r.headers["Content-Length"]) == len(wav)
     track, rate = sf.read(io.BytesIO(wav), dtype="int16")
     assert rate == 16000 and (track == implied(segments, 60 * 16000, DubOverflow.OVERLAP)).all()
-    assert_signed_by_us(served, wav, "audio/wav")
+    assert_signed_by_us(served, wav, "audio/wav", source, "spa")
 
     job, _ = await grpc_job(served.stub, pb.CreateJobRequest(source_language="eng", target_languages=["fra"]), source)
     assert job.state == pb.JOB_DONE, job
@@ -95,7 +99,7 @@ async def test_a_dubbed_track_over_http_and_grpc_carries_a_manifest_and_the_same
     )
     over_grpc = b"".join([c.data async for c in got])
     assert sf.info(io.BytesIO(over_grpc)).frames == 60 * 16000
-    assert_signed_by_us(served, over_grpc, "audio/wav")
+    assert_signed_by_us(served, over_grpc, "audio/wav", source, "fra")
     # the signed copies made for the two requests are gone
     assert not list(served.folder.rglob("dubbed.*")), list(served.folder.rglob("dubbed.*"))
 
@@ -104,9 +108,8 @@ async def test_a_dubbed_mp4_carries_a_manifest_that_one_changed_byte_breaks(
     served: Served, shared_audio: Path, tmp_path: Path
 ) -> None:
     video = videos.write_video(tmp_path / "talk.mp4", shared_audio / "jfk.flac")
-    done = await served.jobs.run(
-        {"source_language": "eng", "target_languages": ["spa"]}, await asyncio.to_thread(video.read_bytes)
-    )
+    upload = await asyncio.to_thread(video.read_bytes)
+    done = await served.jobs.run({"source_language": "eng", "target_languages": ["spa"]}, upload)
     assert done["state"] == "done", done["error"]
     headers = {"Authorization": f"Bearer {served.jobs.token}"}
     async with served.jobs.http.get(f"{served.jobs.base}/{done['id']}/video", headers=headers) as r:
@@ -118,7 +121,7 @@ async def test_a_dubbed_mp4_carries_a_manifest_that_one_changed_byte_breaks(
     kinds = [(s.type, s.language) for s in videos.streams(out)]  # a video FFmpeg still opens, dubbed
     assert any(t == "video" for t, _ in kinds), kinds
     assert ("audio", "spa") in kinds, kinds
-    assert_signed_by_us(served, body, "video/mp4")
+    assert_signed_by_us(served, body, "video/mp4", upload, "spa")
     if served.keys is not None:
         changed = bytearray(body)
         mdat = body.index(b"mdat") + 64  # inside the media data, which the manifest's hash covers

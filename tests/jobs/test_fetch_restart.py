@@ -128,8 +128,10 @@ async def test_a_server_killed_mid_fetch_leaves_its_job_to_the_next_which_fetche
     assert "uploading" not in seen, seen
     assert set(seen) <= {"queued", "running", "done"}, seen
     # the whole audio was received (above: received_bytes); done, it is deleted and nothing of
-    # either fetch is left, only the results (issue 87): its speech and the audio's length (issue 91)
-    assert sorted(p.name for p in (jobs_dir / "jobs" / job_id).iterdir()) == ["source.json", "spa.pcm"]
+    # either fetch is left, only the results (issue 87): its speech, the audio's length (issue 91)
+    # and the fetched file's SHA-256 (its files' content credentials name it: issue 103)
+    kept = sorted(p.name for p in (jobs_dir / "jobs" / job_id).iterdir())
+    assert kept == ["digest.json", "source.json", "spa.pcm"], kept
     second.stop()
 
 

@@ -14,13 +14,12 @@ before (the media processes busy, the server stopping) leaves it uploading. Even
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from pathlib import Path
 
 from translate_svc.errors import Conflict, InvalidInput, ServiceError
-from translate_svc.jobs.intake import check_probed, check_url, hours_left_s, job_caps, over_cap
+from translate_svc.jobs.intake import check_probed, check_url, hours_left_s, job_caps, note_probed, over_cap
 from translate_svc.jobs.listing import JobCursor, JobPage, page_size, paged
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.request import JobRequest
@@ -229,9 +228,7 @@ class JobDesk:
             probed = await jobs.media.probe(
                 tenant.name, path, job.spec.fmt, job.received_bytes, jobs.settings.max_audio_s, left_s
             )
-            if probed.media is not None and probed.media.video:
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(None, jobs.store.write_media, job.job_id, probed.media.kind.value)
+            await note_probed(jobs.store, job.job_id, probed)
             # its dubbed tracks will be kept too: they must fit what the tenant's jobs may keep
             per_s = job.spec.track_rate * TRACK_WIDTH
             tracks = probed.duration_ms * per_s // 1000 * (len(job.spec.languages) if job.spec.speech else 0)

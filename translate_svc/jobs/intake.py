@@ -125,6 +125,15 @@ async def hours_left_s(store: JobKeeper, caps: JobCaps, tenant: Tenant) -> float
     return left_s
 
 
+async def note_probed(store: JobKeeper, job_id: str, probed: Probed) -> None:
+    """What the probe found that the job's later files need: the upload's SHA-256, and a video's
+    kind (its upload is kept once the job is done, to dub the video from)."""
+    if probed.sha256 is not None:
+        await asyncio.to_thread(store.write_digest, job_id, probed.sha256)
+    if probed.media is not None and probed.media.video:
+        await asyncio.to_thread(store.write_media, job_id, probed.media.kind.value)
+
+
 async def check_probed(
     store: JobKeeper, job: JobStatus, probed: Probed, caps: JobCaps, left_s: float, *, tracks: int | None = None
 ) -> None:
@@ -174,8 +183,7 @@ async def take_in(
     # of no tenant's share, waiting as long as it takes: the fetch stage bounds these (and a
     # refusal here would fail the job, or fetch it again)
     probed = await media.probe(None, path, job.spec.fmt, fetch.size, settings.max_audio_s, left_s, wait=True)
-    if probed.media is not None and probed.media.video:  # a video: kept once the job is done
-        await asyncio.get_running_loop().run_in_executor(None, store.write_media, job.job_id, probed.media.kind.value)
+    await note_probed(store, job.job_id, probed)
     await check_probed(store, job, probed, caps, left_s)
     return await store.get(job.job_id)
 

@@ -4,9 +4,10 @@ job under ``jobs.dir`` (``jobs/<id>/``) holding its audio (``audio``, deleted on
 an upload's part while it comes (``part.<hex>``), its targets' speech (``<target>.pcm``:
 PCM16 mono at the track's rate, each finished segment's speech after the one before, in segment
 order, each as long as its result's ``audio_samples``) and, once it was read to its end, its
-audio's exact length (``source.json``: frames and rate). The dubbed track is made from them when it
-is fetched (``dub.py``: each segment's speech at its segment's start, as long as the audio: issue
-91), so what a finished segment wrote is never changed by a later one.
+audio's exact length (``source.json``: frames and rate); the upload's SHA-256 once checked
+(``digest.json``, named in the content credentials of the files made from it). The dubbed track
+is made from them when it is fetched (``dub.py``: each segment's speech at its segment's start,
+as long as the audio: issue 91), so what a finished segment wrote is never changed by a later one.
 
 A video upload is marked so once checked (``media.json``: its container's kind); when
 its job is done its upload is kept, moved to ``video`` (``keep_video``), for the dubbed video
@@ -48,12 +49,27 @@ class JobFiles:
     def track_path(self, job_id: str, language: str) -> Path:
         return self.folder(job_id) / f"{language}.pcm"
 
+    def _write_json(self, job_id: str, name: str, value: dict[str, Any]) -> None:
+        path = self.folder(job_id) / name
+        part = path.with_suffix(f".{secrets.token_hex(4)}.part")
+        part.write_text(json.dumps(value))
+        part.replace(path)
+
     def write_source_length(self, job_id: str, frames: int, rate: int) -> None:
         """The audio's exact length, once the job read it to its end (its dubbed tracks are as long)."""
-        path = self.folder(job_id) / "source.json"
-        part = path.with_suffix(f".{secrets.token_hex(4)}.part")
-        part.write_text(json.dumps({"frames": frames, "rate": rate}))
-        part.replace(path)
+        self._write_json(job_id, "source.json", {"frames": frames, "rate": rate})
+
+    def write_digest(self, job_id: str, sha256: str) -> None:
+        """The SHA-256 (hex) of the job's upload as it was checked: the source its files' content
+        credentials name (``credentials.py``)."""
+        self._write_json(job_id, "digest.json", {"sha256": sha256})
+
+    def digest_of(self, job_id: str) -> str | None:
+        """The upload's SHA-256 (``write_digest``); None: not noted (a job from before it was)."""
+        try:
+            return str(json.loads((self.folder(job_id) / "digest.json").read_text())["sha256"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
 
     def source_length(self, job_id: str) -> tuple[int, int] | None:
         """(frames, rate) of the job's audio (``write_source_length``); None: not read to its end."""
@@ -69,10 +85,7 @@ class JobFiles:
 
     def write_media(self, job_id: str, kind: str) -> None:
         """The upload is a video of ``kind`` (``audio.media.MediaKind``): kept once its job is done."""
-        path = self.folder(job_id) / "media.json"
-        part = path.with_suffix(f".{secrets.token_hex(4)}.part")
-        part.write_text(json.dumps({"kind": kind}))
-        part.replace(path)
+        self._write_json(job_id, "media.json", {"kind": kind})
 
     def media_of(self, job_id: str) -> str | None:
         """The kind of a video upload (``write_media``), or None: not a video."""
@@ -126,16 +139,21 @@ class JobFiles:
 
     def remove_audio(self, job_id: str) -> int:
         """The job's audio deleted (it ended), with what a process killed mid-fetch or
-        mid-part left beside it (``audio.<hex>.part``, ``part.<hex>``); the audio's size (0 if it
-        was gone: what the store counted)."""
+        mid-part left beside it (``audio.<hex>.part``, ``part.<hex>``) and, when nothing made
+        from it is kept (no track, no video), its digest; the audio's size (0 if it was gone:
+        what the store counted)."""
         path = self.audio_path(job_id)
         size = 0
         with contextlib.suppress(FileNotFoundError):
             size = path.stat().st_size
             path.unlink()
-        for left in [*self.folder(job_id).glob("audio.*.part"), *self.folder(job_id).glob("part.*")]:
+        folder = self.folder(job_id)
+        left = [*folder.glob("audio.*.part"), *folder.glob("part.*")]
+        if not any(folder.glob("*.pcm")) and not self.video_path(job_id).exists():
+            left.append(folder / "digest.json")  # nothing made from the upload is kept: no file will name it
+        for path in left:
             with contextlib.suppress(FileNotFoundError):
-                left.unlink()
+                path.unlink()
         return size
 
     def cut_tracks(self, job_id: str, tracks: dict[str, int]) -> None:

@@ -14,6 +14,7 @@ the server loads answers with ``sandbox.answers``. One call at a time per proces
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +37,22 @@ class Probed:
     duration_ms: int
     media: MediaInfo | None
     longer: bool = False
+    #: the upload's SHA-256 (hex): the source its files' content credentials name
+    sha256: str | None = None
 
 
 def probe(path: Path, fmt: AudioFormat, max_seconds: float, at_most_s: float | None = None) -> Probed:
     media = probe_media(path, fmt, max_seconds)
     duration_ms, longer = probe_length(path, fmt, max_seconds, at_most_s)
-    return Probed(duration_ms, media, longer)
+    return Probed(duration_ms, media, longer, _sha256(path))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 #: the job's reader in this process, between calls (``open_reader`` to ``close_reader``), and the

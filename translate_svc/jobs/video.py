@@ -139,7 +139,8 @@ class VideoMaker:
             if self._credentials is not None and self._credentials.signs(kind.content_type):
                 # the file FFmpeg's muxer wrote in the media process (its boxes ours, not the upload's)
                 title = f"{job.job_id}.{kind.suffix}"
-                sign = functools.partial(self._credentials.sign, out, kind.content_type, title, tuple(languages))
+                credentials, kinds = self._credentials, kind.content_type
+                sign = functools.partial(credentials.sign, out, kinds, job.job_id, title, tuple(languages))
                 made = await loop.run_in_executor(self._pool, sign)
             return MadeVideo(out, kind, made, time.perf_counter() - started)
         except BaseException:

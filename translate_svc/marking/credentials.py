@@ -66,6 +66,8 @@ class Credentials:
     issuer: str | None
     signer: str | None
     failures: tuple[str, ...]
+    #: the languages its speech is in, as the signer said
+    languages: tuple[str, ...] = ()
 
 
 class Signer:
@@ -227,6 +229,7 @@ def _credentials(manifest: dict[str, Any], results: dict[str, Any], state: str) 
         issuer=signature.get("issuer"),
         signer=signature.get("common_name"),
         failures=failures,
+        languages=tuple(generation.get("languages", ())),
     )
 
 

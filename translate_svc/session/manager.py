@@ -27,6 +27,7 @@ from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed, NotReady
 from translate_svc.glossaries.book import NO_GLOSSARIES, GlossaryBook
+from translate_svc.marking.credentials import Signer
 from translate_svc.sandbox.pool import Sandbox, SandboxLimits
 from translate_svc.session.admission import Admission, Gate, Holding
 from translate_svc.session.events import Draining, Resume
@@ -88,6 +89,10 @@ class SessionManager:
         #: large messages decoded, jobs' parts written, stored files read; never the loop's default
         #: executor, each shared fairly between tenants
         self.work = WorkPools(limits)
+        #: the operator's content credentials (``credentials.cert_file``, ``key_file``): the files
+        #: the service makes (a job's dubbed track and video, MCP's speech) are signed with them;
+        #: None: they carry no C2PA manifest
+        self.content_signer: Signer | None = None
         #: the CAs under which a detected file's content credentials are ``Trusted`` (PEM;
         #: ``credentials.trust_anchors_file``, read at start); None: none is trusted here
         self.trust_anchors_pem: str | None = None

@@ -105,7 +105,7 @@ async def dubbed(
         finally:
             await reads(f.close)
         title = f"{job.job_id}-{language[:16]}.wav"
-        size = await reads(functools.partial(credentials.sign, path, "audio/wav", title, (language,)))
+        size = await reads(functools.partial(credentials.sign, path, "audio/wav", job.job_id, title, (language,)))
     except BaseException:
         await remove(path, reads)
         raise

@@ -34,8 +34,9 @@ from translate_svc.session.events import TextRequest
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.task.counts import check_counts
 from translate_svc.session.tenants.tenant import RoomRights, Tenant
+from translate_svc.session.work import OnPool
 from translate_svc.transport.mcp import arguments as args
-from translate_svc.transport.mcp import render
+from translate_svc.transport.mcp import render, signing
 from translate_svc.transport.tokens.file import Permission, TokenDigest
 from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, OutputOptions, Term
 
@@ -162,7 +163,9 @@ class Toolbox:
             return request
 
         card = self._m.card
-        return await driver.run(read, lambda result: render.texts_answer(result, card))
+        answer = await driver.run(read, lambda result: render.texts_answer(result, card))
+        signer, name = self._m.content_signer, card.info.name
+        return await signing.signed(answer, "translate_text", signer, name, self._encode(caller))
 
     async def translate_audio(self, caller: McpCaller, a: args.TranslateAudioArgs) -> types.CallToolResult:
         caller.need(Permission.TRANSLATE, "translate_audio")
@@ -194,8 +197,12 @@ class Toolbox:
             detect = ()
         terms = _terms(a.terms, a.glossary)
 
+        source: list[str] = []  # the clip's SHA-256, when its speech is signed
+
         async def read() -> ClipRequest:
             content = await self._clip_bytes(a)
+            if self._m.content_signer is not None and a.speech:
+                source.append(await signing.digest(content, self._encode(caller)))
             return ClipRequest(
                 content,
                 fmt,
@@ -213,7 +220,13 @@ class Toolbox:
 
         driver = ClipDriver(self._m, tenant=caller.tenant, call=caller.call("mcp.translate_audio"))
         card = self._m.card
-        return await driver.run(read, lambda clip: render.clip_answer(clip, card))
+        answer = await driver.run(read, lambda clip: render.clip_answer(clip, card))
+        signer, name = self._m.content_signer, card.info.name
+        return await signing.signed(answer, "translate_audio", signer, name, self._encode(caller), *source)
+
+    def _encode(self, caller: McpCaller) -> OnPool:
+        """The caller's work on the result-encoding pool (hashing and signing its speech)."""
+        return OnPool(self._m.work.encode, caller.tenant.name)
 
     async def detect_synthetic_speech(self, caller: McpCaller, a: args.DetectSyntheticArgs) -> types.CallToolResult:
         caller.need(Permission.TRANSLATE, "detect_synthetic_speech")
