@@ -214,14 +214,14 @@ async def push_paced(
     sessions: Any,
     frames_: list[rtc.AudioFrame],
     *,
-    speed: float = 5.0,
+    speed: float = 1.0,
     at: tuple[float, Callable[[], Any]] | None = None,
 ) -> None:
     """Push each frame to every session (as each session's room input would), ``speed`` times
     real time; ``at``: after this many seconds of audio, call this once (awaited if a coroutine).
     The plugin's lasting stream holds at most 30 s of audio no stream has taken (then drops the
-    oldest, an error event): at 20x a loaded server (four busy loops beside the suite) fell more
-    than 30 s behind the push, so the default is 5x (a minute in 12 s)."""
+    oldest, an error event): at 20x, then at 5x, a loaded server (four busy loops beside the suite)
+    fell more than 30 s behind the push, so the default is real time, as a room's track comes."""
     sessions = list(sessions)
     t0 = time.perf_counter()
     pushed_s = 0.0

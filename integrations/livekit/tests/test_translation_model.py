@@ -549,7 +549,7 @@ async def test_a_server_drain_is_a_recoverable_error_and_nothing_is_lost(servers
         drained.append(by_address[address])
         drained[0].sigterm()
 
-    await push_paced([session], frames(minute), speed=10, at=(10.0, drain))
+    await push_paced([session], frames(minute), at=(10.0, drain))
     session.end_input()
     await rec.finish()
     assert session.resumes == 1
