@@ -42,7 +42,7 @@ from translate_svc.client import Interim, Segment, VadOptions
 
 #: how long an EndFrame waits for the results of the audio already sent (the service's default is
 #: 10 s, for a live call): these tests count every result, and on a machine shared with other work
-#: the server may trail the audio, fed at 6x real time, by more than that
+#: the server may trail the audio, fed faster than real time, by more than that
 END_S = 120.0
 
 
@@ -65,7 +65,9 @@ async def test_a_pipeline_gets_transcripts_translations_and_translated_speech(
         target_languages=[Language.ES, "fra"],
         interim_ms=250,
     )
-    run = await run_pipeline(translate, audio, rate=16000, out_rate=24000, pace=6.0)
+    # at real time, as a call's transport gives it: at 6x a loaded server (four busy loops beside
+    # the suite) fell more than the 30 s of audio the service holds unsent behind, and it dropped some
+    run = await run_pipeline(translate, audio, rate=16000, out_rate=24000, pace=1.0)
     assert_no_errors(run)
     frames = run.down.frames
 
