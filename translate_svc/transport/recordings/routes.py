@@ -3,7 +3,9 @@
 - ``GET /v1/recordings``: the tenant's recordings' manifests, oldest first (``{"recordings": [...]}``)
 - ``GET /v1/recordings/{id}``: one manifest
 - ``GET /v1/recordings/{id}/files/{name}``: one file, decrypted, streamed (``X-Recording-File-Complete``
-  says whether it is whole: a file a failure cut is sent as far as it authenticates)
+  says whether it is whole: a file a failure cut is sent as far as it authenticates);
+  ``?format=flac``: an audio file as FLAC, the translated speech's with content credentials
+  (``recordings/export.py``)
 - ``DELETE /v1/recordings/{id}``: 204
 
 Each request needs a token with the ``recordings`` permission (``Authorization: Bearer``; 401 without
@@ -18,14 +20,19 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
 
 from aiohttp import hdrs, web
 
+from translate_svc.marking.credentials import Made
 from translate_svc.observability import metrics
+from translate_svc.recordings.export import OGG, export_flac, language_of
 from translate_svc.recordings.keys import NoKey
 from translate_svc.recordings.sealed import SealedError, Truncated
 from translate_svc.recordings.service import Recordings
 from translate_svc.recordings.store import public
+from translate_svc.recordings.writer import SOURCE_FILE
 from translate_svc.session.work import OnPool
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.caller import WORDING, Caller, authorize_token
@@ -38,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 PATH = "/v1/recordings"
 _TYPES = {".ogg": "audio/ogg", ".jsonl": "application/x-ndjson"}
+#: an exported file's bytes per write
+_EXPORT_CHUNK = 256 * 1024
 _NOT_FOUND = "no recording of this id for your tenant: list yours with GET /v1/recordings"
 
 
@@ -53,6 +62,8 @@ class RecordingRoutes:
         self._recordings = recordings
         self._store = recordings.store
         self._reads = ctx.sessions.work.file_reads
+        self._signer = ctx.sessions.content_signer
+        self._sessions = ctx.sessions
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get(PATH, self._list)
@@ -106,6 +117,8 @@ class RecordingRoutes:
             return caller
         name = request.match_info["name"]
         reads = OnPool(self._reads, caller.tenant.name)
+        if "format" in request.query:
+            return await self._export(request, caller.tenant.name, name, request.query["format"])
         found = await reads(functools.partial(self._store.read, caller.tenant.name, request.match_info["id"], name))
         if found is None:
             return _not_found()
@@ -113,17 +126,11 @@ class RecordingRoutes:
         try:
             first = await reads(functools.partial(_next, chunks))
         except NoKey:
-            return http_error(
-                410,
-                "the key this recording was made with is no longer in recordings.key_file: it cannot be decrypted",
-                "recording_key_retired",
-            )
+            return _key_retired()
         except SealedError as e:
             if not isinstance(e, Truncated) and entry.get("complete"):
                 logger.error("recording file %s of tenant %s does not authenticate", name, caller.tenant.name)
-                return http_error(
-                    500, "the stored file does not authenticate: it was altered", "recording_corrupt", "server_error"
-                )
+                return _corrupt()
             first = b""  # a file a failure cut before its first whole chunk: nothing authentic to send
         response = web.StreamResponse(
             headers={
@@ -143,6 +150,74 @@ class RecordingRoutes:
                 break
         await response.write_eof()
         return response
+
+    async def _export(self, request: web.Request, tenant: str, name: str, fmt: str) -> web.StreamResponse:
+        """``?format=flac``: an audio file as FLAC, translated speech signed (``recordings/export.py``)."""
+        if fmt != "flac" or not name.endswith(OGG):
+            return http_error(
+                400,
+                'format: "flac" exports a recording\'s audio (its .ogg files) as FLAC, its translated speech '
+                "with content credentials; leave it out for the file as stored",
+                "bad_format",
+                param="format",
+            )
+        rid = request.match_info["id"]
+        reads = OnPool(self._reads, tenant)
+        manifest = await reads(functools.partial(self._store.manifest, tenant, rid))
+        found = await reads(functools.partial(self._store.read, tenant, rid, name))
+        folder = self._store.path(tenant, rid)
+        if manifest is None or found is None or folder is None:
+            return _not_found()
+        entry, chunks = found
+        made = None
+        language = language_of(name)
+        if language is not None:  # the service's speech (the source audio is a person's: never signed)
+            files = manifest.get("files", ())
+            source = next((f.get("sha256") for f in files if f.get("name") == SOURCE_FILE), None)
+            made = Made(f"{rid}-{name.removesuffix(OGG)}.flac", self._sessions.card.info.name, source, (language,))
+        try:
+            out = await reads(functools.partial(export_flac, chunks, folder, self._signer, made))
+        except NoKey:
+            return _key_retired()
+        except SealedError:
+            logger.error("recording file %s of tenant %s does not authenticate", name, tenant)
+            return _corrupt()
+        try:
+            size = (await reads(out.stat)).st_size
+            response = web.StreamResponse(
+                headers={
+                    hdrs.CONTENT_TYPE: "audio/flac",
+                    hdrs.CONTENT_LENGTH: str(size),
+                    "X-Recording-File-Complete": "true" if entry.get("complete") else "false",
+                }
+            )
+            await response.prepare(request)
+            f = await reads(functools.partial(_open, out))
+            try:
+                while chunk := await reads(functools.partial(f.read, _EXPORT_CHUNK)):
+                    await response.write(chunk)
+            finally:
+                await reads(f.close)
+            await response.write_eof()
+            return response
+        finally:
+            await reads(functools.partial(out.unlink, missing_ok=True))
+
+
+def _open(path: Path) -> BinaryIO:
+    return open(path, "rb")
+
+
+def _key_retired() -> web.Response:
+    return http_error(
+        410,
+        "the key this recording was made with is no longer in recordings.key_file: it cannot be decrypted",
+        "recording_key_retired",
+    )
+
+
+def _corrupt() -> web.Response:
+    return http_error(500, "the stored file does not authenticate: it was altered", "recording_corrupt", "server_error")
 
 
 def _next(chunks: Iterator[bytes]) -> bytes | None:
