@@ -17,6 +17,8 @@ import {
   AudioEncoding,
   ChannelMode,
   type AudioFormat,
+  type DetectSyntheticRequest,
+  type DetectSyntheticResponse,
   NoiseSuppression,
   type ListLanguagesResponse,
   type TranslateRequest,
@@ -226,22 +228,7 @@ export class TranslateClient {
    * TranslateChunked (UNIMPLEMENTED) gets it whole over Translate.
    */
   async translate(audio: Uint8Array | RawAudio, opts: TranslateOptions): Promise<TranslateResponse> {
-    let content: Uint8Array;
-    let format: AudioFormat;
-    if (audio instanceof Uint8Array) {
-      content = audio;
-      format = { encoding: AudioEncoding.CONTAINER, sampleRateHz: 0, channels: 0 };
-    } else {
-      const enc =
-        audio.encoding ?? (audio.data instanceof Int16Array ? "linear16" : audio.data instanceof Float32Array ? "float32" : undefined);
-      if (enc === undefined) throw new RangeError("raw audio bytes need their encoding (linear16, float32, mulaw or alaw)");
-      const channels = audio.channels ?? 1;
-      content = bytesOf(audio.data);
-      if (content.length % (SAMPLE_BYTES[enc] * channels) !== 0) {
-        throw new RangeError(`${content.length} bytes are not a whole number of ${enc} frames of ${channels} channel(s)`);
-      }
-      format = { encoding: ENCODINGS[enc], sampleRateHz: audio.sampleRate, channels };
-    }
+    const { content, format } = clipOf(audio);
     const asr = opts.source !== undefined || (opts.detect !== undefined && opts.detect !== false);
     const conversation = conversationPb(opts.conversation);
     const request: TranslateRequest = {
@@ -276,6 +263,20 @@ export class TranslateClient {
     this.log("the server has no TranslateChunked (an older server): sending the clip in one Translate message");
     const whole: TranslateRequest = { ...request, audio: { format, content } };
     return this.unary("Translate", opts.timeoutMs, (stub, md, deadline, done) => stub.translate(whole, md, { deadline }, done));
+  }
+
+  /**
+   * Whether a clip carries the watermark this service puts on every speech it makes: file bytes
+   * (any format the server reads) or headerless audio (`RawAudio`), at most the server's
+   * `max_detect_seconds`. The answer: `probability`, `marked`, `conclusive` (2 s of speech and
+   * more), the marked `spans`, the `watermarker`, and the file's `contentCredentials` (its C2PA
+   * manifest, read and checked by the server) when it carries one.
+   */
+  detectSynthetic(audio: Uint8Array | RawAudio, opts: { timeoutMs?: number } = {}): Promise<DetectSyntheticResponse> {
+    const request: DetectSyntheticRequest = { audio: clipOf(audio) };
+    return this.unary("DetectSynthetic", opts.timeoutMs, (stub, md, deadline, done) =>
+      stub.detectSynthetic(request, md, { deadline }, done),
+    );
   }
 
   /** Translate texts (each on its own) from `source` into every target, with their speech unless
@@ -367,4 +368,21 @@ function emptyRequest(): TranslateRequest {
 
 function isServiceError(e: unknown): e is ServiceError {
   return e instanceof Error && typeof (e as Partial<ServiceError>).code === "number";
+}
+
+/** A clip as the server takes it: file bytes (the server reads the container) or raw samples in
+ * their encoding, checked to be whole frames. */
+function clipOf(audio: Uint8Array | RawAudio): { content: Uint8Array; format: AudioFormat } {
+  if (audio instanceof Uint8Array) {
+    return { content: audio, format: { encoding: AudioEncoding.CONTAINER, sampleRateHz: 0, channels: 0 } };
+  }
+  const enc =
+    audio.encoding ?? (audio.data instanceof Int16Array ? "linear16" : audio.data instanceof Float32Array ? "float32" : undefined);
+  if (enc === undefined) throw new RangeError("raw audio bytes need their encoding (linear16, float32, mulaw or alaw)");
+  const channels = audio.channels ?? 1;
+  const content = bytesOf(audio.data);
+  if (content.length % (SAMPLE_BYTES[enc] * channels) !== 0) {
+    throw new RangeError(`${content.length} bytes are not a whole number of ${enc} frames of ${channels} channel(s)`);
+  }
+  return { content, format: { encoding: ENCODINGS[enc], sampleRateHz: audio.sampleRate, channels } };
 }

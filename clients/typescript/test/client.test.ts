@@ -189,6 +189,41 @@ describe("unary calls", () => {
     }
   });
 
+  test("detection: the server's own speech reads marked, a person's not, a bad clip is refused", async () => {
+    // the server marks every speech it makes (model.watermark: PerTh by default); the test
+    // vocoder's random-weight speech reads reliably from 4 s (tests/transport/grpc/test_speech_watermark.py)
+    const c = client(main.address);
+    try {
+      const texts = [
+        "The meeting moved to Thursday at nine.",
+        "We choose to go to the moon in this decade, not because it is easy, but because it is hard.",
+      ];
+      const r = await c.translateText(texts, { source: "eng", targets: ["fra"] });
+      const long = r.results
+        .map((res) => res.translations[0]!.audio!)
+        .filter((a) => a.numSamples >= 4 * a.sampleRateHz);
+      assert.ok(long.length > 0, "no speech of 4 s to read");
+      for (const a of long) {
+        const pcm = new Int16Array(a.content.buffer.slice(a.content.byteOffset, a.content.byteOffset + a.content.length));
+        const d = await c.detectSynthetic({ data: pcm, sampleRate: a.sampleRateHz });
+        assert.ok(d.marked && d.conclusive && d.probability > 0.8, JSON.stringify({ ...d, spans: d.spans.length }));
+        assert.equal(d.watermarker, "perth-implicit@250000");
+        assert.equal(d.audioDurationMs, Math.round((1000 * a.numSamples) / a.sampleRateHz));
+        assert.ok(d.spans.length > 0);
+        assert.equal(d.contentCredentials, undefined); // raw samples carry no manifest
+      }
+      const person = await c.detectSynthetic(jfk); // file bytes: a person speaking
+      assert.ok(!person.marked && person.conclusive && person.probability < 0.5, JSON.stringify(person));
+      assert.equal(person.audioDurationMs, 11_000);
+      await assert.rejects(c.detectSynthetic(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])), (e: unknown) => {
+        assert.ok(e instanceof TranslateError && e.code === GrpcStatus.INVALID_ARGUMENT, String(e));
+        return true;
+      });
+    } finally {
+      c.close();
+    }
+  });
+
   test("texts: one result per text, one translation per target, in order; bad input is not retried", async () => {
     const c = client(main.address);
     try {
