@@ -46,7 +46,15 @@ class Microphone(MediaStreamTrack):
 class Call:
     """A browser's call: a microphone, the ``oai-events`` channel, the tracks it gets back."""
 
-    def __init__(self, pcm48k: np.ndarray, language: str = "es", *, transcription: bool = True) -> None:
+    def __init__(
+        self,
+        pcm48k: np.ndarray,
+        language: str = "es",
+        *,
+        transcription: bool = True,
+        session: dict[str, Any] | None = None,
+    ) -> None:
+        """``session``: more fields of the first ``session.update`` (e.g. ``x_simultaneous_step_ms``)."""
         self.pc = RTCPeerConnection()
         self.mic = Microphone(pcm48k)
         self.pc.addTrack(self.mic)
@@ -61,6 +69,7 @@ class Call:
         update: dict[str, Any] = {"audio": {"output": {"language": language}}}
         if transcription:
             update["audio"]["input"] = {"language": "en", "transcription": {"model": "any"}}
+        update.update(session or {})
         self.channel.on("open", lambda: self.channel.send(json.dumps({"type": "session.update", "session": update})))
         self.channel.on("message", self._message)
         self.pc.on("track", self._track)
