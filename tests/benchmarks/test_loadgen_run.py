@@ -27,7 +27,7 @@ def test_loadgen_end_to_end_two_streams(tmp_path: Path) -> None:
         pytest.fail(f"the shared test audio is missing: {shared}")
     out = tmp_path / "bench.json"
     args = ["--streams", "2", "--files", "jfk.flac", "--speed", "4", "--stagger-s", "0.5"]
-    proc = loadgen(*args, "--cpu-threads", "1", "--json", str(out), "--log-level", "WARNING", timeout=85)
+    proc = loadgen(*args, "--cpu-threads", "1", "--json", str(out), "--log-level", "WARNING", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "TEST MODEL" in proc.stdout and "ON / OFF" in proc.stdout
 

@@ -819,7 +819,7 @@ def test_cpu_dev_container_serves_its_probes_and_metrics(test_model_dir: Path, t
         proc = subprocess.Popen(default_signals(argv), env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         try:
-            info = ready.wait(ready_file, proc, 120)
+            info = ready.wait(ready_file, proc, 300)
         except ready.NotReady as e:
             raise AssertionError(f"{e}:\n{log.read_text()}") from None
         ports = {

@@ -120,7 +120,7 @@ def node(model: Path, log: Path, **env: str) -> Iterator[Node]:
         proc = subprocess.Popen(default_signals(argv), stdout=out, stderr=subprocess.STDOUT, env=environ)
         try:
             try:
-                info = ready.wait(ready_file, proc, 180)
+                info = ready.wait(ready_file, proc, 300)
             except ready.NotReady as e:
                 raise AssertionError(f"{e}:\n{log.read_text()}") from None
             w0, w1 = info.workers

@@ -26,6 +26,10 @@ _SCRIPT = Path(sys.executable).parent / "translate-svc"
 #: the command line that runs the CLI: the installed script, or the module where it is not installed
 CLI: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "translate_svc.cli"]
 
+#: the longest a server may take to start: a bound a stuck start misses (a start beside the suite's
+#: other workers under four busy loops took over 120 s; unloaded, 5-15 s)
+READY_S = 300
+
 
 class ServerProcess:
     """``translate-svc serve`` in a subprocess; its output is drained on a thread. Ready when it has
@@ -55,7 +59,7 @@ class ServerProcess:
         self.lines: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
         try:
-            self.info = ready.wait(self.ready_file, self.proc, 120)
+            self.info = ready.wait(self.ready_file, self.proc, READY_S)
         except ready.NotReady as e:
             self.stop()
             pytest.fail(f"{e}:\n" + "".join(self.lines[-30:]))
@@ -111,7 +115,7 @@ def logged_server(
         )
         try:
             try:
-                info = ready.wait(ready_file, proc, 120)
+                info = ready.wait(ready_file, proc, READY_S)
             except ready.NotReady as e:
                 raise AssertionError(f"{e}:\n{log.read_text()}") from None
             yield proc, info.port

@@ -80,7 +80,7 @@ class Served:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        info = ready.wait(ready_file, self.proc, 180)
+        info = ready.wait(ready_file, self.proc, 300)
         self.port, self.pid = info.port, info.pid
         assert info.http_port is not None
         self.http_port = info.http_port

@@ -152,9 +152,13 @@ async def test_unary_calls_that_never_send_their_message_leave_the_others_served
     assert set(codes) <= {"RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "CANCELLED"}, codes
     assert codes.get("DEADLINE_EXCEEDED", 0) <= PER_TOKEN and codes.get("RESOURCE_EXHAUSTED", 0) >= 1000, codes
     assert got["held_at_end"] == 0, got
-    # from 3 s on only the admitted ones are open (the refusals of 1,200 calls took over a second on
-    # this 2-core machine when other work shared it: how fast is the benchmark's to say, not a test's)
-    assert max(got["open_each_second"][2:], default=0) <= PER_TOKEN, got
+    # once the refusals are answered only the admitted ones are open, before the read deadline
+    # would end any admitted one (so more open then were admitted): the refusals of 1,200 calls
+    # took over a second on this 2-core machine when other work shared it, three under four busy
+    # loops beside the suite (how fast is the benchmark's to say, not a test's)
+    opened = got["open_each_second"]
+    settled = next((i for i, n in enumerate(opened) if n <= PER_TOKEN), len(opened))
+    assert settled < READ_S and max(opened[settled:], default=0) <= PER_TOKEN, got
     assert grown_mb <= 64, f"the server's peak memory grew {grown_mb:.0f} MB"
 
 

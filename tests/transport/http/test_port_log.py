@@ -34,7 +34,7 @@ def server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=out)
         try:
             try:
-                info = ready.wait(ready_file, proc, 180)
+                info = ready.wait(ready_file, proc, 300)
             except ready.NotReady as e:
                 raise AssertionError(f"{e}:\n{err.read_text()}") from None
             assert info.http_port is not None, info
