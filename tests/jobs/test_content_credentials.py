@@ -3,10 +3,10 @@
 credentials.py``), a dubbed track fetched over HTTP or gRPC and a dubbed MP4 carry a C2PA manifest
 that c2pa-python reads back and verifies as ``Trusted`` under that CA: made by a trained model, the
 server's model named, its time, the SHA-256 of the upload it was made from (noted when the upload
-was checked: the upload itself is gone by then) and its language; the track's samples exactly those the segments imply (signing
-adds a chunk, changes no sample); one changed byte of the video's media makes it ``Invalid``; the
-signed copies made for a request are gone once sent. Without the key, the same track carries no
-manifest. Before, no file carried one.
+was checked: the upload itself is gone by then) and its language; the track's samples exactly
+those the segments imply (signing adds a chunk, changes no sample); one changed byte of the
+video's media makes it ``Invalid``; the signed copies made for a request are gone once sent.
+Without the key, the same track carries no manifest. Before, no file carried one.
 
 A real server on loopback with the real VAD and a fake model (``FakeRunner``, each segment's speech
 three times its length at a level of its own: tests/jobs/test_dubbed_track.py)."""

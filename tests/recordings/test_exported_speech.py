@@ -112,5 +112,6 @@ async def test_a_file_that_is_not_audio_or_another_format_is_refused_naming_form
         assert status == 400, body[:300]
         error = json.loads(body)["error"]
         assert error["param"] == "format" and "flac" in error["message"], error
-    status, _, _ = await rec.api(served.live, "GET", f"/v1/recordings/{rid}x/files/source.ogg?format=flac", rec.ACME_READ)
+    unknown = f"/v1/recordings/{rid}x/files/source.ogg?format=flac"
+    status, _, _ = await rec.api(served.live, "GET", unknown, rec.ACME_READ)
     assert status == 404
