@@ -25,7 +25,7 @@ import pytest_asyncio
 import soundfile as sf
 
 from tests.support import videos
-from tests.support.credentials import ThrowawayKeys, make_keys
+from tests.support.credentials import ThrowawayKeys, signing
 from tests.support.dubbed_speech import implied, speech_of
 from tests.support.fake_runner import FakeRunner
 from tests.support.jobs import JobsOverHttp, fresh_connections, grpc_job
@@ -54,9 +54,7 @@ async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     settings.jobs.quiet_wait_s = 0
     keys = None
     if request.param == "signed":
-        keys = make_keys()
-        files = keys.write(tmp_path_factory.mktemp("keys"))
-        settings.credentials.cert_file, settings.credentials.key_file = files["cert_file"], files["key_file"]
+        keys = signing(settings, tmp_path_factory.mktemp("keys"))
     async with serving(settings, warmup=False, runner_factory=lambda: runner) as live, fresh_connections() as http:
         model = live.server.app.sessions.card.info.name
         jobs = JobsOverHttp(http, live.server.ports()["http_port"], "")

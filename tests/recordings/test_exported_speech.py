@@ -24,7 +24,7 @@ import pytest_asyncio
 import soundfile as sf
 
 from tests.support import recordings as rec
-from tests.support.credentials import ThrowawayKeys, make_keys
+from tests.support.credentials import ThrowawayKeys, signing
 from tests.support.dubbed_speech import speech_of
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, serving
@@ -47,9 +47,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     runner.waveform = speech_of
     s = rec.setup(tmp_path_factory.mktemp("recordings"))
     settings = rec.settings(NO_MODEL, s)
-    keys = make_keys()
-    files = keys.write(tmp_path_factory.mktemp("keys"))
-    settings.credentials.cert_file, settings.credentials.key_file = files["cert_file"], files["key_file"]
+    keys = signing(settings, tmp_path_factory.mktemp("keys"))
     async with serving(settings, warmup=False, runner_factory=lambda: runner) as live:
         yield Served(live, keys)
 

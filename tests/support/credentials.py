@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -94,3 +95,12 @@ def make_keys(signer: str = "translate-svc test signer") -> ThrowawayKeys:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     return ThrowawayKeys(chain_pem=pem(leaf) + pem(ca), key_pem=key_pem, ca_pem=pem(ca))
+
+
+def signing(settings: Any, folder: Path) -> ThrowawayKeys:
+    """Fresh keys, written to ``folder`` and set as ``settings``' content credentials (its
+    ``credentials.cert_file`` and ``key_file``): the server it starts signs its files with them."""
+    keys = make_keys()
+    files = keys.write(folder)
+    settings.credentials.cert_file, settings.credentials.key_file = files["cert_file"], files["key_file"]
+    return keys

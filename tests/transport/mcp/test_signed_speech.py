@@ -25,7 +25,7 @@ import soundfile as sf
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.support.credentials import ThrowawayKeys, make_keys
+from tests.support.credentials import ThrowawayKeys, signing
 from tests.support.dubbed_speech import speech_of
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, make_settings, serving
@@ -51,9 +51,7 @@ async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     settings.mcp.enabled = True
     keys = None
     if request.param == "signed":
-        keys = make_keys()
-        files = keys.write(tmp_path_factory.mktemp("keys"))
-        settings.credentials.cert_file, settings.credentials.key_file = files["cert_file"], files["key_file"]
+        keys = signing(settings, tmp_path_factory.mktemp("keys"))
     async with serving(settings, warmup=False, runner_factory=lambda: runner) as live:
         yield Served(live, keys)
 
