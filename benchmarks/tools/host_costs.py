@@ -74,10 +74,12 @@ STAGES = ("features", "encoder", "admission", "decode", "t2u", "vocoder", "finis
 SECTIONS = ("prefill", "decode", "finish", "regions")
 
 
-def build(model: Path, baseline: bool) -> Any:
-    """The runner in the CUDA configuration, on this CPU (see the module docstring)."""
+def build(model: Path, baseline: bool, watermark: str = "off") -> Any:
+    """The runner in the CUDA configuration, on this CPU (see the module docstring); ``watermark``:
+    ``model.watermark`` (the server's default is ``perth``; off here unless asked, see
+    tests/support/host_path.py)."""
     if not baseline:
-        return cuda_plan_runner(model)
+        return cuda_plan_runner(model, watermark=watermark)
     from translate_svc.model.decode import graphs as decode_graphs
     from translate_svc.model.decode.batch import LoopDecoder
     from translate_svc.model.decode.loop import DecodeLoop
@@ -275,6 +277,9 @@ def main(
         int, typer.Option(min=1, help="decode steps a tick at most (the engine's steps_per_turn: 4)")
     ] = 64,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
+    watermark: Annotated[
+        str, typer.Option(help="model.watermark: perth (the server's default: the finish marks the speech) or off")
+    ] = "off",
 ) -> None:
     import torch
 
@@ -286,7 +291,9 @@ def main(
     clips = load_clips(tuple(f.strip() for f in files.split(",") if f.strip()))
     segs = [s for c in stream_clips(clips, streams, DEFAULT_SHIFT_S) for s in segments_of(c.pcm)]
     size_list = [int(s) for s in sizes.split(",")]
-    runner = build(model, baseline)
+    if watermark not in ("perth", "off"):
+        raise typer.BadParameter("perth or off", param_hint="--watermark")
+    runner = build(model, baseline, watermark)
     lang = "spa"
     longest_s = max(len(s) for s in segs) / 16000
     with as_written(), baseline_counting(baseline) as costs:  # the shapes the warm-up met are seen
