@@ -26,8 +26,7 @@ import soundfile as sf
 
 from tests.support import videos
 from tests.support.credentials import ThrowawayKeys, signing
-from tests.support.dubbed_speech import implied, speech_of
-from tests.support.fake_runner import FakeRunner
+from tests.support.dubbed_speech import implied, speaking_runner
 from tests.support.jobs import JobsOverHttp, fresh_connections, grpc_job
 from tests.support.live_server import make_settings, serving
 from tests.support.stepped_call import NO_MODEL
@@ -46,8 +45,7 @@ class Served:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["signed", "unsigned"])
 async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
-    runner = FakeRunner()
-    runner.waveform = speech_of
+    runner = speaking_runner()
     settings = make_settings(NO_MODEL)
     settings.server.http_port = 0
     settings.jobs.dir = tmp_path_factory.mktemp("credentials") / "jobs"

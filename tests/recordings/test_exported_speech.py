@@ -25,8 +25,7 @@ import soundfile as sf
 
 from tests.support import recordings as rec
 from tests.support.credentials import ThrowawayKeys, signing
-from tests.support.dubbed_speech import speech_of
-from tests.support.fake_runner import FakeRunner
+from tests.support.dubbed_speech import speaking_runner
 from tests.support.live_server import LiveServer, serving
 from tests.support.stepped_call import NO_MODEL
 from tests.support.waiting import eventually
@@ -43,8 +42,7 @@ class Served:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
-    runner = FakeRunner()
-    runner.waveform = speech_of
+    runner = speaking_runner()
     s = rec.setup(tmp_path_factory.mktemp("recordings"))
     settings = rec.settings(NO_MODEL, s)
     keys = signing(settings, tmp_path_factory.mktemp("keys"))

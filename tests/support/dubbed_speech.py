@@ -36,3 +36,12 @@ def implied(segments: list[dict[str, Any]], length: int, overflow: DubOverflow) 
             end = min(end, starts[i + 1])
         track[starts[i] : min(end, length)] += level
     return np.clip(track, -32768, 32767).astype(np.int16)
+
+
+def speaking_runner() -> Any:
+    """A ``FakeRunner`` whose speech is ``speech_of``'s (each segment's its own, three times as long)."""
+    from tests.support.fake_runner import FakeRunner
+
+    runner = FakeRunner()
+    runner.waveform = speech_of
+    return runner

@@ -7,7 +7,7 @@ order, each as long as its result's ``audio_samples``) and, once it was read to 
 audio's exact length (``source.json``: frames and rate); the upload's SHA-256 once checked
 (``digest.json``, named in the content credentials of the files made from it). The dubbed track
 is made from them when it is fetched (``dub.py``: each segment's speech at its segment's start,
-as long as the audio: issue 91), so what a finished segment wrote is never changed by a later one.
+as long as the audio), so what a finished segment wrote is never changed by a later one.
 
 A video upload is marked so once checked (``media.json``: its container's kind); when
 its job is done its upload is kept, moved to ``video`` (``keep_video``), for the dubbed video
@@ -49,6 +49,13 @@ class JobFiles:
     def track_path(self, job_id: str, language: str) -> Path:
         return self.folder(job_id) / f"{language}.pcm"
 
+    def _read_field(self, job_id: str, name: str, key: str) -> str | None:
+        """``key`` of the job's small JSON file ``name``; None when it is missing or unreadable."""
+        try:
+            return str(json.loads((self.folder(job_id) / name).read_text())[key])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
     def _write_json(self, job_id: str, name: str, value: dict[str, Any]) -> None:
         path = self.folder(job_id) / name
         part = path.with_suffix(f".{secrets.token_hex(4)}.part")
@@ -66,10 +73,7 @@ class JobFiles:
 
     def digest_of(self, job_id: str) -> str | None:
         """The upload's SHA-256 (``write_digest``); None: not noted (a job from before it was)."""
-        try:
-            return str(json.loads((self.folder(job_id) / "digest.json").read_text())["sha256"])
-        except (FileNotFoundError, ValueError, KeyError):
-            return None
+        return self._read_field(job_id, "digest.json", "sha256")
 
     def source_length(self, job_id: str) -> tuple[int, int] | None:
         """(frames, rate) of the job's audio (``write_source_length``); None: not read to its end."""
@@ -89,10 +93,7 @@ class JobFiles:
 
     def media_of(self, job_id: str) -> str | None:
         """The kind of a video upload (``write_media``), or None: not a video."""
-        try:
-            return str(json.loads((self.folder(job_id) / "media.json").read_text())["kind"])
-        except (FileNotFoundError, ValueError, KeyError):
-            return None
+        return self._read_field(job_id, "media.json", "kind")
 
     def keep_video(self, job_id: str) -> bool:
         """A done job's video upload moved to ``video_path`` (its bytes still counted), before the

@@ -26,8 +26,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.credentials import ThrowawayKeys, signing
-from tests.support.dubbed_speech import speech_of
-from tests.support.fake_runner import FakeRunner
+from tests.support.dubbed_speech import speaking_runner
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.mcp_door import http_client, mcp_url
 from tests.support.stepped_call import NO_MODEL
@@ -44,8 +43,7 @@ class Served:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["signed", "unsigned"])
 async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
-    runner = FakeRunner()
-    runner.waveform = speech_of
+    runner = speaking_runner()
     settings = make_settings(NO_MODEL)
     settings.server.http_port = 0
     settings.mcp.enabled = True
