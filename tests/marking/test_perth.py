@@ -1,7 +1,7 @@
 """Our PerTh modules hold the resemble-perth wheel's trained checkpoint exactly: every entry loads
 with ``strict=True`` into modules of the same shapes, the spectrogram parameters are the wheel's
-``hparams.yaml``, a network of another shape, an extra entry or another window is refused, and the
-whole signal path marks and reads as the wheel's own code does."""
+``hparams.yaml``, a network of another shape, an extra entry, another window or other bytes than the
+pinned file's are refused, and the whole signal path marks and reads as the wheel's own code does."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ import torch
 import yaml
 
 from tests.support.paths import REPO
+from translate_svc.marking import perth
 from translate_svc.marking.perth import (
+    CHECKPOINT_SHA256,
     PARAMS,
+    PerthChanged,
     PerthNetwork,
     checkpoint_path,
     load_network,
@@ -82,6 +85,47 @@ def test_a_checkpoint_trained_on_another_window_is_refused(state: dict[str, torc
     torch.save({"model": other, "step": 1}, path)
     with pytest.raises(ValueError, match="periodic Hann"):
         load_network(path)
+
+
+class _Reads(type(Path())):  # type: ignore[misc]
+    """A path whose reads return ``damaged`` bytes first (a read damaged on its way), then the file's."""
+
+    damaged: list[bytes]
+
+    def read_bytes(self) -> bytes:
+        return self.damaged.pop(0) if self.damaged else super().read_bytes()
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch, *damaged: bytes) -> None:
+    path = _Reads(checkpoint_path())
+    path.damaged = list(damaged)
+    monkeypatch.setattr(perth, "checkpoint_path", lambda: path)
+
+
+def test_the_pinned_digest_is_the_installed_wheels_checkpoint() -> None:
+    import hashlib
+
+    assert hashlib.sha256(checkpoint_path().read_bytes()).hexdigest() == CHECKPOINT_SHA256
+
+
+def test_a_damaged_read_is_read_again_and_said(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = checkpoint_path().read_bytes()
+    at = len(good) // 2  # one byte of the weights
+    _reads(monkeypatch, good[:at] + bytes([good[at] ^ 1]) + good[at + 1 :])
+    with caplog.at_level("WARNING", logger=perth.__name__):
+        _, step = load_network()
+    assert step == 250_000
+    assert "gave other bytes" in caplog.text and "read again" in caplog.text
+
+
+def test_other_bytes_twice_are_refused_with_the_wheel_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = checkpoint_path().read_bytes()
+    other = good[:-1] + bytes([good[-1] ^ 1])
+    _reads(monkeypatch, other, other)
+    with pytest.raises(PerthChanged, match=r"is not the checkpoint resemble-perth==1\.0\.1 ships .*force-reinstall"):
+        load_network()
 
 
 def test_our_modules_mark_and_read_as_the_wheels_own_code(shared_audio: Path, tmp_path: Path) -> None:

@@ -27,7 +27,10 @@ number of threads may run it at once under ``torch.inference_mode()``.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import io
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+logger = logging.getLogger(__name__)
+
 #: the wheel whose trained weights are used (its Python is not imported)
 PERTH_WHEEL = "resemble-perth==1.0.1"
 CHECKPOINT = Path("perth_net") / "pretrained" / "implicit" / "perth_net_250000.pth.tar"
+#: the sha256 of that checkpoint as ``PERTH_WHEEL`` ships it: the bytes loaded are the bytes tested
+CHECKPOINT_SHA256 = "a15bce457ebc53ce5e6c9c3f11df78cf7ee2bf9cdab0a798902135b4c4027670"
 #: checkpoint entries of the wheel's STFT modules (its windows, and an unused time-stretch table)
 _SPECTRUM_KEYS = ("ap.spectrogram.window", "ap.inv_spectrogram.window", "ap.stretch.phase_advance")
 
@@ -80,6 +87,11 @@ PARAMS = SpectrumParams()
 
 class PerthMissing(RuntimeError):
     """The resemble-perth wheel or its checkpoint is not installed (raised when the model loads)."""
+
+
+class PerthChanged(PerthMissing):
+    """The installed checkpoint is not the one ``PERTH_WHEEL`` ships (its sha256 differs): as good
+    as none."""
 
 
 def checkpoint_path() -> Path:
@@ -203,11 +215,38 @@ def network_state(state: dict[str, torch.Tensor], params: SpectrumParams = PARAM
     return {k: v for k, v in state.items() if k not in _SPECTRUM_KEYS}
 
 
+def verified_checkpoint() -> bytes:
+    """The wheel's checkpoint file, its bytes checked against ``CHECKPOINT_SHA256``.
+
+    A read whose bytes differ is read once more: the file is the same, so a second read that
+    matches means the first one was damaged on its way (seen twice in about twenty test runs on
+    shared 2-core machines, as one window value off by 7.6e-05; the weights beside it would have
+    been damaged unseen), and is logged. Two reads that differ from the pin raise ``PerthChanged``."""
+    path = checkpoint_path()
+    digests: list[str] = []
+    for _ in range(2):
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == CHECKPOINT_SHA256:
+            if digests:
+                logger.warning(
+                    "a read of %s gave other bytes (sha256 %s); read again, it is the pinned one", path, digests[0]
+                )
+            return data
+        digests.append(digest)
+    raise PerthChanged(
+        f"{path} is not the checkpoint {PERTH_WHEEL} ships (sha256 {' then '.join(digests)}, "
+        f"expected {CHECKPOINT_SHA256}): pip install --force-reinstall {PERTH_WHEEL}"
+    )
+
+
 def load_network(path: Path | None = None, params: SpectrumParams = PARAMS) -> tuple[PerthNetwork, int]:
     """The trained network (eval mode, no gradients) and its training step, from the wheel's
-    checkpoint (or ``path``). Raises ``PerthMissing`` without the wheel, and torch's RuntimeError
-    when the checkpoint's entries do not match these modules one for one."""
-    checkpoint = torch.load(path or checkpoint_path(), map_location="cpu", weights_only=True)
+    checkpoint (``verified_checkpoint``) or ``path`` (read as it is). Raises ``PerthMissing``
+    without the wheel, ``PerthChanged`` when its checkpoint is not the pinned one, and torch's
+    RuntimeError when the checkpoint's entries do not match these modules one for one."""
+    data = path.read_bytes() if path is not None else verified_checkpoint()
+    checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     network = PerthNetwork(params)
     network.load_state_dict(network_state(checkpoint["model"], params), strict=True)
     network.eval().requires_grad_(False)
