@@ -138,6 +138,31 @@ def check_speed(value: float, field: str) -> float:
     raise OptionError(field, f"must be a number from {SPEED_MIN} to {SPEED_MAX} (1 is the model's own rate), got {got}")
 
 
+@dataclass(frozen=True)
+class PartySpeech:
+    """A conversation's speech per party, keyed by the language the party hears (a party's own
+    language is the one the others' turns are spoken to it in): the voice (``OutputOptions.speaker_id``)
+    and the speaking rate (``OutputOptions.speed``) of the speech made in that language, so the
+    two directions sound apart and a slower listener gets slower speech. A language not named
+    takes the output's. Pairs in the order sent; each language at most once (``check_parties``)."""
+
+    voices: tuple[tuple[str, int], ...] = ()
+    speeds: tuple[tuple[str, float], ...] = ()
+
+    def voice(self, language: str, default: int) -> int:
+        return next((v for lang, v in self.voices if lang == language), default)
+
+    def speed(self, language: str, default: float) -> float:
+        return next((r for lang, r in self.speeds if lang == language), default)
+
+    def __bool__(self) -> bool:
+        return bool(self.voices or self.speeds)
+
+
+#: no voice or rate of its own for any party: every language speaks as the output says
+NO_PARTIES = PartySpeech()
+
+
 def _number_words(value: float) -> str:
     """A number for an error message, short whatever its size: ``%g``, or an integer too large for
     a float by its count of digits (from its bit length: ``str`` of a huge integer is refused past
@@ -268,6 +293,8 @@ class TranslationTask:
     #: a conversation's language stated by the client for the coming audio (a push-to-talk): its
     #: segments skip identification and are translated from it into the others; None: identified
     stated_language: str | None = None
+    #: a conversation's voice and rate per party (per language heard); NO_PARTIES: the output's
+    parties: PartySpeech = NO_PARTIES
 
     @property
     def asr_only(self) -> bool:

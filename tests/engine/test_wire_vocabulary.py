@@ -25,7 +25,7 @@ from translate_svc.model_api.requests import (
     SpeechFit,
 )
 from translate_svc.model_api.turns import TurnPrior
-from translate_svc.types import Profanity, SegmentError, SpokenUnits, Term, TraceRef, WordTiming
+from translate_svc.types import PartySpeech, Profanity, SegmentError, SpokenUnits, Term, TraceRef, WordTiming
 
 pytestmark = pytest.mark.unit
 
@@ -62,10 +62,14 @@ def full_respeak() -> ModelInput:
 
 def full_conversation() -> ModelInput:
     """A conversation's segment: the language detected among its languages is its transcript,
-    leaning on the previous turn's."""
+    leaning on the previous turn's; the speech into Spanish in its party's voice, into English at
+    its party's rate."""
     langs = ("eng", "spa", "fra")
     prior = TurnPrior("spa", margin=0.25)
-    return ModelInput(np.ones(160, np.float32), langs, DETECTED, detect=langs, conversation=True, prior=prior)
+    parties = PartySpeech(voices=(("spa", 2),), speeds=(("eng", 1.25),))
+    return ModelInput(
+        np.ones(160, np.float32), langs, DETECTED, detect=langs, conversation=True, prior=prior, parties=parties
+    )
 
 
 def full_step() -> ModelInput:

@@ -1,11 +1,12 @@
 """A conversation's segment on the model runner (test checkpoint): the language the identifier
 picks among the conversation's is the transcript, decoded as ``generate`` decodes it, and the
 translations (text and speech) are the other languages' alone, each equal to ``generate`` into
-it; the stable test translator does the same. The identifier here is a stand-in that picks a given
-language (the runner's own stages do the rest)."""
+it, each spoken in its party's voice and rate; the stable test translator does the same. The
+identifier here is a stand-in that picks a given language (the runner's own stages do the rest)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tests.support.speech import read_16k
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.model_api.requests import DETECTED, ModelInput
-from translate_svc.types import ModelInfo
+from translate_svc.types import ModelInfo, PartySpeech
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(30)]
 
@@ -84,3 +85,25 @@ def test_the_stable_translator_translates_a_conversation_into_the_other_language
     out = stable.run([conversation(np.zeros(16000, np.float32), "spa", "eng", "fra")])[0]
     assert out.detected == {"spa": 1.0}  # its made-up choice: the first candidate
     assert sorted(out.texts) == sorted(out.waveforms) == ["eng", "fra"] and out.transcript
+
+
+def test_each_language_is_spoken_in_its_partys_voice_and_rate(
+    runner: SeamlessRunner, span: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spanish detected among three: English in its party's voice at its party's rate, French in
+    the segment's own; each equal to the same segment spoken with that voice and rate for all."""
+    monkeypatch.setattr(runner.stages, "identifier", Picking("spa"))
+    langs = ("eng", "spa", "fra")
+    parties = PartySpeech(voices=(("eng", 2),), speeds=(("eng", 0.75),))
+    talk = dataclasses.replace(conversation(span, *langs), parties=parties)
+    mine = runner.run([talk])[0]
+    everyone = runner.run([dataclasses.replace(conversation(span, *langs), speaker_id=2, speed=0.75)])[0]
+    plain = runner.run([conversation(span, *langs)])[0]
+    assert mine.texts == everyone.texts == plain.texts and sorted(mine.waveforms) == ["eng", "fra"]
+    assert mine.speech_rates == {"eng": 0.75, "fra": 1.0}
+    np.testing.assert_allclose(mine.waveforms["eng"], everyone.waveforms["eng"], atol=1e-4)
+    np.testing.assert_allclose(mine.waveforms["fra"], plain.waveforms["fra"], atol=1e-4)
+    assert len(mine.waveforms["eng"]) > len(plain.waveforms["eng"])  # slower
+    voiced = runner.run([dataclasses.replace(talk, parties=PartySpeech(voices=(("eng", 2),)))])[0]
+    assert voiced.waveforms["eng"].shape == plain.waveforms["eng"].shape
+    assert not np.allclose(voiced.waveforms["eng"], plain.waveforms["eng"])  # another voice

@@ -17,8 +17,10 @@ import numpy as np
 from translate_svc.model_api.turns import TurnPrior
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
+    NO_PARTIES,
     SPEED_MAX,
     SPEED_MIN,
+    PartySpeech,
     Profanity,
     SpokenUnits,
     Term,
@@ -150,6 +152,9 @@ class ModelInput:
     #: a conversation's segment: the previous turn's language, which a short segment or an unsure
     #: identification keeps (``model_api/turns.py``); None: the identifier's top language
     prior: TurnPrior | None = None
+    #: a conversation's voice and rate per language spoken (``types.PartySpeech``): the speech made
+    #: in a language named there takes its voice and rate instead of ``speaker_id`` and ``speed``
+    parties: PartySpeech = NO_PARTIES
 
     def __post_init__(self) -> None:
         if not is_speed(self.speed):
@@ -162,13 +167,21 @@ class ModelInput:
             raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
         if self.conversation:
             _check_conversation(self)
-        elif self.prior is not None:
-            raise ValueError("a turn prior is a conversation's (ModelInput.conversation)")
+        elif self.prior is not None or self.parties:
+            raise ValueError("a turn prior, a party's voice or rate: a conversation's (ModelInput.conversation)")
         if self.text is not None:
             if self.simul is not None or self.detect is not None or self.transcript_language is not None:
                 raise ValueError("a text input has no transcript, detection or simultaneous step")
             if len(self.audio) or not self.targets:
                 raise ValueError("a text input has no audio and at least one target")
+
+    def voice(self, language: str) -> int:
+        """The voice of the speech made in ``language``: its party's, else ``speaker_id``."""
+        return self.parties.voice(language, self.speaker_id)
+
+    def rate(self, language: str) -> float:
+        """The speaking rate of the speech made in ``language``: its party's, else ``speed``."""
+        return self.parties.speed(language, self.speed)
 
     @property
     def kind(self) -> WorkKind:
@@ -234,6 +247,11 @@ def _check_conversation(item: ModelInput) -> None:
         raise ValueError(f"a turn prior's language is one of the conversation's {langs}, got {item.prior.language}")
     if item.kind is not WorkKind.SEGMENT or item.renditions or item.keep_units:
         raise ValueError("a conversation's input is a whole segment, without renditions or kept units")
+    for named in ([lang for lang, _ in item.parties.voices], [lang for lang, _ in item.parties.speeds]):
+        if any(lang not in langs for lang in named) or len(set(named)) != len(named):
+            raise ValueError(f"a party's voice or rate names one of the conversation's {langs} once, got {named}")
+    if not all(is_speed(rate) for _, rate in item.parties.speeds) or (item.parties.speeds and item.fit is not None):
+        raise ValueError(f"a party's rate is from {SPEED_MIN} to {SPEED_MAX}, and not beside a fit")
 
 
 def _check_respeak(item: ModelInput) -> None:

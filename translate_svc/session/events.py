@@ -12,12 +12,14 @@ from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     NO_EAR,
+    NO_PARTIES,
     AudioFormat,
     Commit,
     EarOptions,
     InterimResult,
     ModelCard,
     OutputOptions,
+    PartySpeech,
     SegmentResult,
     SimultaneousOptions,
     Term,
@@ -71,6 +73,8 @@ class StreamConfig:
     conversation: tuple[str, ...] | None = None
     #: the conversation's language stated for the coming audio (``TranslationTask.stated_language``)
     stated_language: str | None = None
+    #: the conversation's voice and rate per party (``TranslationTask.parties``)
+    parties: PartySpeech = NO_PARTIES
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class Update:
     conversation: tuple[str, ...] | None = None
     #: with ``conversation``: its stated language from now on (None: none, each segment identified)
     stated_language: str | None = None
+    #: with ``conversation``: its voice and rate per party from now on (none named: the output's)
+    parties: PartySpeech = NO_PARTIES
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ export function conversationPb(c: RequestOptions["conversation"]): Conversation 
   if (languages.length < 2) {
     throw new RangeError('a conversation names two languages or more, e.g. conversation: ["eng", "spa"]');
   }
-  return { languages, statedLanguage: o.stated ?? "" };
+  return { languages, statedLanguage: o.stated ?? "", voices: { ...o.voices }, speeds: { ...o.speeds } };
 }
 
 export function termsPb(terms: readonly TermInput[] = []): Term[] {

@@ -70,11 +70,15 @@ export interface RawAudio {
 /** A phrase to get right; a plain string is a boost (as in the Python SDK). */
 export type TermInput = string | Partial<Term>;
 
-/** A conversation (docs/api.md "Conversations"): its 2-4 languages ("eng,spa" or a list), and the
- * language of the coming audio where the client states it (a push-to-talk button per party). */
+/** A conversation (docs/api.md "Conversations"): its 2-4 languages ("eng,spa" or a list), the
+ * language of the coming audio where the client states it (a push-to-talk button per party), and
+ * per language the voice (a speaker id) and speaking rate of the speech made in it: the speech its
+ * party hears (`voices: { spa: 2 }, speeds: { spa: 0.85 }`; a language not named takes the call's). */
 export interface ConversationInput {
   languages: string | readonly string[];
   stated?: string;
+  voices?: Readonly<Record<string, number>>;
+  speeds?: Readonly<Record<string, number>>;
 }
 
 export interface RequestOptions {

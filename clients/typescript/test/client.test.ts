@@ -479,6 +479,24 @@ describe("conversations", () => {
     }
   });
 
+  test("each party's voice and rate: the speech made in a language takes its party's; a stream echoes them", async () => {
+    const c = client(talk!.address);
+    try {
+      const conversation = { languages: ["eng", "spa"], voices: { eng: 1 }, speeds: { eng: 1.5 } };
+      const heard = await c.translate(jfk, { targets: [], conversation });
+      assert.ok(heard.segments.length > 0);
+      for (const seg of heard.segments) {
+        assert.deepEqual(seg.translations.map((t) => [t.targetLanguage, t.speechRate]), [["eng", 1.5]]);
+      }
+      const s = await c.stream({ targets: [], conversation, output: { speech: false } });
+      const echoed = s.info?.config?.conversation;
+      assert.deepEqual([echoed?.voices, echoed?.speeds], [{ eng: 1 }, { eng: 1.5 }]);
+      await run(s, chunks(minute.subarray(0, 16000 * 2)));
+    } finally {
+      c.close();
+    }
+  });
+
   test("a stream: the config echoes the conversation; an update states a language from its first segment on", async () => {
     const pcm = minute.subarray(0, 16000 * 24);
     const c = client(talk!.address);

@@ -195,6 +195,15 @@ async def test_an_update_changes_the_languages_from_the_segment_it_names(
         ({"conversation": talk("eng", "spa"), "target_languages": ["fra"]}, "drop target_languages"),
         ({"conversation": talk("eng", "spa"), "source_language": "eng"}, "drop source_language"),
         (
+            {"conversation": pb.Conversation(languages=["eng", "spa"], voices={"deu": 1})},
+            "conversation.voices names 'deu', not one of conversation.languages (eng, spa)",
+        ),
+        ({"conversation": pb.Conversation(languages=["eng", "spa"], voices={"spa": 9})}, "voices[spa] is 9: use 0..3"),
+        (
+            {"conversation": pb.Conversation(languages=["eng", "spa"], speeds={"eng": 3.0})},
+            "conversation.speeds[eng] must be a number from 0.5 to 2.0",
+        ),
+        (
             {"conversation": talk("eng", "spa"), "language_detection": pb.LanguageDetection(enabled=True)},
             "drop language_detection",
         ),
@@ -240,6 +249,35 @@ async def test_a_server_without_an_identifier_refuses_a_conversation_saying_how_
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "download-lid-model" in (e.value.details() or "")
 
 
+def rates(segments: Sequence[pb.SegmentResult]) -> list[tuple[str, float]]:
+    """Each translation's language and the rate its speech was made at."""
+    return [(t.target_language, round(t.speech_rate, 4)) for seg in segments for t in seg.translations]
+
+
+async def test_each_party_hears_its_own_rate_and_an_update_sets_them_anew(
+    spanish: LiveServer, shared_audio: Path
+) -> None:
+    """Spanish is heard: English is spoken at the English party's rate; an update stating English
+    with rates anew: Spanish at the Spanish party's, English's no longer set. The stream echoes them."""
+    content, _ = shared_pcm(shared_audio, "jfk.flac")
+    parties = pb.Conversation(languages=["eng", "spa"], voices={"eng": 1}, speeds={"eng": 1.5, "spa": 0.75})
+    resp = await translate(spanish, content, conversation=parties)
+    assert check_directions(resp.segments, ["eng", "spa"]) == ["spa"] * 4
+    assert rates(resp.segments) == [("eng", 1.5)] * 4
+    stated = pb.Conversation(languages=["eng", "spa"], stated_language="eng", speeds={"spa": 0.5})
+    cfg = pb.StreamingConfig(format=PCM16, conversation=parties)
+    update = pb.StreamingTranslateRequest(update=pb.StreamUpdate(conversation=stated))
+    got = await stream(spanish, [pb.StreamingTranslateRequest(config=cfg), update, *audio_msgs(content)])
+    echoed = got[0].started.config.conversation
+    assert (dict(echoed.voices), dict(echoed.speeds)) == ({"eng": 1}, {"eng": 1.5, "spa": 0.75})
+    updated = next(r.updated for r in got if r.HasField("updated"))
+    assert updated.status.code == 0 and updated.first_segment_id == 0
+    now = updated.config.conversation
+    assert (now.stated_language, dict(now.voices), dict(now.speeds)) == ("eng", {}, {"spa": 0.5})
+    segments = [r.segment for r in got if r.HasField("segment")]
+    assert len(segments) == 4 and rates(segments) == [("spa", 0.5)] * 4
+
+
 async def test_the_sdk_passes_a_conversation_and_its_update(spanish: LiveServer, shared_audio: Path) -> None:
     from translate_svc.client import AsyncTranslateClient, Segment, StreamUpdated
 
@@ -266,6 +304,20 @@ async def test_the_sdk_passes_a_conversation_and_its_update(spanish: LiveServer,
         assert all([t.target for t in seg.translations] == ["eng"] for seg in segments)
         updated = [ev for ev in events if isinstance(ev, StreamUpdated)]
         assert updated and updated[0].error is None and updated[0].conversation == ("eng", "spa")
+
+
+async def test_the_sdk_passes_each_partys_voice_and_rate(spanish: LiveServer, shared_audio: Path) -> None:
+    from translate_svc.client import AsyncTranslateClient, Conversation, TranslateError
+
+    talk_ = Conversation(("eng", "spa"), voices={"eng": 1}, speeds={"eng": 1.25})
+    async with AsyncTranslateClient(f"127.0.0.1:{spanish.port}") as client:
+        result = await client.translate(shared_audio / "jfk.flac", targets=(), conversation=talk_)
+        assert len(result.segments) == 4
+        assert [(t.target, t.speech_rate) for seg in result.segments for t in seg.translations] == [("eng", 1.25)] * 4
+        with pytest.raises(TranslateError, match=r"INVALID_ARGUMENT: conversation\.speeds names 'fra'"):
+            await client.translate(
+                shared_audio / "jfk.flac", targets=(), conversation=Conversation(("eng", "spa"), speeds={"fra": 1.0})
+            )
 
 
 async def test_the_sdk_states_a_language_and_says_what_chose_each(spanish: LiveServer, shared_audio: Path) -> None:

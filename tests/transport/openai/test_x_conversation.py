@@ -185,6 +185,11 @@ def update(**session: Any) -> dict[str, Any]:
         ({"x_conversation": {"languages": ["eng", "spa"]}, "audio": {"output": {"language": "fr"}}}, "drop"),
         ({"x_conversation": {"languages": ["eng", "spa"]}, "x_simultaneous_step_ms": 1000}, "simultaneous"),
         ({"x_conversation": ["eng", "spa"]}, '{"languages": ["en", "es"]}'),
+        ({"x_conversation": {"languages": ["en", "es"], "voices": {"fr": 1}}}, "voices must be an object keyed by"),
+        ({"x_conversation": {"languages": ["en", "es"], "voices": {"es": 1.5}}}, 'such as {"es": 2}'),
+        ({"x_conversation": {"languages": ["en", "es"], "speeds": {"es": "slow"}}}, 'such as {"es": 0.85}'),
+        ({"x_conversation": {"languages": ["en", "es"], "speeds": {"es": 3}}}, "speeds[spa] must be a number from 0.5"),
+        ({"x_conversation": {"languages": ["en", "es"], "voices": {"es": 9}}}, "voices[spa] is 9: use 0..3"),
     ],
 )
 async def test_a_bad_conversation_ends_the_opening_session_with_the_field_named(
@@ -214,6 +219,17 @@ async def test_a_running_conversation_refuses_a_bad_update_naming_the_field_and_
     assert {k: e.param for k, e in errors.items()} == {None: PARAM, "null": PARAM}, got
     assert "has 1 language" in errors[None].message
     assert got[3].session.model_extra["x_conversation"] == {"languages": ["spa", "fra"]}
+
+
+async def test_each_partys_voice_and_speed_are_echoed_and_an_update_sets_them_anew(plain: LiveServer) -> None:
+    first = {"languages": ["en", "es"], "voices": {"es": 1}, "speeds": {"en": 1.25}}
+    later = {"languages": ["en", "es"], "speeds": {"es": 0.75}}
+    same = {**update(x_conversation=later), "event_id": "same"}  # the same again
+    got = await events_of(
+        plain, update(x_conversation=first), update(x_conversation=later), same, {"type": "session.close"}
+    )
+    assert [e.type for e in got] == ["session.updated"] * 3 + ["session.closed"], got
+    assert [e.session.model_extra["x_conversation"] for e in got[:3]] == [first, later, later]
 
 
 # -- the audio REST endpoints -----------------------------------------------------------------------

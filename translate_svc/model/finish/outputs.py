@@ -193,12 +193,12 @@ def _speak_group(batch: _Batch, group: list[FinishRow], sequences: torch.Tensor)
         prefilled.row_mask.index_select(0, sel),
         seqs,
         [row.language for row in group],
-        [row.input.speaker_id for row in group],
+        [row.input.voice(row.language) for row in group],
         [row.input.input_seconds for row in group],
         text_input=batch.text_input,
         text_states=states,
         tokens=[row.spoken for row in group],
-        speeds=[row.input.speed for row in group],
+        speeds=[row.input.rate(row.language) for row in group],
         fits=[row.input.fit for row in group],
         again=again,
     )  # unmarked waves: ``_speak`` marks every group's in one batch
@@ -266,11 +266,11 @@ def _keep_units(out: Speech, group: list[FinishRow], keeping: Sequence[int]) -> 
         row = group[i]
         row.units = SpokenUnits(
             row.language,
-            row.input.speaker_id,
+            row.input.voice(row.language),
             units[j, : out.units.counts[i]].copy(),
             durations[j].copy(),
             tuple(row.spoken),
-            row.input.speed if row.rate is None else row.rate,
+            row.input.rate(row.language) if row.rate is None else row.rate,
         )
 
 

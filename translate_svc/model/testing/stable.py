@@ -171,7 +171,7 @@ class StableTranslator:
             detected=detected,
             words={lang: spoken_words(ids) for lang in targets} if item.words and item.speech else {},
             transcript_words=heard_words(len(item.audio)) if heard else (),
-            units=tuple(_kept(lang, ids, item.speaker_id) for lang in targets if ids)
+            units=tuple(_kept(lang, ids, item.voice(lang)) for lang in targets if ids)
             if item.keep_units and item.speech
             else (),
         )

@@ -33,10 +33,12 @@ from translate_svc.session.task import change, checks
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
 from translate_svc.types import (
     NO_EAR,
+    NO_PARTIES,
     AudioEncoding,
     AudioFormat,
     EarOptions,
     OutputOptions,
+    PartySpeech,
     SegmentResult,
     Term,
     TranslationTask,
@@ -69,6 +71,8 @@ class ClipRequest:
     conversation: tuple[str, ...] | None = None
     #: the conversation's stated language (none identified); None: each segment identified
     stated_language: str | None = None
+    #: the conversation's voice and rate per party (``TranslationTask.parties``)
+    parties: PartySpeech = NO_PARTIES
     #: each channel of a stereo clip translated on its own (a party per channel), the results
     #: labelled with their channel (as their speaker too) and merged in source-time order
     separate_channels: bool = False
@@ -114,6 +118,7 @@ class ClipDriver:
                     ear=request.ear,
                     conversation=request.conversation,
                     stated=request.stated_language,
+                    parties=request.parties,
                 )
                 stored = await self._m.glossaries.terms(
                     self.tenant.name, request.glossaries, task.target_languages, task.source_language or ""

@@ -270,6 +270,7 @@ class StreamDriver:
             first.ear,
             first.conversation,
             first.stated_language,
+            first.parties,
         )
         stored = await self._m.glossaries.terms(
             self.tenant.name, first.glossaries, task.target_languages, task.source_language or ""
@@ -385,6 +386,7 @@ class StreamDriver:
                     req.speed,
                     conversation=req.conversation,
                     stated_language=req.stated_language,
+                    parties=req.parties,
                 )
                 task = self._changed(session, what)
             except InvalidInput as e:

@@ -17,7 +17,7 @@ from translate_svc.glossaries.compiled import StoredTerms, term_key
 from translate_svc.session.task import checks
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import ModelCard, Term, TranslationTask
+from translate_svc.types import NO_PARTIES, ModelCard, PartySpeech, Term, TranslationTask
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class TaskChange:
     #: with ``conversation``: its stated language from now on (None: none; without
     #: ``conversation`` the task's is kept)
     stated_language: str | None = None
+    #: with ``conversation``: its voices and rates per party from now on (without ``conversation``
+    #: the task's are kept)
+    parties: PartySpeech = NO_PARTIES
 
     @property
     def empty(self) -> bool:
@@ -60,6 +63,7 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
     _check_kind(task, what)
     talk = task.conversation if what.conversation is None else what.conversation
     stated = task.stated_language if what.conversation is None else what.stated_language
+    parties = task.parties if what.conversation is None else what.parties
     with checks.options_at("output."):  # the options check their own values (a rate out of range)
         output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
         output = output if speed is None else dataclasses.replace(output, speed=speed)
@@ -76,6 +80,7 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
         task.ear,
         talk,
         stated,
+        parties,
     )
     # the stored glossaries' entries (read as the stream started) for the targets it keeps: its
     # own terms are the ones they were matched against then, so none is dropped again

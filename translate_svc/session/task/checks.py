@@ -29,10 +29,12 @@ from translate_svc.speakers.encoder import installed as speakers_installed
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
     NO_EAR,
+    NO_PARTIES,
     EarOptions,
     ModelCard,
     OptionError,
     OutputOptions,
+    PartySpeech,
     SimultaneousOptions,
     SpeechEncoding,
     Term,
@@ -57,6 +59,7 @@ def resolve_task(
     ear: EarOptions = NO_EAR,
     conversation: Sequence[str] | None = None,
     stated: str | None = None,
+    parties: PartySpeech = NO_PARTIES,
 ) -> TranslationTask:
     """Check languages and output options against the loaded model and the limits. No targets:
     ASR only. ``detect``: language detection among these candidates (empty: any).
@@ -64,7 +67,8 @@ def resolve_task(
     suppression and speaker labels (``check_ear``). ``conversation``: its languages, in place of
     ``targets``, ``source`` and ``detect`` (``task/conversation.py``): the task then detects among
     them and targets them, and each segment is translated into those not detected; ``stated``:
-    the conversation's language stated for the coming audio (empty or None: none)."""
+    the conversation's language stated for the coming audio (empty or None: none); ``parties``:
+    its voice and rate per language (``types.PartySpeech``), a conversation's only."""
     check_ear(ear)
     text_codes, speech_codes = card.text_codes, card.speech_codes
     talk = None
@@ -79,8 +83,14 @@ def resolve_task(
             output=output,
             simultaneous=simultaneous,
             stated=stated or None,
+            parties=parties,
         )
         targets, detect = list(talk), list(talk)
+    elif parties:
+        raise InvalidInput(
+            "a voice or rate per party is a conversation's: send it inside `conversation`, or set output.speaker_id "
+            "and output.speed for every language"
+        )
     if detect is not None:
         check_detection(card, limits, source, detect)
     check_terms(terms, limits)
@@ -145,6 +155,7 @@ def resolve_task(
         detect=tuple(detect) if detect is not None else None,
         conversation=talk,
         stated_language=(stated or None) if talk is not None else None,
+        parties=parties,
         terms=tuple(terms),
         simultaneous=simultaneous,
         ear=ear,

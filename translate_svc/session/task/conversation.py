@@ -17,7 +17,15 @@ from typing import ParamSpec, TypeVar
 from translate_svc.errors import InvalidInput, NotInstalled, ServiceError, shown
 from translate_svc.session.task.counts import check_list, conversation_bound, examples
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import ModelCard, OutputOptions, SimultaneousOptions
+from translate_svc.types import (
+    NO_PARTIES,
+    ModelCard,
+    OptionError,
+    OutputOptions,
+    PartySpeech,
+    SimultaneousOptions,
+    check_speed,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,12 +72,14 @@ def check_conversation(
     output: OutputOptions,
     simultaneous: SimultaneousOptions | None,
     stated: str | None = None,
+    parties: PartySpeech = NO_PARTIES,
 ) -> tuple[str, ...]:
     """The conversation's languages, checked: alone (no target_languages, source_language or
     language_detection beside it), 2..``conversation_bound`` distinct codes, each one the model
     translates into (and speaks, where speech is asked) and the identifier can pick, in segment
     mode, on a server with an identifier; ``stated`` (a language the client states for the coming
-    audio), if any, one of them. Each refusal's ``field`` is ``FIELD``."""
+    audio), if any, one of them; ``parties``' voices and rates (``check_parties``). Each
+    refusal's ``field`` is ``FIELD``."""
     beside = [
         name
         for name, given in (
@@ -112,4 +122,37 @@ def check_conversation(
             f"conversation.stated_language is {shown(stated)}, not one of conversation.languages "
             f"({', '.join(langs)}): state one of those, or leave it empty to identify each segment's language"
         )
+    check_parties(card, langs, parties, output)
     return tuple(langs)
+
+
+def check_parties(card: ModelCard, languages: Sequence[str], parties: PartySpeech, output: OutputOptions) -> None:
+    """A conversation's voice and rate per party (``PartySpeech``, keyed by the language the party
+    hears): each key one of ``languages``, named once in each map; a voice one the model has; a
+    rate in the speaking rates' range, and none while dubbing to the source's clock (``output.fit``
+    chooses each segment's rate)."""
+    for name, named in (
+        ("voices", [lang for lang, _ in parties.voices]),
+        ("speeds", [lang for lang, _ in parties.speeds]),
+    ):
+        for lang in named:
+            if lang not in languages:
+                raise InvalidInput(
+                    f"conversation.{name} names {shown(lang)}, not one of conversation.languages "
+                    f"({', '.join(languages)}): key each by the language its party hears"
+                )
+        if len(set(named)) != len(named):
+            raise InvalidInput(f"conversation.{name} names a language twice: give each language one value")
+    for lang, voice in parties.voices:
+        if not 0 <= voice < card.num_speakers:
+            raise InvalidInput(f"conversation.voices[{lang}] is {voice}: use 0..{card.num_speakers - 1}")
+    for lang, rate in parties.speeds:
+        try:
+            check_speed(rate, f"speeds[{lang}]")
+        except OptionError as e:
+            raise InvalidInput(f"conversation.{e.field} {e.problem}") from None
+    if parties.speeds and output.fit is not None:
+        raise InvalidInput(
+            "conversation.speeds and fit are both set: dubbing to the source's clock chooses each segment's rate; "
+            "drop one"
+        )

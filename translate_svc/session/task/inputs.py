@@ -56,7 +56,8 @@ def model_input(
     (``task.conversation``) is identified among its languages and translated into the others
     (``ModelInput.conversation``), leaning on ``previous`` (the language of the stream's previous
     turn, where one of its languages) by ``turns`` (``ModelInput.prior``); a stated language
-    (``task.stated_language``) is taken as said: no identification, no prior."""
+    (``task.stated_language``) is taken as said: no identification, no prior; each language's
+    speech in its party's voice and rate (``task.parties``)."""
     fit = task.output.fit
     fitted = None
     if fit is not None and budget_ms is not None and final and task.output.speech:
@@ -82,6 +83,7 @@ def model_input(
         detect=detect,
         conversation=talk,
         prior=prior,
+        parties=task.parties,
         terms=task.terms,
         words=final and task.output.word_timings,
         profanity=task.output.profanity or Profanity.OFF,

@@ -40,11 +40,13 @@ from translate_svc.transport.proto_options import ear_options, ear_to_pb, output
 from translate_svc.transport.rpc_errors import RPC_CODES, error_status
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
+    NO_PARTIES,
     AudioEncoding,
     AudioFormat,
     Commit,
     InterimResult,
     LanguageSource,
+    PartySpeech,
     SegmentResult,
     SimultaneousOptions,
     Term,
@@ -100,6 +102,17 @@ def conversation(msg: pb.TranslateRequest | pb.StreamingConfig | pb.StreamUpdate
 def stated_language(msg: pb.TranslateRequest | pb.StreamingConfig | pb.StreamUpdate) -> str | None:
     """A conversation's stated language (checked with its languages); None: unset or empty."""
     return (msg.conversation.stated_language or None) if msg.HasField("conversation") else None
+
+
+def parties(msg: pb.TranslateRequest | pb.StreamingConfig | pb.StreamUpdate) -> PartySpeech:
+    """A conversation's voices and rates per language (checked with its languages), in the
+    languages' order (a map's own order is none); a rate rounded as ``output.speed`` is."""
+    if not msg.HasField("conversation"):
+        return NO_PARTIES
+    talk = msg.conversation
+    return PartySpeech(
+        tuple(sorted(talk.voices.items())), tuple((lang, round(rate, 6)) for lang, rate in sorted(talk.speeds.items()))
+    )
 
 
 #: ``DetectedLanguage.source`` on the wire
@@ -365,6 +378,7 @@ def stream_request(
             round(u.speed, 6) if u.HasField("speed") else None,  # checked with the update (``retarget``)
             conversation(u),  # counted and checked with the update, as targets are
             stated_language(u),
+            parties(u),
         )
     raise InvalidInput("empty request message: set one of config, audio, packet, control or update")
 
@@ -391,6 +405,7 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
         glossaries=glossary_ids(cfg.glossaries),
         conversation=conversation(cfg),
         stated_language=stated_language(cfg),
+        parties=parties(cfg),
     )
 
 
@@ -447,7 +462,12 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
             language_detection=detection_to_pb(s.task.detect) if talk is None else None,
             conversation=None
             if talk is None
-            else pb.Conversation(languages=talk, stated_language=s.task.stated_language or ""),
+            else pb.Conversation(
+                languages=talk,
+                stated_language=s.task.stated_language or "",
+                voices=dict(s.task.parties.voices),
+                speeds=dict(s.task.parties.speeds),
+            ),
             terms=terms_to_pb(s.task.terms[: len(s.task.terms) - s.task.stored_terms]),  # its own, not a glossary's
             simultaneous=simultaneous_to_pb(s.task.simultaneous),
         ),

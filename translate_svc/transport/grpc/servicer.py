@@ -314,6 +314,7 @@ class TranslatorServicer:
             glossary_ids(request.glossaries),
             convert.conversation(request),
             convert.stated_language(request),
+            convert.parties(request),
             request.channel_mode == pb.CHANNEL_MODE_SEPARATE,
         )
 

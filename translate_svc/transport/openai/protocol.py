@@ -170,6 +170,8 @@ class RealtimeProtocol:
         self.done_events = True  # our extension x_done_events: false for none (finals.py)
         self.conversation = False  # our extension x_conversation: the languages are a conversation's
         self.stated: str | None = None  # its stated_language (a tag of the languages): none identified
+        self.voices: dict[str, int] = {}  # its voices and speeds, keyed by tags as written
+        self.speeds: dict[str, float] = {}
         self.room: RoomJoin | None = None  # our extension x_room: speak into a room (docs/rooms.md)
         self.noise: str | None = None  # audio.input.noise_reduction's type: RNNoise before the VAD
         self.terms = x_terms.SessionTerms()  # our extension x_terms
@@ -203,11 +205,17 @@ class RealtimeProtocol:
             "x_speech": self.speech,
             "x_done_events": self.done_events,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
-            "x_conversation": x_conversation.wire(self.languages, self.stated) if self.conversation else None,
+            "x_conversation": self._conversation_wire(),
             "x_terms": self.terms.wire(),
             "x_profanity": self.profanity.value if self.profanity else None,
             "x_limits": {"max_append_bytes": self.max_append_bytes},
         }
+
+    def _conversation_wire(self) -> dict[str, Any] | None:
+        """``x_conversation`` as the session shows it (None: fixed output languages)."""
+        if not self.conversation:
+            return None
+        return x_conversation.wire(self.languages, self.stated, self.voices, self.speeds)
 
     def created(self) -> str:
         """The session's first event."""
@@ -236,7 +244,7 @@ class RealtimeProtocol:
             "x_terms": self.terms.wire(),
             "x_profanity": self.profanity.value if self.profanity else None,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
-            "x_conversation": x_conversation.wire(self.languages, self.stated) if self.conversation else None,
+            "x_conversation": self._conversation_wire(),
         }
         return resume_value(session, self.resume_token, ended.segments_total, ended.resume_offset_ms)
 
@@ -384,6 +392,7 @@ class RealtimeProtocol:
         # a conversation's languages are its targets; beside output languages, the core refuses it
         shown, self.conversation = (tags, True) if tags is not None else (languages, False)
         self.stated = x_conversation.stated_of(session, tags)
+        self.voices, self.speeds = x_conversation.parties_of(session, tags)
         outputs = talk if talk is not None else targets
         x_terms.check_session(self.terms, self.card, *source_or_detection(self.source), outputs, shown)
         self.languages, self.targets = list(shown), outputs
@@ -432,6 +441,7 @@ class RealtimeProtocol:
             ear=EarOptions(noise_suppression=self.noise is not None),
             conversation=talk,
             stated_language=guess_model_code(self.stated) if self.stated else None,
+            parties=x_conversation.parties(self.voices, self.speeds),
         )
 
     # -- the server's side ------------------------------------------------------------------------
@@ -496,4 +506,7 @@ class RealtimeProtocol:
         self.speed = u.stream.task.output.speed
         self.tag_of.update(zip(self.targets, self.languages, strict=True))
         self.stated = self.tag_of.get(code, code) if (code := u.stream.task.stated_language) else None
+        parties = u.stream.task.parties
+        self.voices = {self.tag_of.get(code, code): v for code, v in parties.voices}
+        self.speeds = {self.tag_of.get(code, code): r for code, r in parties.speeds}
         return wire_event("session.updated", session=self.session(), x_first_segment_id=u.first_segment_id)

@@ -30,6 +30,8 @@ class Running(Protocol):
     speed: float
     conversation: bool
     stated: str | None
+    voices: dict[str, int]
+    speeds: dict[str, float]
 
     def session(self) -> dict[str, Any]: ...
 
@@ -66,8 +68,13 @@ def update(
         spoken = x_conversation.codes(talk) if talk is not None else None
         stated = x_conversation.stated_of(session, talk) if talk is not None else None
         said = guess_model_code(stated) if stated else None
+        parties = x_conversation.parties(*x_conversation.parties_of(session, talk))
         return Update(
-            targets, speed=speed if speed != p.speed else None, conversation=spoken, stated_language=said
+            targets,
+            speed=speed if speed != p.speed else None,
+            conversation=spoken,
+            stated_language=said,
+            parties=parties,
         ), list(asked)
     if refused is not None:  # answered, not fatal: the session goes on as it was
         kind, code = "invalid_request_error", "invalid_value"
@@ -81,10 +88,11 @@ def _talk_change(p: Running, session: dict[str, Any]) -> tuple[list[str] | None,
     """A running session's ``x_conversation``: its new languages (None: unchanged), or why the
     update is refused (a conversation stays one: null cannot end it midway; a session of fixed
     output languages asking for one is refused by the stream core, which keeps a stream's kind); its
-    stated language set, changed or cleared is a change too."""
+    stated language set, changed or cleared, and its voices or speeds, are a change too."""
     try:
         tags = x_conversation.tags_of(session)
         stated = x_conversation.stated_of(session, tags)
+        voices, speeds = x_conversation.parties_of(session, tags)
     except ParamError as e:
         return None, e
     if tags is None:
@@ -95,4 +103,5 @@ def _talk_change(p: Running, session: dict[str, Any]) -> tuple[list[str] | None,
             "whole new list of languages, or open another session for fixed output languages",
             x_conversation.PARAM,
         )
-    return (tags if tags != p.languages or stated != p.stated or not p.conversation else None), None
+    same = tags == p.languages and stated == p.stated and (voices, speeds) == (p.voices, p.speeds)
+    return (None if same and p.conversation else tags), None

@@ -4,9 +4,11 @@ identified among the conversation's languages and translated into the others.
 
 - Realtime: ``session.update`` with ``"x_conversation": {"languages": ["en", "es"]}`` in place of
   ``audio.output.language(s)``, and optionally ``"stated_language": "en"`` (the coming audio's
-  language as the client states it: no identification runs); a later update's ``x_conversation``
-  changes the languages (and states or clears the language) as one of ``audio.output.languages``
-  changes the targets.
+  language as the client states it: no identification runs), ``"voices": {"es": 2}`` and
+  ``"speeds": {"es": 0.85}`` (the voice, a speaker id, and the speaking rate of the speech made in
+  a language: the speech its party hears); a later update's ``x_conversation`` changes the
+  languages (states or clears the language, sets the voices and speeds anew) as one of
+  ``audio.output.languages`` changes the targets.
 - REST audio: the form field ``x_conversation``, a comma list (``en,es``).
 
 Only the value's shape is checked here (a list of bounded tags, mapped as the door maps any tag);
@@ -23,12 +25,13 @@ from translate_svc.errors import ServiceError
 from translate_svc.languages import guess_model_code
 from translate_svc.session.task.conversation import FIELD
 from translate_svc.transport.openai.wire import SESSION_PARAMS, ParamError
+from translate_svc.types import PartySpeech
 
 #: where a ``session.update`` names it, and the REST form's field
 PARAM = SESSION_PARAMS[FIELD]
 FORM_PARAM = "x_conversation"
 #: what an ``x_conversation`` object holds
-_KEYS = frozenset({"languages", "stated_language"})
+_KEYS = frozenset({"languages", "stated_language", "voices", "speeds"})
 #: the most tags read (the core's bound is lower: it says how many it takes), and a tag's length
 MAX_TAGS = 16
 MAX_TAG_CHARS = 35
@@ -71,9 +74,47 @@ def stated_of(session: dict[str, Any], tags: list[str] | None) -> str | None:
     return stated
 
 
-def wire(tags: list[str], stated: str | None) -> dict[str, Any]:
+def parties_of(session: dict[str, Any], tags: list[str] | None) -> tuple[dict[str, int], dict[str, float]]:
+    """``x_conversation.voices`` and ``speeds`` as the client named them: objects keyed by its
+    languages' tags, a speaker id (an integer) and a speaking rate (a number) each; empty where
+    absent or null. Their ranges are the core's (``task/conversation.py check_parties``)."""
+    value = session.get("x_conversation")
+    named: list[dict[str, Any]] = []
+    for key, kinds, example in (("voices", (int,), '{"es": 2}'), ("speeds", (int, float), '{"es": 0.85}')):
+        given = value.get(key) if isinstance(value, dict) and tags is not None else None
+        if given is None:
+            named.append({})
+            continue
+        if not (
+            isinstance(given, dict)
+            and all(t in tags for t in given)
+            and all(isinstance(v, kinds) and not isinstance(v, bool) for v in given.values())
+        ):
+            raise ParamError(
+                f"x_conversation.{key} must be an object keyed by its languages' tags as written there "
+                f"({', '.join(tags or ())}), such as {example}, or null",
+                PARAM,
+            )
+        named.append(dict(given))
+    return named[0], named[1]
+
+
+def parties(voices: dict[str, int], speeds: dict[str, float]) -> PartySpeech:
+    """The voices and speeds keyed by tags as the core's ``PartySpeech`` (model codes)."""
+    return PartySpeech(
+        tuple((guess_model_code(t), v) for t, v in voices.items()),
+        tuple((guess_model_code(t), r) for t, r in speeds.items()),
+    )
+
+
+def wire(tags: list[str], stated: str | None, voices: dict[str, int], speeds: dict[str, float]) -> dict[str, Any]:
     """A conversation as a ``session`` object shows it."""
-    return {"languages": tags, **({"stated_language": stated} if stated is not None else {})}
+    return {
+        "languages": tags,
+        **({"stated_language": stated} if stated is not None else {}),
+        **({"voices": voices} if voices else {}),
+        **({"speeds": speeds} if speeds else {}),
+    }
 
 
 def form_tags(value: str | None) -> list[str] | None:

@@ -136,13 +136,17 @@ def targets_list(targets: str | Sequence[str], *, asr: bool = False) -> list[str
 
 
 def conversation_pb(conversation: str | Sequence[str] | Conversation) -> pb.Conversation:
-    """A conversation's languages (``"eng,spa"``, a list, or a ``Conversation`` with its stated language)."""
-    if isinstance(conversation, Conversation):
-        langs: Sequence[str] = conversation.languages
-        stated = conversation.stated or ""
-    else:
-        langs, stated = conversation.split(",") if isinstance(conversation, str) else conversation, ""
-    return pb.Conversation(languages=[c.strip() for c in langs if c.strip()], stated_language=stated)
+    """A conversation's languages (``"eng,spa"``, a list, or a ``Conversation`` with its stated
+    language, voices and speeds)."""
+    if not isinstance(conversation, Conversation):
+        langs = conversation.split(",") if isinstance(conversation, str) else conversation
+        return pb.Conversation(languages=[c.strip() for c in langs if c.strip()])
+    return pb.Conversation(
+        languages=[c.strip() for c in conversation.languages if c.strip()],
+        stated_language=conversation.stated or "",
+        voices=dict(conversation.voices),
+        speeds=dict(conversation.speeds),
+    )
 
 
 def languages_pb(

@@ -6,7 +6,8 @@ Every result type is immutable and safe to pass between threads. Audio is numpy 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Literal, TypedDict, get_args
@@ -52,11 +53,17 @@ class Conversation:
     """A conversation's languages (2..4 model codes or tags) and, optionally, the language the
     coming audio is in as the client states it (``stated``: one of them; a push-to-talk button per
     party): while stated, no identification runs and each segment is translated from it into the
-    others (``Segment.language_source`` ``"stated"``). ``conversation=`` takes one wherever it takes
-    the languages alone (``translate``, ``stream``, ``Stream.update``: an update states or clears it)."""
+    others (``Segment.language_source`` ``"stated"``). ``voices`` and ``speeds``, keyed by a
+    language: the voice (as ``speaker_id``) and speaking rate (as ``speed``) of the speech made in
+    that language, the speech its party hears (e.g. ``voices={"eng": 0, "spa": 2}, speeds={"spa":
+    0.85}``); a language not named takes the call's. ``conversation=`` takes one wherever it takes
+    the languages alone (``translate``, ``stream``, ``Stream.update``: an update states or clears
+    the stated language and sets the voices and speeds anew)."""
 
     languages: tuple[str, ...]
     stated: str | None = None
+    voices: Mapping[str, int] = field(default_factory=dict)
+    speeds: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

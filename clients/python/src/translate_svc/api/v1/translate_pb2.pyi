@@ -558,12 +558,30 @@ class Term(_message.Message):
     def __init__(self, phrase: _Optional[str] = ..., kind: _Optional[_Union[Term.Kind, str]] = ..., weight: _Optional[float] = ..., translation: _Optional[str] = ..., target_language: _Optional[str] = ..., ignore_case: bool = ...) -> None: ...
 
 class Conversation(_message.Message):
-    __slots__ = ("languages", "stated_language")
+    __slots__ = ("languages", "stated_language", "voices", "speeds")
+    class VoicesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class SpeedsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     STATED_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    VOICES_FIELD_NUMBER: _ClassVar[int]
+    SPEEDS_FIELD_NUMBER: _ClassVar[int]
     languages: _containers.RepeatedScalarFieldContainer[str]
     stated_language: str
-    def __init__(self, languages: _Optional[_Iterable[str]] = ..., stated_language: _Optional[str] = ...) -> None: ...
+    voices: _containers.ScalarMap[str, int]
+    speeds: _containers.ScalarMap[str, float]
+    def __init__(self, languages: _Optional[_Iterable[str]] = ..., stated_language: _Optional[str] = ..., voices: _Optional[_Mapping[str, int]] = ..., speeds: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class LanguageDetection(_message.Message):
     __slots__ = ("enabled", "candidates")

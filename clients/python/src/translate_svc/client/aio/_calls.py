@@ -284,9 +284,8 @@ class StreamCalls:
                     if u.error is None:  # from now on part of the stream: a resume opens with it
                         del self._config.target_languages[:]
                         self._config.target_languages.extend(u.target_languages)
-                        if u.conversation:
-                            del self._config.conversation.languages[:]
-                            self._config.conversation.languages.extend(u.conversation)
+                        if msg.updated.config.HasField("conversation"):  # its languages, voices, speeds
+                            self._config.conversation.CopyFrom(msg.updated.config.conversation)
                         if u.speaker_id or self._config.HasField("output"):
                             self._config.output.speaker_id = u.speaker_id
                         if u.speed != 1.0 or self._config.output.HasField("speed"):

@@ -1082,6 +1082,29 @@ export interface Conversation {
    * a stream, a StreamUpdate's conversation (its languages repeated) states or clears it
    */
   statedLanguage: string;
+  /**
+   * the voice (as output.speaker_id: 0..ServerInfo.num_speakers-1) of the speech made in a
+   * language, keyed by that language: the speech each party hears, so the two directions sound
+   * apart. A language not named takes output.speaker_id. On a stream, a StreamUpdate's
+   * conversation sets them anew (unnamed: output.speaker_id's)
+   */
+  voices: { [key: string]: number };
+  /**
+   * the speaking rate (as output.speed: 0.5..2.0) of the speech made in a language, keyed by that
+   * language: a party who wants slower speech gets it, the other party does not. A language not
+   * named takes output.speed; not with fit. A StreamUpdate's conversation sets them anew
+   */
+  speeds: { [key: string]: number };
+}
+
+export interface Conversation_VoicesEntry {
+  key: string;
+  value: number;
+}
+
+export interface Conversation_SpeedsEntry {
+  key: string;
+  value: number;
 }
 
 /** Detect each segment's spoken language instead of taking source_language (leave that empty). */
@@ -6602,7 +6625,7 @@ export const Term: MessageFns<Term> = {
 };
 
 function createBaseConversation(): Conversation {
-  return { languages: [], statedLanguage: "" };
+  return { languages: [], statedLanguage: "", voices: {}, speeds: {} };
 }
 
 export const Conversation: MessageFns<Conversation> = {
@@ -6613,6 +6636,12 @@ export const Conversation: MessageFns<Conversation> = {
     if (message.statedLanguage !== "") {
       writer.uint32(18).string(message.statedLanguage);
     }
+    globalThis.Object.entries(message.voices).forEach(([key, value]: [string, number]) => {
+      Conversation_VoicesEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    globalThis.Object.entries(message.speeds).forEach(([key, value]: [string, number]) => {
+      Conversation_SpeedsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
     return writer;
   },
 
@@ -6645,6 +6674,28 @@ export const Conversation: MessageFns<Conversation> = {
             message.statedLanguage = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = Conversation_VoicesEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.voices[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = Conversation_SpeedsEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.speeds[entry4.key] = entry4.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6667,6 +6718,34 @@ export const Conversation: MessageFns<Conversation> = {
         : isSet(object.stated_language)
         ? globalThis.String(object.stated_language)
         : "",
+      voices: isObject(object.voices)
+        ? (globalThis.Object.entries(object.voices) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      speeds: isObject(object.speeds)
+        ? (globalThis.Object.entries(object.speeds) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -6678,6 +6757,24 @@ export const Conversation: MessageFns<Conversation> = {
     if (message.statedLanguage !== "") {
       obj.statedLanguage = message.statedLanguage;
     }
+    if (message.voices) {
+      const entries = globalThis.Object.entries(message.voices) as [string, number][];
+      if (entries.length > 0) {
+        obj.voices = {};
+        entries.forEach(([k, v]) => {
+          obj.voices[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.speeds) {
+      const entries = globalThis.Object.entries(message.speeds) as [string, number][];
+      if (entries.length > 0) {
+        obj.speeds = {};
+        entries.forEach(([k, v]) => {
+          obj.speeds[k] = floatToJson(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -6688,6 +6785,194 @@ export const Conversation: MessageFns<Conversation> = {
     const message = createBaseConversation();
     message.languages = object.languages?.map((e) => e) || [];
     message.statedLanguage = object.statedLanguage ?? "";
+    message.voices = (globalThis.Object.entries(object.voices ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.speeds = (globalThis.Object.entries(object.speeds ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseConversation_VoicesEntry(): Conversation_VoicesEntry {
+  return { key: "", value: 0 };
+}
+
+export const Conversation_VoicesEntry: MessageFns<Conversation_VoicesEntry> = {
+  encode(message: Conversation_VoicesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint32(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Conversation_VoicesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversation_VoicesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Conversation_VoicesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: Conversation_VoicesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Conversation_VoicesEntry>, I>>(base?: I): Conversation_VoicesEntry {
+    return Conversation_VoicesEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Conversation_VoicesEntry>, I>>(object: I): Conversation_VoicesEntry {
+    const message = createBaseConversation_VoicesEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseConversation_SpeedsEntry(): Conversation_SpeedsEntry {
+  return { key: "", value: 0 };
+}
+
+export const Conversation_SpeedsEntry: MessageFns<Conversation_SpeedsEntry> = {
+  encode(message: Conversation_SpeedsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(21).float(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Conversation_SpeedsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversation_SpeedsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 21) {
+              break;
+            }
+
+            message.value = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Conversation_SpeedsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: Conversation_SpeedsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Conversation_SpeedsEntry>, I>>(base?: I): Conversation_SpeedsEntry {
+    return Conversation_SpeedsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Conversation_SpeedsEntry>, I>>(object: I): Conversation_SpeedsEntry {
+    const message = createBaseConversation_SpeedsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
@@ -13945,6 +14230,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
