@@ -79,9 +79,11 @@ def parties_of(session: dict[str, Any], tags: list[str] | None) -> tuple[dict[st
     languages' tags, a speaker id (an integer) and a speaking rate (a number) each; empty where
     absent or null. Their ranges are the core's (``task/conversation.py check_parties``)."""
     value = session.get("x_conversation")
+    if tags is None or not isinstance(value, dict):
+        return {}, {}
     named: list[dict[str, Any]] = []
     for key, kinds, example in (("voices", (int,), '{"es": 2}'), ("speeds", (int, float), '{"es": 0.85}')):
-        given = value.get(key) if isinstance(value, dict) and tags is not None else None
+        given = value.get(key)
         if given is None:
             named.append({})
             continue
@@ -92,7 +94,7 @@ def parties_of(session: dict[str, Any], tags: list[str] | None) -> tuple[dict[st
         ):
             raise ParamError(
                 f"x_conversation.{key} must be an object keyed by its languages' tags as written there "
-                f"({', '.join(tags or ())}), such as {example}, or null",
+                f"({', '.join(tags)}), such as {example}, or null",
                 PARAM,
             )
         named.append(dict(given))
