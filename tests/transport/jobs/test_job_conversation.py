@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 import pytest_asyncio
 
 from tests.support.jobs import JobsOverHttp
 from tests.support.live_server import LiveServer, make_settings, serving
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client import AsyncTranslateClient, JobState, TranslateError
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
@@ -120,3 +123,28 @@ async def test_the_sdk_submits_a_conversation_job(served: Served, shared_audio: 
             await client.submit_job(shared_audio / "jfk.flac", conversation=["eng", "spa"], targets=["fra"])
         assert e.value.code.name == "INVALID_ARGUMENT"
         assert "conversation and target_languages are both set" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("talk", "field"),
+    [
+        ({"stated_language": "eng"}, "stated_language"),
+        ({"voices": {"spa": 1}}, "voices"),
+        ({"speeds": {"eng": 0.75}}, "speeds"),
+    ],
+)
+async def test_a_jobs_conversation_refuses_what_only_a_call_takes(
+    served: Served, talk: dict[str, Any], field: str
+) -> None:
+    """The stock gRPC stub: a job's ``Conversation`` holding a stated language, voices or speeds is
+    refused naming the field, never run without it (HTTP refuses those keys as unknown)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{served.live.port}") as channel:
+        request = pb.CreateJobRequest(
+            format=pb.AudioFormat(encoding=pb.CONTAINER), conversation=pb.Conversation(languages=["eng", "spa"], **talk)
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await pb_grpc.JobsStub(channel).CreateJob(request)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value
+    assert f"conversation.{field}: a job's conversation takes its languages only" in (e.value.details() or "")
+    status, got = await served.jobs.call("POST", json={"conversation": {"languages": ["eng", "spa"], **talk}})
+    assert status == 400 and f"unknown field 'conversation.{field}'" in got["error"]["message"], got

@@ -132,7 +132,8 @@ def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
 def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
     """``CreateJob``'s request: ``output`` as ``Translate``'s (word timings on when it is absent,
     as on HTTP), ``noise_suppression``, ``speakers`` and ``fit`` as ``TranslateRequest``'s (``fit``:
-    as ``from_json``'s)."""
+    as ``from_json``'s); a ``conversation`` of its languages only (``_job_conversation``)."""
+    _job_conversation(msg)
     encoding = _GRPC_ENCODINGS.get(msg.format.encoding)
     if encoding is None:
         raise InvalidInput("format.encoding: CONTAINER, LINEAR16, FLOAT32, MULAW or ALAW (a job takes no Opus)")
@@ -250,6 +251,20 @@ def _fit(value: object, default: DubFit) -> DubFit | None:
         raise InvalidInput(f"fit.slowest and fit.fastest: JSON numbers from {SPEED_MIN} to {SPEED_MAX}")
     with options_at("fit."):
         return DubFit(rates["slowest"], rates["fastest"])
+
+
+def _job_conversation(msg: pb.CreateJobRequest) -> None:
+    """A job's ``Conversation`` is its languages: what else the message holds for a clip or a stream
+    (a stated language, a voice or rate per party) is refused, never dropped (HTTP's ``conversation``
+    refuses any key but ``languages`` the same way)."""
+    talk = msg.conversation
+    set_ = {"stated_language": bool(talk.stated_language), "voices": bool(talk.voices), "speeds": bool(talk.speeds)}
+    given = [name for name, is_set in set_.items() if is_set]
+    if given:
+        raise InvalidInput(
+            f"conversation.{given[0]}: a job's conversation takes its languages only (a stated language, voices "
+            "and speeds are a call's): leave it unset"
+        )
 
 
 def _conversation(value: object) -> tuple[str, ...] | None:
