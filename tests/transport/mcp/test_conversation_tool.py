@@ -1,8 +1,9 @@
 """MCP's ``translate_audio`` with a ``conversation`` through the ``mcp`` SDK's own client, on a real
 server of the test checkpoint whose test identifier picks Spanish wherever it is a candidate: each
 segment is identified among the conversation's languages and translated into the other, and says
-what chose its language; a stated language wins without identification; ``stated_language``
-without a conversation, and a conversation beside targets, are tool errors naming what to drop."""
+what chose its language; a stated language wins without identification; each party's rate makes
+the speech in its language; ``stated_language``, ``voices`` or ``speeds`` without a conversation, a
+party outside it and a conversation beside targets are tool errors naming what to drop."""
 
 from __future__ import annotations
 
@@ -59,10 +60,37 @@ async def test_each_segment_goes_from_its_chosen_language_into_the_other(live: L
         assert [t["language"] for t in seg["translations"]] == ["spa"], seg
 
 
+def wav_seconds(result: Any) -> float:
+    """The seconds of the one WAV an answer carries (its speech, one language)."""
+    import io
+
+    import soundfile as sf
+
+    (wav,) = [c for c in result.content if getattr(c, "type", "") == "audio"]
+    data, rate = sf.read(io.BytesIO(base64.b64decode(wav.data)))
+    return len(data) / rate
+
+
+async def test_each_partys_rate_is_the_speech_made_in_its_language(live: LiveServer, shared_audio: Path) -> None:
+    """Spanish heard: the English speech at the English party's rate is longer; the Spanish
+    party's rate leaves it as it was."""
+    base = {"audio_base64": clip(shared_audio), "conversation": ["eng", "spa"], "speech": True, "transcript": False}
+    plain, slow, other = [
+        await call(live, {**base, **extra})
+        for extra in ({}, {"speeds": {"eng": 0.5}, "voices": {"eng": 1}}, {"speeds": {"spa": 0.5}})
+    ]
+    assert not (plain.is_error or slow.is_error or other.is_error), (plain.content, slow.content, other.content)
+    assert wav_seconds(slow) > 1.6 * wav_seconds(plain)
+    assert wav_seconds(other) == pytest.approx(wav_seconds(plain), rel=0.25)  # not 2x: not its language
+
+
 @pytest.mark.parametrize(
     ("extra", "said"),
     [
         ({"stated_language": "eng"}, "stated_language goes with conversation"),
+        ({"speeds": {"spa": 0.75}}, "speeds goes with conversation"),
+        ({"conversation": ["eng", "spa"], "voices": {"fra": 1}}, "conversation.voices names 'fra'"),
+        ({"conversation": ["eng", "spa"], "speeds": {"eng": 2.5}}, "conversation.speeds[eng] must be a number"),
         (
             {"conversation": ["eng", "spa"], "target_languages": ["fra"]},
             "conversation and target_languages are both set",

@@ -121,6 +121,18 @@ class TranslateAudioArgs(ClipArgs):
     stated_language: Code | None = Field(
         None, description="with conversation: the clip's language as the caller states it (no identification runs)"
     )
+    voices: dict[Code, Annotated[int, Field(ge=0)]] | None = Field(
+        None,
+        max_length=_MOST,
+        description="with conversation: the voice (a speaker id, 0..num_speakers-1) of the speech made in a language, "
+        'keyed by that language (the speech its party hears), e.g. {"spa": 2}; others take the default voice',
+    )
+    speeds: dict[Code, float] | None = Field(
+        None,
+        max_length=_MOST,
+        description=f"with conversation: the speaking rate ({SPEED_MIN}..{SPEED_MAX}) of the speech made in a "
+        'language, keyed by that language, e.g. {"spa": 0.85}; others take speed',
+    )
     terms: list[TermArg] = Field(default_factory=list, max_length=_MOST)
     glossary: list[GlossaryArg] = Field(default_factory=list, max_length=_MOST)
     glossary_ids: list[Annotated[str, Field(max_length=64)]] = Field(
@@ -146,8 +158,13 @@ class TranslateAudioArgs(ClipArgs):
 
     @model_validator(mode="after")
     def _stated_in_a_conversation(self) -> TranslateAudioArgs:
-        if self.stated_language is not None and self.conversation is None:
-            raise ValueError("stated_language goes with conversation: give the conversation's languages too")
+        for name, given in (
+            ("stated_language", self.stated_language),
+            ("voices", self.voices),
+            ("speeds", self.speeds),
+        ):
+            if given is not None and self.conversation is None:
+                raise ValueError(f"{name} goes with conversation: give the conversation's languages too")
         return self
 
 

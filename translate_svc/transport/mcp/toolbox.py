@@ -38,7 +38,7 @@ from translate_svc.session.work import OnPool
 from translate_svc.transport.mcp import arguments as args
 from translate_svc.transport.mcp import render, signing
 from translate_svc.transport.tokens.file import Permission, TokenDigest
-from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, OutputOptions, Term
+from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, OutputOptions, PartySpeech, Term
 
 
 @dataclass(frozen=True)
@@ -216,6 +216,7 @@ class Toolbox:
                 glossaries=tuple(a.glossary_ids),
                 conversation=tuple(a.conversation) if a.conversation is not None else None,
                 stated_language=a.stated_language,
+                parties=PartySpeech(tuple(sorted((a.voices or {}).items())), tuple(sorted((a.speeds or {}).items()))),
             )
 
         driver = ClipDriver(self._m, tenant=caller.tenant, call=caller.call("mcp.translate_audio"))
