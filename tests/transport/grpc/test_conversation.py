@@ -200,6 +200,10 @@ async def test_an_update_changes_the_languages_from_the_segment_it_names(
         ),
         ({"conversation": pb.Conversation(languages=["eng", "spa"], voices={"spa": 9})}, "voices[spa] is 9: use 0..3"),
         (
+            {"conversation": pb.Conversation(languages=["eng", "spa"], speeds={f"x{i}": 1.0 for i in range(500)})},
+            "conversation.speeds has 500 entries for 2 languages",
+        ),
+        (
             {"conversation": pb.Conversation(languages=["eng", "spa"], speeds={"eng": 3.0})},
             "conversation.speeds[eng] must be a number from 0.5 to 2.0",
         ),

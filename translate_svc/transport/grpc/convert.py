@@ -105,11 +105,18 @@ def stated_language(msg: pb.TranslateRequest | pb.StreamingConfig | pb.StreamUpd
 
 
 def parties(msg: pb.TranslateRequest | pb.StreamingConfig | pb.StreamUpdate) -> PartySpeech:
-    """A conversation's voices and rates per language (checked with its languages), in the
-    languages' order (a map's own order is none); a rate rounded as ``output.speed`` is."""
+    """A conversation's voices and rates per language (checked with its languages), sorted by
+    language (a map has no order of its own); a rate rounded as ``output.speed`` is; no more of
+    either than the conversation has languages (counted before any is read)."""
     if not msg.HasField("conversation"):
         return NO_PARTIES
     talk = msg.conversation
+    for name, named in (("voices", talk.voices), ("speeds", talk.speeds)):
+        if len(named) > len(talk.languages):
+            raise InvalidInput(
+                f"conversation.{name} has {len(named)} entries for {len(talk.languages)} languages: "
+                "one a language at most"
+            )
     return PartySpeech(
         tuple(sorted(talk.voices.items())), tuple((lang, round(rate, 6)) for lang, rate in sorted(talk.speeds.items()))
     )
