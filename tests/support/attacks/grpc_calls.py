@@ -82,13 +82,17 @@ async def silent_unary(
     started: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """F1: ``connections`` x ``per_connection`` calls of ``method`` that never send their message,
-    held for ``hold_s``. Returns how many were still open (held by the server) at each second, the
-    most at once, each call's status once it ended (or ``held`` if it was still open), and
+    held until each has ended or ``hold_s`` passed: the server admits a call when a slot frees,
+    which under load may be seconds into the flood, and ends it a read deadline later. Returns how
+    many were still open (held by the server) at each second, the most at once, each call's
+    status once it ended (or ``held`` if it was still open after ``hold_s``), and
     ``refused_by``: when (``time.monotonic()``, a clock all processes share) the last call the
-    server refused outright ended here, i.e. when the server was through the flood's refusals."""
+    server refused outright ended here, i.e. when the server was through the flood's refusals;
+    ``begun_at``: when the calls were opened (the same clock)."""
     release = asyncio.Event()
     chs = [grpc.aio.insecure_channel(address, options=OWN) for _ in range(connections)]
     ended_at: dict[int, float] = {}
+    begun_at = time.monotonic()
     try:
         calls = [
             ch.stream_unary(METHODS[method])(silent(release), metadata=metadata(token))
@@ -102,7 +106,7 @@ async def silent_unary(
         open_by_second: list[int] = []
         await asyncio.sleep(1.0)
         started()
-        while loop.time() - start < hold_s:
+        while loop.time() - start < hold_s and not all(c.done() for c in calls):
             open_by_second.append(sum(not c.done() for c in calls))
             await asyncio.sleep(min(1.0, max(0.0, hold_s - (loop.time() - start))))
         held = sum(not c.done() for c in calls)
@@ -130,6 +134,7 @@ async def silent_unary(
             "held_at_end": held,
             "codes": dict(codes),
             "refused_by": refused_by,
+            "begun_at": begun_at,
         }
     finally:
         for ch in chs:
