@@ -44,6 +44,8 @@ RUN python -m pip install --no-cache-dir --no-deps nvidia-riva-client==2.27.0
 # speaker labels (issue 72): only the GE2E weights Resemblyzer ships are used, so without its
 # dependencies (webrtcvad is an sdist that needs a compiler)
 RUN python -m pip install --no-cache-dir --no-deps Resemblyzer==0.1.4
+# the end of a turn (issue 102): only the Smart Turn v3 ONNX file Pipecat's wheel ships is read
+RUN python -m pip install --no-cache-dir --no-deps pipecat-ai==1.14.0
 
 # 3. Runtime: the same base and Python as the venv stage, no compilers, no pip cache, non-root.
 FROM nvidia/cuda:12.9.1-base-ubuntu24.04 AS runtime

@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PIP) install --quiet -e './clients/python[cli,opus]' -e '.[dev]'
 	touch $@
 
-install: libopus redis-server $(VENV)/.installed $(VENV)/.riva-client $(VENV)/.resemblyzer
+install: libopus redis-server $(VENV)/.installed $(VENV)/.riva-client $(VENV)/.resemblyzer $(VENV)/.smart-turn
 
 # The Riva-compatible door's protos (serve --riva, docs/decisions.md): nvidia-riva-client pins
 # protobuf==6.33.5, which pip cannot resolve beside our protobuf 7, so there is no translate-svc[riva]
@@ -42,6 +42,14 @@ $(VENV)/.riva-client: $(VENV)/.installed
 RESEMBLYZER := Resemblyzer==0.1.4
 $(VENV)/.resemblyzer: $(VENV)/.installed
 	$(PIP) install --quiet --no-deps $(RESEMBLYZER)
+	touch $@
+
+# The end of a turn (issue 102) is read by Smart Turn v3, whose ONNX file ships inside the Pipecat
+# wheel (translate_svc/vad/turn_end.py reads the file only): without its dependencies, whose
+# protobuf<7 pin would break our generated code.
+SMART_TURN := pipecat-ai==1.14.0
+$(VENV)/.smart-turn: $(VENV)/.installed
+	$(PIP) install --quiet --no-deps $(SMART_TURN)
 	touch $@
 
 # Live Opus streams are decoded by the system's libopus (through opuslib-next: PyAV cannot run its
