@@ -1,6 +1,6 @@
 """Smart Turn v3: is the turn that just paused complete? An end-of-turn classifier read at a VAD
 pause, so that a finished sentence closes sooner than the silence rule and a mid-sentence pause
-(a breath, a hesitation) does not cut it (docs/decisions.md; ../shared/research/end-of-turn.md).
+(a breath, a hesitation) does not cut it (docs/decisions.md, on Smart Turn v3).
 
 The model is Pipecat's Smart Turn v3.2 (BSD-2): a Whisper-Tiny encoder with a classifier head over
 the last 8 s of 16 kHz audio, 23 languages, an int8 ONNX file of 8.7 MB that ships inside the
@@ -69,7 +69,7 @@ def model_path() -> Path:
     return path
 
 
-def _slaney_mel(hz: np.ndarray) -> np.ndarray:
+def _slaney_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney's mel scale: linear (3 mels per 200 Hz) below 1 kHz, logarithmic above it."""
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz * 3.0 / 200.0
@@ -94,7 +94,8 @@ def mel_filters() -> np.ndarray:
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (bins[:, None] - lower) / (centre - lower)
     falling = (upper - bins[:, None]) / (upper - centre)
-    return np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (upper - lower))
+    filters: np.ndarray = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (upper - lower))
+    return filters
 
 
 @functools.cache
@@ -120,7 +121,8 @@ def features(audio: np.ndarray) -> np.ndarray:
     power = np.abs(np.fft.rfft(frames * _window(), axis=-1)) ** 2  # (801, 201)
     mel = np.log10(np.maximum(_LOG_FLOOR, power @ mel_filters())).T[:, :FRAMES]  # (80, 800)
     mel = np.maximum(mel, mel.max() - _DYNAMIC_RANGE)
-    return ((mel + 4.0) / 4.0).astype(np.float32)
+    out: np.ndarray = ((mel + 4.0) / 4.0).astype(np.float32)
+    return out
 
 
 class SmartTurn:
