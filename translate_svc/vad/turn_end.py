@@ -108,7 +108,10 @@ def _window() -> np.ndarray:
 def last_window(audio: np.ndarray) -> np.ndarray:
     """The audio's last ``WINDOW_S`` seconds as float32, zero-padded in front where shorter: the
     pause the decision is about is at the end of what the model reads."""
-    x = np.asarray(audio, dtype=np.float32)[-WINDOW_SAMPLES:]
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"a turn's audio is 16 kHz mono, one dimension; got shape {x.shape}")
+    x = x[-WINDOW_SAMPLES:]
     return np.pad(x, (WINDOW_SAMPLES - len(x), 0)) if len(x) < WINDOW_SAMPLES else x
 
 
