@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from translate_svc.types import MODEL_SAMPLE_RATE
+from translate_svc.vad.onnx_session import one_thread_session
 from translate_svc.vad.segmenter import WINDOW_SAMPLES
 
 logger = logging.getLogger(__name__)
@@ -96,10 +96,7 @@ class SileroVad:
         self.path = path or silero_onnx_path()
         if not self.path.is_file():
             raise SileroModelMissing(f"silero VAD model file {self.path} does not exist")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self._session = one_thread_session(self.path)
         # Fail at start-up, not on the first stream, if the file's interface is not the expected one.
         silence = self.probabilities(self.new_state(), np.zeros(WINDOW_SAMPLES, dtype=np.float32))
         if silence.shape != (1,) or not 0.0 <= float(silence[0]) < 0.5:

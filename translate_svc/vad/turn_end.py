@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from translate_svc.types import MODEL_SAMPLE_RATE
+from translate_svc.vad.onnx_session import one_thread_session
 
 logger = logging.getLogger(__name__)
 
@@ -135,11 +135,7 @@ class SmartTurn:
         self.path = path or model_path()
         if not self.path.is_file():
             raise TurnModelMissing(f"end-of-turn model file {self.path} does not exist")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self._session = one_thread_session(self.path)
         inputs = {i.name: i.shape for i in self._session.get_inputs()}
         if list(inputs) != ["input_features"] or list(inputs["input_features"][1:]) != [N_MELS, FRAMES]:
             raise TurnModelMissing(f"{self.path} does not read (batch, {N_MELS}, {FRAMES}) input_features: {inputs}")
