@@ -559,11 +559,16 @@ async def test_a_server_drain_is_a_recoverable_error_and_nothing_is_lost(servers
     (err,) = rec.of("error")
     assert isinstance(err, TranslationModelError) and err.recoverable
     assert isinstance(err.error, translate_svc.ServerDrainingError)
-    # the ids run on across the move: no gap, no repeat; the same speech as on one server
+    # the ids run on across the move: no gap, no repeat (spans in order, disjoint); the same speech
+    # as on one server: each of its spans is heard, and nothing else. Not the same count: the drain
+    # cuts the open speech, and so does the server wherever the paced sender stalled for a second
+    # (a loaded machine): each cut splits a span in two
     segs = check_segments(rec)
-    assert abs(len(segs) - len(reference)) <= 2, ([(s.start_ms, s.end_ms) for s in segs], reference)
+    spans = [(s.start_ms, s.end_ms) for s in segs]
     for r0, r1 in reference:
-        assert any(s.start_ms < r1 and r0 < s.end_ms for s in segs), (r0, r1)
+        assert any(s0 < r1 and r0 < s1 for s0, s1 in spans), ((r0, r1), spans, reference)
+    for s0, s1 in spans:
+        assert any(s0 < r1 and r0 < s1 for r0, r1 in reference), ((s0, s1), spans, reference)
     assert all(s.language == "es" for s in segs)
     assert check_audio(rec, "es") == {s.segment_id: s.speech_samples for s in segs if s.speech_samples}
     assert len(rec.of("output_transcript")) == len(segs)
