@@ -4,7 +4,9 @@ its id, state, creation time, length, targets and error, on a real server on loo
 store (SQLite in ``jobs.dir``, or a real ``redis-server``). Paging follows a cursor, so a job made
 between two pages neither repeats nor shifts the next; another tenant's jobs are never listed, even
 with a cursor made from one of its jobs; a bad cursor or limit is a 400 / INVALID_ARGUMENT saying
-what to send. Before: ``GET /v1/jobs`` was 405 and ``ListJobs`` did not exist."""
+what to send. Before: ``GET /v1/jobs`` was 405 and ``ListJobs`` did not exist. Each test makes the
+jobs it lists (one that needs a tenant with no others has its own), so any order or subset of them
+passes."""
 
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"),
 
 ACME = "acme-list-token-6c1d0e9f"
 OTHER = "other-list-token-3a7b2c5d"
+#: two tenants whose only jobs are those of the test that pages through them all
+PAGER = "pager-list-token-58e1a04b"
+PEEKER = "peeker-list-token-9d3f6c21"
 BODY = {"source_language": "eng", "target_languages": ["spa", "fra"], "speech": False}
 
 
@@ -67,7 +72,10 @@ def newest_first(jobs: list[dict[str, Any]]) -> list[str]:
 async def listed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Listed]:
     tmp = tmp_path_factory.mktemp(f"jobs-list-{request.param}")
     tokens = tmp / "tokens"
-    tokens.write_text(f"{ACME} * jobs tenant=acme jobs=20\n{OTHER} * jobs tenant=other jobs=20\n")
+    tokens.write_text(
+        f"{ACME} * jobs tenant=acme jobs=20\n{OTHER} * jobs tenant=other jobs=20\n"
+        f"{PAGER} * jobs tenant=pager jobs=20\n{PEEKER} * jobs tenant=peeker jobs=20\n"
+    )
     settings = make_settings(NO_MODEL)
     settings.server.http_port = 0
     settings.auth.tokens_file = tokens
@@ -83,12 +91,12 @@ async def listed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 async def test_a_tenant_pages_through_its_jobs_newest_first_and_sees_no_other_tenants(listed: Listed) -> None:
-    mine = await listed.make(ACME, 5)
-    theirs = await listed.make(OTHER, 3)
-    status, cancelled = await listed.jobs.call("POST", f"/{mine[1]['id']}/cancel")
+    mine = await listed.make(PAGER, 5)
+    theirs = await listed.make(PEEKER, 3)
+    status, cancelled = await listed.jobs.call("POST", f"/{mine[1]['id']}/cancel", token=PAGER)
     assert status == 200 and cancelled["state"] == "cancelled", cancelled
 
-    pages = await listed.pages(ACME, 2)
+    pages = await listed.pages(PAGER, 2)
     assert [len(p) for p in pages] == [2, 2, 1]
     seen = [j for p in pages for j in p]
     assert [j["id"] for j in seen] == newest_first(mine)
@@ -97,12 +105,13 @@ async def test_a_tenant_pages_through_its_jobs_newest_first_and_sees_no_other_te
     assert shown["target_languages"] == ["spa", "fra"] and shown["duration_ms"] == 0
     assert shown["created_at"] == mine[1]["created_at"]
 
-    other = [j["id"] for p in await listed.pages(OTHER, 50) for j in p]
+    other = [j["id"] for p in await listed.pages(PEEKER, 50) for j in p]
     assert other == newest_first(theirs)
     assert not set(other) & {j["id"] for j in mine}
 
 
 async def test_a_page_continues_after_the_last_one_whatever_was_made_between(listed: Listed) -> None:
+    await listed.make(ACME, 4)
     status, first = await listed.jobs.call("GET", "?limit=3")
     assert status == 200 and len(first["jobs"]) == 3 and first["next_page_token"]
     before = [j["id"] for j in first["jobs"]]
@@ -116,6 +125,7 @@ async def test_a_page_continues_after_the_last_one_whatever_was_made_between(lis
 
 
 async def test_a_cursor_from_another_tenants_job_lists_nothing_of_that_tenant(listed: Listed) -> None:
+    await listed.make(ACME, 1)  # older than theirs: listed after the forged cursor
     theirs = (await listed.make(OTHER, 1))[0]
     forged = JobCursor(theirs["created_at"] + 1, theirs["id"]).token()
     status, page = await listed.jobs.call("GET", f"?limit=200&page_token={forged}")
@@ -139,6 +149,7 @@ async def test_a_bad_page_request_is_refused_saying_what_to_send(listed: Listed,
 
 async def test_list_jobs_over_grpc_pages_as_the_http_listing_does(listed: Listed) -> None:
     meta = (("authorization", f"Bearer {ACME}"),)
+    await listed.make(ACME, 5)  # two pages at least
     over_http = [j["id"] for p in await listed.pages(ACME, 200) for j in p]
     got: list[pb.Job] = []
     token = ""
