@@ -110,14 +110,17 @@ def test_a_video_codec_nobody_knows_is_400_naming_what_to_send(
     # and a good video after it is taken: its slot freed, its probe in a fresh process
     status, message, job = asyncio.run(refused_upload(server, small_mp4.read_bytes()))
     assert status == 202 and job["state"] in ("queued", "running", "done"), (status, message)
-    assert asyncio.run(cancel(server, job["id"])) in ("cancelled", "done")  # the tenant's one slot free again
+    # and it runs to its end: the tenant's one slot is free again, and nothing of its work is left
+    # in the server for a test after this one to measure (a cancel leaves its decode running)
+    assert asyncio.run(ended(server, job["id"])) == "done"
 
 
-async def cancel(server: ServerProcess, job_id: str) -> str:
-    """Cancel a job (one done meanwhile stays done): its state after."""
-    async with fresh_connections() as http:
-        async with http.post(f"{base(server)}/{job_id}/cancel", headers=HEADERS) as r:
-            doc = await r.json()
-            assert r.status in (200, 409), doc
-        async with http.get(f"{base(server)}/{job_id}", headers=HEADERS) as r:
-            return str((await r.json())["state"])
+async def ended(server: ServerProcess, job_id: str) -> str:
+    """A job's state once it has ended (at most two minutes: a second of video)."""
+    async with fresh_connections() as http, asyncio.timeout(120):
+        while True:
+            async with http.get(f"{base(server)}/{job_id}", headers=HEADERS) as r:
+                state = str((await r.json())["state"])
+            if state not in ("queued", "running"):
+                return state
+            await asyncio.sleep(0.2)
