@@ -98,4 +98,4 @@ def test_limits_is_one_flat_section_of_every_group() -> None:
     # (WorkLimits: threads and per-tenant calls of result encoding, large messages, part writes,
     # file reads), 2 for a conversation's turns (StreamLimits), 4 for detection (UnaryLimits: its
     # longest clip, processes, processes per tenant, memory)
-    assert len(fields) == 72
+    assert len(fields) == 74

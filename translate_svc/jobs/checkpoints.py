@@ -102,7 +102,10 @@ class Checkpoint:
 
 def settings_print(config: SegmenterConfig) -> int:
     """The VAD settings' fingerprint: a checkpoint taken under other settings is not used."""
-    text = repr(("silero-v5", *astuple(config)))
+    fields = astuple(config)
+    if not config.eagerness:  # the silence rule's: as before the semantic end of turn existed
+        fields = fields[:-1]
+    text = repr(("silero-v5", *fields))
     return int(struct.unpack("<q", hashlib.blake2b(text.encode(), digest_size=8).digest())[0])
 
 

@@ -174,6 +174,9 @@ class StreamStarted:
     resume: Resume | None
     card: ModelCard
     limits: LimitsSettings
+    #: what the stream gets otherwise than it asked, in words (a semantic end of turn this server
+    #: does not run: the silence rule ends its segments)
+    notices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

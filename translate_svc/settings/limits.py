@@ -161,6 +161,13 @@ class EarLimits(BaseModel):
     #: much of it Python holding the GIL): labels wait for it, and so do the results of the streams
     #: that asked, not anyone else's
     speaker_threads: int = Field(1, ge=1, le=16)
+    #: threads that run the end-of-turn model (``vad/turn_worker.py``) for the streams asking for a
+    #: semantic end of turn (``vad.eagerness``), per server process, questions of several streams
+    #: in one model call (up to ``turn_batch``): 25-65 ms of CPU a decision (docs/performance.md),
+    #: one decision a pause of a stream that asks; a stream has at most one question waiting.
+    #: 0: the model is not run here, and streams that ask keep the silence rule (and are told so)
+    turn_threads: int = Field(1, ge=0, le=16)
+    turn_batch: int = Field(8, ge=1, le=64)
     #: streams with noise suppression or speaker labels open at once in this server process;
     #: beyond it: RESOURCE_EXHAUSTED + retry hint (0: none; a tenant's ``ear_streams`` in the
     #: tokens file caps its own)

@@ -23,6 +23,15 @@ Two deliberate additions:
   cap is reached, and one at a dip before the cap would also split speech that ends under it; as
   it is, the regions the cap does not reach are silero's.
 - Dropped speech is never silent: a region shorter than ``min_speech`` yields ``SpeechDiscarded``.
+- A semantic end of turn (``eagerness``, off by default): at a pause of ``min_silence``, the open
+  region's audio goes out as a ``TurnQuestion`` and the segmenter waits for its ``answer`` (the
+  end-of-turn model's probability that the turn is complete, ``vad/turn_end.py``), processing no
+  window meanwhile: so the segments still depend only on the windows and the answers, never on
+  when an answer comes or how the audio was chunked. Complete (at least the eagerness's
+  ``threshold``): the segment closes at the pause as the silence rule would have. Incomplete: the
+  pause is not asked again, and the segment closes only if the pause lasts the eagerness's
+  ``bound_ms`` (the silence rule, longer), so a breath or a hesitation mid-sentence does not cut
+  it. A pause in progress when the cap fires closes there instead of being cut into.
 - A lead-in (``lead_in``): a resumed call sends again some audio the call it continues had
   translated, so that silero's state enters the resume point as that call's did (a fresh state
   scores speech in progress far lower for about half a second: a tail held open at
@@ -80,6 +89,28 @@ MS_RANGES: dict[str, tuple[int, int]] = {
 }
 
 
+@dataclass(frozen=True)
+class Eagerness:
+    """The semantic end of turn at one eagerness: a paused turn the model calls complete with at
+    least ``threshold`` closes at once; any other closes once its pause lasts ``bound_ms``."""
+
+    threshold: float
+    bound_ms: int
+
+
+#: OpenAI's ``semantic_vad`` eagerness values (their longest waits are 8, 4 and 2 s; ``auto`` is
+#: ``medium``): the more eager, the less sure the model must be, and the shorter the wait
+EAGERNESS: dict[str, Eagerness] = {
+    "low": Eagerness(0.7, 8_000),
+    "medium": Eagerness(0.5, 4_000),
+    "high": Eagerness(0.3, 2_000),
+    "auto": Eagerness(0.5, 4_000),
+}
+
+#: the audio a ``TurnQuestion`` carries: the turn's last 8 s at most (what the model reads)
+TURN_CONTEXT_SAMPLES = 8 * MODEL_SAMPLE_RATE
+
+
 class VadConfigError(InvalidInput, ValueError):
     """A VAD parameter out of range. ``InvalidInput`` so a stream's override is refused with
     INVALID_ARGUMENT; ``ValueError`` so pydantic reports a bad server setting as a validation
@@ -102,9 +133,16 @@ class SegmenterConfig:
     speech_pad_ms: int = 30
     min_speech_ms: int = 250
     max_segment_ms: int = 15_000
+    #: the semantic end of turn's eagerness (``EAGERNESS``); "" (the default): the silence rule
+    eagerness: str = ""
 
     def __post_init__(self) -> None:
         problems = []
+        if self.eagerness and self.eagerness not in EAGERNESS:
+            problems.append(
+                f"vad.eagerness={self.eagerness!r} is not one this server knows: use {', '.join(EAGERNESS)}, "
+                "or leave it empty for the silence rule"
+            )
         if not 0.0 < self.threshold < 1.0:  # NaN too
             problems.append(f"vad.threshold={self.threshold} is out of range: use a value strictly between 0 and 1")
         for name, (lo, hi) in MS_RANGES.items():
@@ -123,6 +161,11 @@ class SegmenterConfig:
             raise VadConfigError("; ".join(problems))
 
     @property
+    def eagerness_rule(self) -> Eagerness | None:
+        """The semantic end of turn's rule, or None: the silence rule alone."""
+        return EAGERNESS.get(self.eagerness) if self.eagerness else None
+
+    @property
     def neg_threshold(self) -> float:
         """Below this a window counts as silence once speech is on (silero's hysteresis)."""
         return max(self.threshold - 0.15, 0.01)
@@ -134,6 +177,7 @@ class EndReason(str, Enum):
     SILENCE = "SILENCE"  # min_silence of non-speech followed it
     MAX_LENGTH = "MAX_LENGTH"  # cut by max_segment_ms; the speech goes on in the next segment
     FLUSH = "FLUSH"  # the client asked to end the segment
+    TURN = "TURN"  # the end-of-turn model called the paused turn complete
     END_OF_STREAM = "END_OF_STREAM"
 
 
@@ -189,7 +233,18 @@ class SpeechDiscarded:
         return samples_to_ms(self.end_sample - self.start_sample)
 
 
-SegmenterEvent = SpeechStarted | SpeechEnded | SegmentReady | SpeechDiscarded
+@dataclass(frozen=True, eq=False)
+class TurnQuestion:
+    """Is the turn paused at ``pause`` complete? Answer with ``Segmenter.answer(question, p)``:
+    until then the segmenter processes no window. ``samples``: the open segment's audio up to
+    ``sample`` (the end of the window that asked), its last ``TURN_CONTEXT_SAMPLES`` at most."""
+
+    pause: int  # the pause's first silent sample (where the segment's speech ends if it closes)
+    sample: int
+    samples: np.ndarray
+
+
+SegmenterEvent = SpeechStarted | SpeechEnded | SegmentReady | SpeechDiscarded | TurnQuestion
 
 
 class _SampleBuffer:
@@ -236,6 +291,7 @@ class _Closed:
 
     start: int
     end_raw: int
+    reason: EndReason = EndReason.SILENCE
 
 
 class Segmenter:
@@ -263,6 +319,12 @@ class Segmenter:
         self._min_silence = config.min_silence_ms * _PER_MS
         self._min_speech = config.min_speech_ms * _PER_MS
         self._max = config.max_segment_ms * _PER_MS
+        self._turn = config.eagerness_rule
+        #: the pause that closes a segment: the silence rule's, or the semantic rule's bound
+        self._bound = self._min_silence if self._turn is None else max(self._min_silence, self._turn.bound_ms * _PER_MS)
+        self._question: TurnQuestion | None = None  # asked and not answered: no window is processed
+        self._asked: int | None = None  # the pause (its ``_temp_end``) last asked about
+        self._finishing = False
 
         self._buf = _SampleBuffer()
         self._queued: list[float] = []  # probabilities whose windows are not complete yet
@@ -338,6 +400,7 @@ class Segmenter:
         looked at; speech in them opens the next segment.
         """
         self._check_open()
+        self._question = None  # its answer comes too late to matter
         events: list[SegmenterEvent] = []
         if self._lead_in:  # speech open in the lead-in: the call it resumes closed it
             self._triggered = False
@@ -358,6 +421,9 @@ class Segmenter:
         silero scores the tail of a clip). As in silero, open speech runs to the end of the stream.
         """
         self._check_open()
+        if self._question is not None:
+            raise RuntimeError("finish() came before the answer to the segmenter's TurnQuestion")
+        self._finishing = True  # the end closes the open speech: no question is asked now
         length = self._buf.end
         expected = -(-length // WINDOW_SAMPLES)
         if self._windows + len(self._queued) != expected:
@@ -374,10 +440,34 @@ class Segmenter:
         if self._triggered:
             if self._continuation and self._temp_end is not None and self._temp_end <= self._start_raw:
                 self._end_region(events, self._seg_start)  # only silence after the cut
+            elif self._turn is not None and self._temp_end is not None:
+                # a pause the semantic rule held open: the speech ended where it began
+                self._close(events, self._temp_end, EndReason.END_OF_STREAM, limit=length)
             else:
                 self._close(events, length, EndReason.END_OF_STREAM, limit=length)
         self._finished = True
         self._buf.discard_before(self._buf.end)
+        return events
+
+    @property
+    def asking(self) -> TurnQuestion | None:
+        """The question the segmenter waits for an answer to (it processes no window meanwhile)."""
+        return self._question
+
+    def answer(self, question: TurnQuestion, complete: float) -> list[SegmenterEvent]:
+        """The end-of-turn model's probability that ``question``'s turn is complete; returns the
+        events of the windows that waited for it. An answer to a question no longer asked (the
+        segment was flushed meanwhile) changes nothing."""
+        self._check_open()
+        if question is not self._question:
+            return []
+        self._question = None
+        events: list[SegmenterEvent] = []
+        assert self._turn is not None and self._triggered and self._temp_end is not None
+        if complete >= self._turn.threshold:
+            self._close_on_silence(events, question.sample - WINDOW_SAMPLES, EndReason.TURN)
+        self._drain(events, final=False)
+        self._trim()
         return events
 
     # -- window loop -------------------------------------------------------------------------
@@ -389,6 +479,8 @@ class Segmenter:
     def _drain(self, events: list[SegmenterEvent], *, final: bool) -> None:
         consumed = 0
         for p in self._queued:
+            if self._question is not None:  # waiting for its answer (``answer``)
+                break
             cur = self._windows * WINDOW_SAMPLES
             available = self._buf.end - cur
             if available < WINDOW_SAMPLES and not (final and available > 0):
@@ -413,8 +505,14 @@ class Segmenter:
             if p < self._neg:
                 if self._temp_end is None:
                     self._temp_end = cur
-                if cur - self._temp_end >= self._min_silence:
+                silent = cur - self._temp_end
+                if silent >= self._bound:
                     self._close_on_silence(events, cur)
+                elif silent >= self._min_silence and self._turn is not None and self._asked != self._temp_end:
+                    if self._temp_end - self._start_raw <= self._min_speech:
+                        self._close_on_silence(events, cur)  # too short to keep: dropped as by the silence rule
+                    else:
+                        self._ask(events, cur)
             if self._triggered:
                 self._confirm(events, cur)
         if self._triggered:
@@ -481,7 +579,20 @@ class Segmenter:
             self._announced = True
             events.append(SpeechStarted(self._seg_start))
 
-    def _close_on_silence(self, events: list[SegmenterEvent], cur: int) -> None:
+    def _ask(self, events: list[SegmenterEvent], cur: int) -> None:
+        """Ask whether the turn paused at ``_temp_end`` is complete (once a pause), unless the
+        stream is ending (the end closes it)."""
+        assert self._temp_end is not None
+        self._asked = self._temp_end
+        end = cur + WINDOW_SAMPLES
+        if self._finishing or end > self._buf.end:
+            return
+        self._question = TurnQuestion(
+            self._temp_end, end, self._buf.slice(max(self._seg_start, end - TURN_CONTEXT_SAMPLES), end)
+        )
+        events.append(self._question)
+
+    def _close_on_silence(self, events: list[SegmenterEvent], cur: int, reason: EndReason = EndReason.SILENCE) -> None:
         assert self._temp_end is not None
         end_raw = self._temp_end
         if not self._keep(events, end_raw):
@@ -491,9 +602,9 @@ class Segmenter:
         self._temp_end = None
         # The next speech starts at the next window at the earliest.
         if cur + WINDOW_SAMPLES - end_raw >= 2 * self._pad:
-            self._emit(events, self._seg_start, end_raw + self._pad, EndReason.SILENCE)
+            self._emit(events, self._seg_start, end_raw + self._pad, reason)
         else:
-            self._closed = _Closed(self._seg_start, end_raw)
+            self._closed = _Closed(self._seg_start, end_raw, reason)
 
     def _close(self, events: list[SegmenterEvent], end_raw: int, reason: EndReason, *, limit: int) -> None:
         """Close the open segment at ``end_raw`` with a full right pad clipped to ``limit``."""
@@ -539,6 +650,11 @@ class Segmenter:
             return
         if end + WINDOW_SAMPLES + self._pad - self._seg_start <= self._max:
             return
+        if self._turn is not None and self._temp_end is not None and self._temp_end > self._start_raw:
+            # a pause the semantic rule holds open: the speech ended there, within the cap
+            self._question = None
+            self._close_on_silence(events, cur)
+            return
         self._announce(events)
         self._emit(events, self._seg_start, end, EndReason.MAX_LENGTH)
         self._continuation = True
@@ -550,7 +666,7 @@ class Segmenter:
     def _emit_closed(self, events: list[SegmenterEvent], end: int) -> None:
         assert self._closed is not None
         closed, self._closed = self._closed, None
-        self._emit(events, closed.start, end, EndReason.SILENCE)
+        self._emit(events, closed.start, end, closed.reason)
 
     def _emit(self, events: list[SegmenterEvent], start: int, end: int, reason: EndReason) -> None:
         events.append(SegmentReady(start, end, self._buf.slice(start, end), reason))

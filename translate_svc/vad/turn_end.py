@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -130,6 +131,21 @@ def features(audio: np.ndarray) -> np.ndarray:
 
 class SmartTurn:
     """The end-of-turn classifier: ``complete`` scores any number of turns in one model call."""
+
+    _shared: SmartTurn | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> SmartTurn | None:
+        """The process's model, loaded on first use (the front end loads it at start); None
+        where it is not installed (streams that ask for it then keep the silence rule)."""
+        with cls._lock:
+            if cls._shared is None:
+                try:
+                    cls._shared = cls()
+                except TurnModelMissing:
+                    return None
+            return cls._shared
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or model_path()

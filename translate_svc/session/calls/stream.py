@@ -572,4 +572,5 @@ def _started(session: StreamSession, manager: SessionManager) -> StreamStarted:
         resume=session.resume,
         card=manager.card,
         limits=manager.limits,
+        notices=session.notices,
     )

@@ -34,6 +34,8 @@ from translate_svc.errors import Overloaded, PermissionDenied
 from translate_svc.session.tenants.tenant import DEMO_TENANT, Tenant
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import EarOptions
+from translate_svc.vad.turn_end import SMART_TURN_WHEEL, SmartTurn
+from translate_svc.vad.turn_worker import TurnWorker
 
 T = TypeVar("T")
 
@@ -54,6 +56,19 @@ class EarPools:
         self._most = limits.max_ear_streams
         #: live streams with the ear in this process now
         self.streams = 0
+        #: the end-of-turn model's threads (``vad/turn_worker.py``), or why there are none: streams
+        #: asking for a semantic end of turn then keep the silence rule, told ``turns_missing``
+        self.turns: TurnWorker | None = None
+        self.turns_missing = ""
+        model = SmartTurn.shared() if limits.turn_threads else None
+        if model is not None:
+            self.turns = TurnWorker(model, threads=limits.turn_threads, batch=limits.turn_batch)
+        elif limits.turn_threads:
+            self.turns_missing = (
+                f"the end-of-turn model is not installed on this server (pip install --no-deps {SMART_TURN_WHEEL})"
+            )
+        else:
+            self.turns_missing = "this server does not run the end-of-turn model (limits.turn_threads=0)"
 
     def take(self) -> None:
         """One more stream with the ear, or RESOURCE_EXHAUSTED naming ``limits.max_ear_streams``."""
@@ -67,6 +82,8 @@ class EarPools:
     def close(self) -> None:
         self.denoise.shutdown(wait=False, cancel_futures=True)
         self.speakers.shutdown(wait=False, cancel_futures=True)
+        if self.turns is not None:
+            self.turns.close()
 
 
 class EarLane:

@@ -20,6 +20,8 @@ stream's reading like any other back-pressure.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -55,6 +57,7 @@ from translate_svc.vad.segmenter import (
     SpeechDiscarded,
     SpeechEnded,
     SpeechStarted,
+    TurnQuestion,
 )
 from translate_svc.vad.silero import SileroState
 from translate_svc.vad.snapshot import VadSnapshot
@@ -110,6 +113,19 @@ class StreamSession:
         self.task = task
         if task.simultaneous is not None:  # its steps' cost bounded by its segments' length
             vad_settings = segment_cap(vad_settings, limits.simultaneous_max_segment_ms)
+        #: what the stream gets otherwise than it asked, in words (``StreamStarted.notices``)
+        self.notices: tuple[str, ...] = ()
+        if vad_settings.eagerness and ear.turns is None:  # the silence rule, said
+            vad_settings = dataclasses.replace(vad_settings, eagerness="")
+            self.notices = (
+                "segments end on silence (vad.min_silence_ms), not on a semantic end of turn (vad.eagerness): "
+                f"{ear.turns_missing}",
+            )
+        #: the end-of-turn model's worker, where the stream asks for a semantic end of turn
+        self._turns = ear.turns if vad_settings.eagerness else None
+        #: set while the segmenter waits for no answer of the end-of-turn model (``finish`` waits for it)
+        self._no_question = asyncio.Event()
+        self._no_question.set()
         self.vad_settings = vad_settings
         self.interim_interval_ms = interim_interval_ms
         self._limits = limits
@@ -258,7 +274,9 @@ class StreamSession:
         the loop, in order): where a job resumed later starts its VAD (``jobs/checkpoints.py``)."""
 
         def taken(at: int, state: SileroState) -> None:
-            if self.jobs.failure is None:
+            # (while the segmenter waits for an end-of-turn answer it is behind ``at``: that one is
+            # not taken, and a resume starts from the one before)
+            if self.jobs.failure is None and self._segmenter.asking is None:
                 triggered, temp_end = self._segmenter.hysteresis()
                 on_snapshot(VadSnapshot(at, state.rnn, state.context, triggered, temp_end))
 
@@ -300,6 +318,7 @@ class StreamSession:
         reorder window held for one that is not coming. Later audio carries on the timeline."""
         await self.intake.release_held()
         await self._vad.scored_all()
+        await self._answered()  # the segmenter has taken every window scored
         if self._finished or self.jobs.failure is not None or not self._segmenter.holds_speech:
             return False
         self._handle(self._segmenter.flush())
@@ -314,7 +333,8 @@ class StreamSession:
             limit = limit or e
         await self.intake.drain()
         await self._vad.wait_idle()
-        if self.jobs.failure is not None:
+        await self._answered()
+        if self.jobs.failure is not None or self._segmenter.asking is not None:
             return
         last = self._segmenter.finish()
         self._handle(last)
@@ -338,9 +358,17 @@ class StreamSession:
             )
         )
 
+    async def _answered(self) -> None:
+        """Until the segmenter waits for no end-of-turn answer (or the session failed or was
+        aborted): the windows that waited for one are then taken too."""
+        while self._segmenter.asking is not None and self.jobs.failure is None and not self._aborted:
+            self._no_question.clear()
+            await self._no_question.wait()  # an answer may process windows that ask again
+
     def abort(self) -> None:
         """Client gone: drop queued work; nothing more is computed for this session."""
         self._aborted = True
+        self._no_question.set()  # a finish waiting for an answer ends
         self.intake.aborted = True
         self._vad.close()
         self._room.set()  # a feeder waiting for room runs into the abort (_raise_failure)
@@ -402,14 +430,29 @@ class StreamSession:
         """On the loop, in submission order: the VAD's result for ``samples16k``."""
         if self.jobs.failure is not None:
             return
+        if error is not None:
+            logger.error("the VAD failed: %r", error, extra=self._log)
+            self.fail(ServiceError("voice activity detection failed; the server log has the details"))
+            return
+        assert probs is not None
+        self._pos16k += len(samples16k)
+        self._segment(functools.partial(self._segmenter.push, samples16k, probs))
+
+    def _on_answer(self, question: TurnQuestion, complete: float | None, error: BaseException | None) -> None:
+        """On the loop: the end-of-turn model's answer to ``question`` (an error: "incomplete", so
+        the silence rule's bound closes the turn, the fallback)."""
+        if error is not None:
+            logger.warning("the end-of-turn model failed (%r): the pause waits for vad.eagerness's bound", error)
+        if self.jobs.failure is None and not self._finished:
+            self._segment(functools.partial(self._segmenter.answer, question, 0.0 if complete is None else complete))
+        if self._segmenter.asking is None:
+            self._no_question.set()
+
+    def _segment(self, step: Callable[[], list[SegmenterEvent]]) -> None:
+        """The segmenter's ``step`` (a push, an answer) and its events; then the open speech's
+        captions and simultaneous steps."""
         try:
-            if error is not None:
-                logger.error("the VAD failed: %r", error, extra=self._log)
-                self.fail(ServiceError("voice activity detection failed; the server log has the details"))
-                return
-            assert probs is not None
-            self._pos16k += len(samples16k)
-            self._handle(self._segmenter.push(samples16k, probs))
+            self._handle(step())
             if not self._finished and self.jobs.failure is None:
                 if self.captions is not None or self.simultaneous is not None:
                     open_speech = self._segmenter.open_speech()
@@ -475,6 +518,10 @@ class StreamSession:
                 vad_wait_ms = max(0, self._pos16k - (seg.end_ms - offset) * PER_MS) / PER_MS
                 final = self.simultaneous.segment_closed(seg) if self.simultaneous is not None else None
                 self.jobs.submit(seg, vad_wait_ms, final)
+            elif isinstance(ev, TurnQuestion):
+                assert self._turns is not None  # (only a segmenter with an eagerness asks)
+                self._no_question.clear()
+                self._turns.submit(ev.samples, functools.partial(self._on_answer, ev))
             elif isinstance(ev, SpeechDiscarded):
                 logger.debug("discarded %s", ev, extra=self._log)
         self._update_room()

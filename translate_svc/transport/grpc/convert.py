@@ -197,7 +197,7 @@ def terms_to_pb(ts: Sequence[Term]) -> list[pb.Term]:
 
 
 #: VadOptions fields, named as in the segmenter's config (SegmenterConfig)
-_VAD_FIELDS = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
+_VAD_FIELDS = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms", "eagerness")
 
 
 def vad_settings(msg: pb.VadOptions, defaults: SegmenterConfig) -> SegmenterConfig:
@@ -481,6 +481,7 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
         model=model_card_to_pb(s.card),
         limits=limits_to_pb(s.limits),
         resume_token=s.resume_token,
+        notices=s.notices,
     )
     ear_to_pb(s.task.ear, started.config)
     return started

@@ -9,8 +9,9 @@ session, and need nothing of its settings or its session object.
   none -> detection among all (``source_or_detect``);
 - the prompt and keywords as BOOST terms at the default weight, within the server's term limits
   (``boost_terms``);
-- server VAD's object (a session's ``turn_detection``, a REST ``chunking_strategy``) checked field
-  by field (``server_vad``), and as the stream core's VAD (``vad_config``);
+- server VAD's object (a session's ``turn_detection``, a REST ``chunking_strategy``), or
+  ``semantic_vad``'s with its ``eagerness`` (the end-of-turn model at each pause), checked field by
+  field (``server_vad``), and as the stream core's VAD (``vad_config``);
 - a JSON object read strictly (``json_object``, ``known_fields``): a field this server does not
   know is a ``ParamError`` naming it, with the fields it knows.
 
@@ -31,7 +32,7 @@ from translate_svc.languages import guess_model_code
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.openai.wire import ParamError
 from translate_svc.types import ModelCard, Term
-from translate_svc.vad.segmenter import MS_RANGES, SegmenterConfig, VadConfigError
+from translate_svc.vad.segmenter import EAGERNESS, MS_RANGES, SegmenterConfig, VadConfigError
 
 #: where a prompt is cut into terms: a list of names and jargon, as OpenAI's guide writes it for whisper-1
 _PROMPT_SEPARATORS = re.compile(r"[,;\n]")
@@ -52,15 +53,17 @@ _TURN_DETECTION = frozenset(
 
 @dataclass(frozen=True)
 class TurnDetection:
-    """Server VAD (``server_vad``) as the stream core's VAD takes it."""
+    """Server VAD (``server_vad``), or the semantic end of turn (``semantic_vad``: an
+    ``eagerness``), as the stream core's VAD takes it."""
 
     threshold: float
     prefix_padding_ms: int  # the VAD's speech_pad_ms
-    silence_duration_ms: int  # the VAD's min_silence_ms
+    silence_duration_ms: int  # the VAD's min_silence_ms (semantic_vad: the pause it asks at)
+    eagerness: str = ""  # the VAD's eagerness: "" is server_vad
 
     @classmethod
     def of(cls, vad: SegmenterConfig) -> TurnDetection:
-        return cls(vad.threshold, vad.speech_pad_ms, vad.min_silence_ms)
+        return cls(vad.threshold, vad.speech_pad_ms, vad.min_silence_ms, vad.eagerness)
 
 
 def source_or_detect(
@@ -134,7 +137,11 @@ def vad_config(defaults: SegmenterConfig, td: TurnDetection, param: str) -> Segm
     """Server VAD's parameters as the stream core's VAD (its range rules as ``ParamError``)."""
     try:
         return dataclasses.replace(
-            defaults, threshold=td.threshold, speech_pad_ms=td.prefix_padding_ms, min_silence_ms=td.silence_duration_ms
+            defaults,
+            threshold=td.threshold,
+            speech_pad_ms=td.prefix_padding_ms,
+            min_silence_ms=td.silence_duration_ms,
+            eagerness=td.eagerness,
         )
     except VadConfigError as e:  # (the ranges are checked as they are read; this is the pad's rule)
         message = (
@@ -144,19 +151,29 @@ def vad_config(defaults: SegmenterConfig, td: TurnDetection, param: str) -> Segm
 
 
 def server_vad(value: Any, param: str, vad: SegmenterConfig) -> TurnDetection:
-    """A ``server_vad`` object (a session's ``turn_detection``, a REST ``chunking_strategy``),
-    each absent field at the server's VAD default."""
+    """A ``server_vad`` or ``semantic_vad`` object (a session's ``turn_detection``, a REST
+    ``chunking_strategy``), each absent field at the server's VAD default (``semantic_vad``'s
+    eagerness: ``auto``; its threshold, padding and silence, which OpenAI's object does not have,
+    are silero's as ``server_vad`` takes them: the silence is the pause the model is asked at)."""
     obj = json_object(value, param)
     known_fields(obj, _TURN_DETECTION, param)
     kind = obj.get("type", "server_vad")
-    if kind == "semantic_vad" or obj.get("eagerness") is not None:
+    if kind not in ("server_vad", "semantic_vad"):
         raise ParamError(
-            'semantic_vad is not available on this server: use {"type": "server_vad"} (silero VAD, with '
-            "threshold, prefix_padding_ms and silence_duration_ms), or null to commit turns yourself",
-            f"{param}.type",
+            f'{param}.type must be "server_vad" or "semantic_vad" (or the whole field null)', f"{param}.type"
         )
-    if kind != "server_vad":
-        raise ParamError(f'{param}.type must be "server_vad" (or the whole field null)', f"{param}.type")
+    eagerness = ""
+    if kind == "semantic_vad":
+        eagerness = obj.get("eagerness") or "auto"
+        if eagerness not in EAGERNESS:
+            raise ParamError(
+                f"{param}.eagerness must be one of {', '.join(EAGERNESS)} (auto: medium)", f"{param}.eagerness"
+            )
+    elif obj.get("eagerness") is not None:
+        raise ParamError(
+            f'{param}.eagerness is semantic_vad\'s: send {{"type": "semantic_vad", "eagerness": ...}}, or leave it out',
+            f"{param}.eagerness",
+        )
     if obj.get("idle_timeout_ms") is not None:
         raise ParamError(
             "idle_timeout_ms makes the model respond after a silence: a transcription session has no "
@@ -171,7 +188,7 @@ def server_vad(value: Any, param: str, vad: SegmenterConfig) -> TurnDetection:
         raise ParamError(f"{param}.threshold must be a number between 0 and 1 (0.5 is typical)", f"{param}.threshold")
     pad = _ms(obj, "prefix_padding_ms", vad.speech_pad_ms, MS_RANGES["speech_pad_ms"], param)
     silence = _ms(obj, "silence_duration_ms", vad.min_silence_ms, MS_RANGES["min_silence_ms"], param)
-    td = TurnDetection(float(threshold), pad, silence)
+    td = TurnDetection(float(threshold), pad, silence, eagerness)
     vad_config(vad, td, param)  # the pad's rule against the segment cap
     return td
 

@@ -17,6 +17,10 @@ access line. The settings and their checks are ``transcription_config.py``.
   ``input_audio_buffer.speech_started``/``speech_stopped`` bracket each speech region (their
   ``item_id`` is its first segment's: ``SpeechEvent.next_segment_id``); a region's segments are
   committed when it stops (or, a region the length cap split, each at the latest before its result).
+- ``turn_detection: semantic_vad`` with its ``eagerness``: the same events, the turns ended by the
+  end-of-turn model at each pause (``vad/segmenter.py``). Where this server does not run the
+  model, the stream keeps server VAD: ``session.updated`` says so, its ``turn_detection`` the
+  ``server_vad`` in force and ``x_notices`` the reason.
 - ``turn_detection: null``: the client commits its turns. The VAD still cuts at pauses (the model
   wants segments), but nothing is said of a segment until a commit: then every segment closed
   since the last is committed and its transcript follows (beyond ``MAX_HELD`` transcripts waiting,
@@ -44,6 +48,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -114,6 +119,9 @@ class TranscriptionProtocol:
         self.started = False  # the stream's config went to the core
         #: the update that started the stream answers when the core admits it (beta or GA shape)
         self._answer: bool | None = None
+        #: what the stream runs otherwise than asked (``StreamStarted.notices``), in session objects
+        self._notices: tuple[str, ...] = ()
+        self._eagerness = ""  # the semantic end of turn in force, where notices say it is not the one asked
         self.close_code = 1000  # 1012 (service restart) after a drain
         self.closed = False  # the protocol has no half-close: the loop ends with the socket
         # -- items: segment ids below ``_settled`` are committed or dropped, in order
@@ -239,7 +247,10 @@ class TranscriptionProtocol:
     def render(self, ev: StreamStarted | StreamEvent) -> Iterator[str]:
         """One of the stream core's events as OpenAI's."""
         if isinstance(ev, StreamStarted):
-            if self._answer is not None:
+            if ev.notices:  # not what was asked: the session as it runs, and why
+                self._notices, self._eagerness = ev.notices, ev.vad.eagerness
+                yield self._updated(bool(self._answer))
+            elif self._answer is not None:
                 yield self._updated(self._answer)
         elif isinstance(ev, SegmentResult):
             yield from self._result(ev)
@@ -394,9 +405,14 @@ class TranscriptionProtocol:
         return wire_event("session.updated", session=self._session(beta=False))
 
     def _session(self, *, beta: bool) -> dict[str, Any]:
-        extra = {"x_limits": {"max_append_bytes": self.limits.ws_max_append_bytes}}
+        extra: dict[str, Any] = {"x_limits": {"max_append_bytes": self.limits.ws_max_append_bytes}}
+        if self._notices:
+            extra["x_notices"] = list(self._notices)
         render = beta_session if beta else ga_session
-        return render(self.settings, self.session_id, extra)
+        s, td = self.settings, self.settings.turn_detection
+        if td is not None and self._notices and td.eagerness != self._eagerness:  # the rule in force
+            s = dataclasses.replace(s, turn_detection=dataclasses.replace(td, eagerness=self._eagerness))
+        return render(s, self.session_id, extra)
 
     def _item(self, segment_id: int) -> str:
         return f"{self._items}_{segment_id}"

@@ -17,7 +17,7 @@ Two shapes of the same settings, as OpenAI's clients send them:
 
 An update changes the fields it names, as OpenAI's does; an object it names (``transcription``,
 ``turn_detection``) is replaced whole, its absent fields at their defaults. A field this server does
-not know, a value of the wrong kind, a ``model`` list, ``semantic_vad``, log probabilities: a
+not know, a value of the wrong kind, a ``model`` list, an ``eagerness`` outside ``semantic_vad``: a
 ``ParamError`` naming the field (``param``) and what to send instead. Noise reduction (either type)
 runs RNNoise before the VAD and the model. The session object's ``x_ignored`` lists the
 beta shape's ``modalities`` and ``client_secret`` and server VAD's
@@ -289,6 +289,8 @@ def beta_session(s: TranscriptionSettings, session_id: str, extra: dict[str, Any
 def _td_object(td: TurnDetection | None) -> dict[str, Any] | None:
     if td is None:
         return None
+    if td.eagerness:
+        return {"type": "semantic_vad", "eagerness": td.eagerness}
     return {
         "type": "server_vad",
         "threshold": td.threshold,

@@ -34,6 +34,7 @@ HEADER_PARAMS = {
     "x-translate-noise-suppression": "noise_suppression",
     "x-translate-speed": "speed",
     "x-translate-conversation": "conversation",
+    "x-translate-eagerness": "eagerness",
 }
 
 

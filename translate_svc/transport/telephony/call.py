@@ -5,6 +5,7 @@ core's config for it, and the carrier's events that are not audio (``Played``, `
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,8 +27,11 @@ from translate_svc.types import (
     SimultaneousOptions,
     check_speed,
 )
-from translate_svc.vad.segmenter import SegmenterConfig
+from translate_svc.vad.segmenter import EAGERNESS, SegmenterConfig
 from translate_svc.wire.pcm import float_to_pcm16, pcm16_to_float
+
+#: the call parameter ``eagerness``'s value for the silence rule (where the server's default is another)
+SILENCE_RULE = "silence"
 
 #: a phone frame: what carriers send every 20 ms, and what the AudioSocket pacer sends
 FRAME_MS = 20
@@ -121,6 +125,10 @@ class CallSetup:
     #: identified among them and its translation into the other party's language is played; the
     #: stream core checks them (``session/task/conversation.py``). None: ``source`` -> ``target``
     conversation: tuple[str, ...] | None = None
+    #: the end of a turn (``eagerness``): ``low``/``medium``/``high``/``auto``, the end-of-turn
+    #: model at each pause (docs/api.md, "Turns that end on meaning"); ``silence``, the silence
+    #: rule. None: the server's (``vad.eagerness``)
+    eagerness: str | None = None
 
 
 def _param(params: Mapping[str, str], *names: str) -> str | None:
@@ -164,7 +172,8 @@ def call_setup(params: Mapping[str, str], settings: PhoneSettings) -> CallSetup:
     ``speed`` (the speaking rate, ``SPEED_MIN``..``SPEED_MAX``; the settings' when absent),
     ``call`` (two-party), ``room`` (or ``x_room``, as on the OpenAI door) and ``participant``:
     speak into a room; ``conversation`` (``eng,spa``: two people on one line, in place of
-    ``source`` and ``target``, which then have no default). A room's or a conversation's call runs
+    ``source`` and ``target``, which then have no default); ``eagerness`` (how a turn ends:
+    ``CallSetup.eagerness``). A room's or a conversation's call runs
     in segment mode unless it
     asks for ``simultaneous`` (which a room refuses: not carried into rooms yet). InvalidInput says
     what to fix."""
@@ -194,7 +203,13 @@ def call_setup(params: Mapping[str, str], settings: PhoneSettings) -> CallSetup:
         raise InvalidInput('the call parameter `noise_suppression` must be "0" or "1"')
     speed = _speed(_param(params, "speed"), settings.speed)
     pair = _param(params, "call")
-    return CallSetup(source, target, simultaneous, pair, room, noise in ("1", "true"), speed, conversation)
+    eagerness = _param(params, "eagerness")
+    if eagerness is not None and eagerness not in (*EAGERNESS, SILENCE_RULE):
+        raise InvalidInput(
+            f"the call parameter `eagerness` must be one of {', '.join(EAGERNESS)} (the end-of-turn model at "
+            f'each pause) or "{SILENCE_RULE}" (a pause of vad.min_silence_ms ends the segment)'
+        )
+    return CallSetup(source, target, simultaneous, pair, room, noise in ("1", "true"), speed, conversation, eagerness)
 
 
 def _speed(value: str | None, default: float) -> float:
@@ -220,6 +235,8 @@ def stream_config(setup: CallSetup, codec: CallCodec, vad: SegmenterConfig) -> S
     (no transcript unless it speaks into a room, whose listeners read it), simultaneous at the
     server's defaults when asked for; a conversation's languages in place of source and target."""
     transcript = setup.room is not None
+    if setup.eagerness is not None:
+        vad = dataclasses.replace(vad, eagerness="" if setup.eagerness == SILENCE_RULE else setup.eagerness)
     output = OutputOptions(
         text=True, speech=True, transcript=transcript, speech_sample_rate_hz=codec.rate, speed=setup.speed
     )

@@ -121,6 +121,8 @@ def vad_pb(vad: VadOptions | None) -> pb.VadOptions | None:
         msg.min_speech_ms = vad.min_speech_ms
     if vad.max_segment_ms is not None:
         msg.max_segment_ms = vad.max_segment_ms
+    if vad.eagerness is not None:
+        msg.eagerness = vad.eagerness
     return msg
 
 

@@ -103,6 +103,9 @@ class VadOptions:
     speech_pad_ms: int | None = None
     min_speech_ms: int | None = None
     max_segment_ms: int | None = None
+    #: a semantic end of turn: "low", "medium", "high" or "auto" (docs/api.md, "Turns that end on
+    #: meaning"); "" the silence rule; None the server's default
+    eagerness: str | None = None
 
 
 @dataclass(frozen=True)
@@ -604,3 +607,7 @@ class StreamInfo:
     address: str  # the target the call went to
     #: simultaneous mode as in force (the server's defaults filled in); None: off
     simultaneous: SimultaneousOptions | None = None
+    #: the end of a turn in force ("": the silence rule), and what the stream gets otherwise than
+    #: it asked, in words (e.g. a semantic end of turn the server does not run)
+    eagerness: str = ""
+    notices: tuple[str, ...] = ()

@@ -914,18 +914,20 @@ class TranslateTextResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[TextResult, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
 class VadOptions(_message.Message):
-    __slots__ = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
+    __slots__ = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms", "eagerness")
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MIN_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
     SPEECH_PAD_MS_FIELD_NUMBER: _ClassVar[int]
     MIN_SPEECH_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_SEGMENT_MS_FIELD_NUMBER: _ClassVar[int]
+    EAGERNESS_FIELD_NUMBER: _ClassVar[int]
     threshold: float
     min_silence_ms: int
     speech_pad_ms: int
     min_speech_ms: int
     max_segment_ms: int
-    def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ...) -> None: ...
+    eagerness: str
+    def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ..., eagerness: _Optional[str] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
     __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous", "room", "noise_suppression", "speakers", "glossaries", "conversation")
@@ -1102,18 +1104,20 @@ class StreamUpdated(_message.Message):
     def __init__(self, status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., first_segment_id: _Optional[int] = ...) -> None: ...
 
 class StreamStarted(_message.Message):
-    __slots__ = ("session_id", "config", "model", "limits", "resume_token")
+    __slots__ = ("session_id", "config", "model", "limits", "resume_token", "notices")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     config: StreamingConfig
     model: ModelInfo
     limits: ServerLimits
     resume_token: str
-    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
+    notices: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., resume_token: _Optional[str] = ..., notices: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Draining(_message.Message):
     __slots__ = ("deadline_unix_ms", "remaining_ms")

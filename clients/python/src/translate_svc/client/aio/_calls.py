@@ -161,6 +161,8 @@ class StreamCalls:
             limits=convert.limits(s.limits),
             address=address,
             simultaneous=convert.simultaneous(s.config),
+            eagerness=s.config.vad.eagerness,
+            notices=tuple(s.notices),
         )
         return call, info
 

@@ -1577,7 +1577,17 @@ export interface VadOptions {
     | number
     | undefined;
   /** longer speech is cut where it reaches this length */
-  maxSegmentMs?: number | undefined;
+  maxSegmentMs?:
+    | number
+    | undefined;
+  /**
+   * A semantic end of turn (docs/api.md, "Turns that end on meaning"): at a pause of min_silence_ms
+   * the end-of-turn model decides whether the turn is complete (the segment closes at once) or not
+   * (it stays open until the pause lasts the eagerness's bound: 8, 4, 2 s). "low", "medium",
+   * "high" or "auto" (= "medium"), as OpenAI's semantic_vad; "" or absent: the silence rule.
+   * StreamStarted echoes the rule in force, and its notices say why where it is not the one asked.
+   */
+  eagerness?: string | undefined;
 }
 
 export interface StreamingConfig {
@@ -1846,6 +1856,11 @@ export interface StreamStarted {
     | undefined;
   /** names the stream across calls (ResumeFrom); the same after a resume */
   resumeToken: string;
+  /**
+   * what the stream gets otherwise than it asked, in words: e.g. the semantic end of turn is not
+   * run on this server, so the silence rule ends its segments
+   */
+  notices: string[];
 }
 
 /**
@@ -10456,6 +10471,7 @@ function createBaseVadOptions(): VadOptions {
     speechPadMs: undefined,
     minSpeechMs: undefined,
     maxSegmentMs: undefined,
+    eagerness: undefined,
   };
 }
 
@@ -10475,6 +10491,9 @@ export const VadOptions: MessageFns<VadOptions> = {
     }
     if (message.maxSegmentMs !== undefined) {
       writer.uint32(40).int32(message.maxSegmentMs);
+    }
+    if (message.eagerness !== undefined) {
+      writer.uint32(50).string(message.eagerness);
     }
     return writer;
   },
@@ -10532,6 +10551,14 @@ export const VadOptions: MessageFns<VadOptions> = {
             message.maxSegmentMs = reader.int32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.eagerness = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -10567,6 +10594,7 @@ export const VadOptions: MessageFns<VadOptions> = {
         : isSet(object.max_segment_ms)
         ? globalThis.Number(object.max_segment_ms)
         : undefined,
+      eagerness: isSet(object.eagerness) ? globalThis.String(object.eagerness) : undefined,
     };
   },
 
@@ -10587,6 +10615,9 @@ export const VadOptions: MessageFns<VadOptions> = {
     if (message.maxSegmentMs !== undefined) {
       obj.maxSegmentMs = Math.round(message.maxSegmentMs);
     }
+    if (message.eagerness !== undefined) {
+      obj.eagerness = message.eagerness;
+    }
     return obj;
   },
 
@@ -10600,6 +10631,7 @@ export const VadOptions: MessageFns<VadOptions> = {
     message.speechPadMs = object.speechPadMs ?? undefined;
     message.minSpeechMs = object.minSpeechMs ?? undefined;
     message.maxSegmentMs = object.maxSegmentMs ?? undefined;
+    message.eagerness = object.eagerness ?? undefined;
     return message;
   },
 };
@@ -12451,7 +12483,7 @@ export const StreamUpdated: MessageFns<StreamUpdated> = {
 };
 
 function createBaseStreamStarted(): StreamStarted {
-  return { sessionId: "", config: undefined, model: undefined, limits: undefined, resumeToken: "" };
+  return { sessionId: "", config: undefined, model: undefined, limits: undefined, resumeToken: "", notices: [] };
 }
 
 export const StreamStarted: MessageFns<StreamStarted> = {
@@ -12470,6 +12502,9 @@ export const StreamStarted: MessageFns<StreamStarted> = {
     }
     if (message.resumeToken !== "") {
       writer.uint32(42).string(message.resumeToken);
+    }
+    for (const v of message.notices) {
+      writer.uint32(50).string(v!);
     }
     return writer;
   },
@@ -12527,6 +12562,14 @@ export const StreamStarted: MessageFns<StreamStarted> = {
             message.resumeToken = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.notices.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -12554,6 +12597,7 @@ export const StreamStarted: MessageFns<StreamStarted> = {
         : isSet(object.resume_token)
         ? globalThis.String(object.resume_token)
         : "",
+      notices: globalThis.Array.isArray(object?.notices) ? object.notices.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -12574,6 +12618,9 @@ export const StreamStarted: MessageFns<StreamStarted> = {
     if (message.resumeToken !== "") {
       obj.resumeToken = message.resumeToken;
     }
+    if (message.notices?.length) {
+      obj.notices = message.notices;
+    }
     return obj;
   },
 
@@ -12593,6 +12640,7 @@ export const StreamStarted: MessageFns<StreamStarted> = {
       ? ServerLimits.fromPartial(object.limits)
       : undefined;
     message.resumeToken = object.resumeToken ?? "";
+    message.notices = object.notices?.map((e) => e) || [];
     return message;
   },
 };
