@@ -35,6 +35,8 @@ HEADER_PARAMS = {
     "x-translate-speed": "speed",
     "x-translate-conversation": "conversation",
     "x-translate-eagerness": "eagerness",
+    "x-translate-voices": "voices",
+    "x-translate-speeds": "speeds",
 }
 
 

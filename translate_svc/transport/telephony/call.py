@@ -17,6 +17,7 @@ from translate_svc.errors import InvalidInput
 from translate_svc.session.events import RoomJoin, StreamConfig
 from translate_svc.settings import PhoneSettings
 from translate_svc.types import (
+    NO_PARTIES,
     SPEED_MAX,
     SPEED_MIN,
     AudioEncoding,
@@ -24,6 +25,7 @@ from translate_svc.types import (
     EarOptions,
     OptionError,
     OutputOptions,
+    PartySpeech,
     SimultaneousOptions,
     check_speed,
 )
@@ -129,6 +131,10 @@ class CallSetup:
     #: model at each pause (docs/api.md, "Turns that end on meaning"); ``silence``, the silence
     #: rule. None: the server's (``vad.eagerness``)
     eagerness: str | None = None
+    #: a conversation's voice and speaking rate per party (``voices``: ``spa:2,eng:5``; ``speeds``:
+    #: ``eng:0.85``), keyed by the language the party hears, as ``conversation`` names it; the
+    #: stream core checks them (``check_parties``)
+    parties: PartySpeech = NO_PARTIES
 
 
 def _param(params: Mapping[str, str], *names: str) -> str | None:
@@ -209,7 +215,35 @@ def call_setup(params: Mapping[str, str], settings: PhoneSettings) -> CallSetup:
             f"the call parameter `eagerness` must be one of {', '.join(EAGERNESS)} (the end-of-turn model at "
             f'each pause) or "{SILENCE_RULE}" (a pause of vad.min_silence_ms ends the segment)'
         )
-    return CallSetup(source, target, simultaneous, pair, room, noise in ("1", "true"), speed, conversation, eagerness)
+    parties = PartySpeech(
+        tuple((lang, int(v)) for lang, v in _per_party(params, "voices", "spa:2,eng:5", int)),
+        tuple((lang, float(v)) for lang, v in _per_party(params, "speeds", "eng:0.85", float)),
+    )
+    return CallSetup(
+        source, target, simultaneous, pair, room, noise in ("1", "true"), speed, conversation, eagerness, parties
+    )
+
+
+def _per_party(params: Mapping[str, str], name: str, example: str, kind: type) -> list[tuple[str, float]]:
+    """A conversation's ``voices`` or ``speeds``: ``language:value`` pairs separated by commas
+    (InvalidInput naming the parameter and an example); what the values may be is the core's to say."""
+    value = _param(params, name)
+    if value is None:
+        return []
+    pairs = []
+    for item in value.split(","):
+        lang, sep, number = item.partition(":")
+        try:
+            parsed = kind(number.strip()) if sep and lang.strip() else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise InvalidInput(
+                f"the call parameter `{name}` is language:value pairs separated by commas, keyed by the languages "
+                f"of `conversation`, such as {example}"
+            )
+        pairs.append((lang.strip(), parsed))
+    return pairs
 
 
 def _speed(value: str | None, default: float) -> float:
@@ -250,6 +284,7 @@ def stream_config(setup: CallSetup, codec: CallCodec, vad: SegmenterConfig) -> S
         room=setup.room,
         ear=EarOptions(noise_suppression=setup.noise_suppression),
         conversation=setup.conversation,
+        parties=setup.parties,
     )
 
 
