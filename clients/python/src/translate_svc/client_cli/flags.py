@@ -219,6 +219,14 @@ class VadFlags:
     vad_max_segment_ms: Annotated[
         int | None, typer.Option("--vad-max-segment-ms", help="longer speech is split (default 15000)")
     ] = None
+    vad_eagerness: Annotated[
+        str | None,
+        typer.Option(
+            "--vad-eagerness",
+            help="end turns on meaning: low, medium, high or auto (the end-of-turn model at each pause); "
+            "'' the silence rule (default: the server's)",
+        ),
+    ] = None
 
     def options(self) -> VadOptions | None:
         """The SDK's ``VadOptions``; None when no flag is given (the server's defaults)."""
