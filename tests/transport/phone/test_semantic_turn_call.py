@@ -74,7 +74,9 @@ async def heard(live: LiveServer, audio: bytes) -> tuple[int, list[tuple[int, in
     return len(log.marks), await spans(live, audio + b"\xff" * 8000 * 3)
 
 
-async def test_a_call_on_the_semantic_rule_hears_a_mid_sentence_pause_held(semantic: LiveServer, jfk_ulaw: bytes) -> None:
+async def test_a_call_on_the_semantic_rule_hears_a_mid_sentence_pause_held(
+    semantic: LiveServer, jfk_ulaw: bytes
+) -> None:
     marks, cut = await heard(semantic, jfk_ulaw)
     # the first sentence; "ask not,"; then one segment from "what" (5.38 s) to "country" (10.56 s)
     assert [round(a / 1000, 1) for a, _ in cut] == [0.3, 3.3, 5.4] and cut[-1][1] > 10400, cut
