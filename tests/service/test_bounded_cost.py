@@ -149,7 +149,15 @@ async def test_3000_health_watches_on_one_connection_hold_at_most_the_published_
             answered += 1
 
         readers = [asyncio.ensure_future(first(c)) for c in calls]
-        await asyncio.sleep(5)
+        # until the first answers came (on a starved machine none had within 5 s), then no more for
+        # 2 s: the calls past the limit wait for a slot that the held ones keep
+        async with asyncio.timeout(120):
+            while not answered:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            last = -1
+            while answered != last:
+                last = answered
+                await asyncio.sleep(2)
         held = answered
         # another client is served meanwhile
         status = await health_pb2_grpc.HealthStub(other).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)

@@ -170,10 +170,12 @@ class MediaStreamCarrier:
 
     # -- one call ----------------------------------------------------------------------------------
 
-    async def call(self, audio: bytes, *, linger_s: float = 12.0, quiet_s: float = 2.0, speed: float = 1) -> CarrierLog:
+    async def call(
+        self, audio: bytes, *, linger_s: float = 12.0, quiet_s: float = 2.0, speed: float = 1, marks: int = 0
+    ) -> CarrierLog:
         """Stream ``audio`` (the call's codec) at real time (``speed`` x), then silence until
-        nothing has come for ``quiet_s`` and every mark is echoed (at most ``linger_s``), then
-        ``stop``."""
+        nothing has come for ``quiet_s``, every mark is echoed and at least ``marks`` marks came
+        (at most ``linger_s``), then ``stop``."""
         loop = asyncio.get_running_loop()
         player = _Player(self.rate * self.sample_bytes)
         last_out = [loop.time()]
@@ -250,6 +252,7 @@ class MediaStreamCarrier:
             end_by = loop.time() + linger_s
             while loop.time() < end_by and not ws.closed:
                 waiting = self.echo_marks and len(self.log.echoed) < len(self.log.marks)
+                waiting = waiting or len(self.log.marks) < marks
                 if not waiting and loop.time() - last_out[0] > quiet_s:
                     break
                 await send_frame(silence)

@@ -66,12 +66,15 @@ async def spans(live: LiveServer, audio: bytes) -> list[tuple[int, int]]:
 
 
 async def heard(live: LiveServer, audio: bytes) -> tuple[int, list[tuple[int, int]]]:
-    """The marks a call of ``audio`` gets (one a translated segment), and what ``Translate`` cuts."""
-    # quiet_s: the last segment's speech may come late on a busy machine; the call waits for it
-    log = await FakeTwilio(phone_url(live.server, "twilio")).call(audio, quiet_s=6, linger_s=40)
+    """What ``Translate`` cuts from ``audio``, and the marks a call of it gets (one a translated
+    segment): the call stays on (up to 60 s after its audio) until as many marks as ``Translate``
+    cut segments came and then nothing for 2 s, so one more would be heard and a late one is
+    waited for on a busy machine."""
+    cut = await spans(live, audio + b"\xff" * 8000 * 3)
+    log = await FakeTwilio(phone_url(live.server, "twilio")).call(audio, quiet_s=2, linger_s=60, marks=len(cut))
     await calls_ended(live.server)
     assert log.speech_bytes > 0
-    return len(log.marks), await spans(live, audio + b"\xff" * 8000 * 3)
+    return len(log.marks), cut
 
 
 async def test_a_call_on_the_semantic_rule_hears_a_mid_sentence_pause_held(
