@@ -106,31 +106,30 @@ async def test_the_caller_hears_each_segment_in_the_other_partys_language(
     assert np.abs(heard - in_voice).max() < 0.05 < np.abs(heard - default).max()
 
 
-async def test_a_conversation_beside_a_target_is_refused_naming_both(
-    phone: LiveServer, jfk_ulaw: bytes, access: AccessLines, caplog: pytest.LogCaptureFixture
-) -> None:
+async def refused(
+    phone: LiveServer, query: str, audio: bytes, access: AccessLines, caplog: pytest.LogCaptureFixture
+) -> str:
+    """A call of ``query`` that the server refuses: closed with 1008, nothing spoken, its access line
+    INVALID_ARGUMENT; the one refusal it logs."""
     caplog.set_level(logging.INFO, logger="translate_svc.transport.telephony.loop")
-    log = await FakeTwilio(phone_url(phone.server, "twilio", "conversation=eng,spa&target=fra")).call(
-        jfk_ulaw[:8000], linger_s=2
-    )
+    log = await FakeTwilio(phone_url(phone.server, "twilio", query)).call(audio, linger_s=2)
     await calls_ended(phone.server)
     assert log.close_code == 1008 and not log.speech_bytes
     (line,) = access.of("phone_twilio")
     assert line["code"] == "INVALID_ARGUMENT", line
-    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("phone call refused")]
-    assert len(refused) == 1 and "conversation and target_languages are both set" in refused[0], refused
+    (message,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("phone call refused")]
+    return message
+
+
+async def test_a_conversation_beside_a_target_is_refused_naming_both(
+    phone: LiveServer, jfk_ulaw: bytes, access: AccessLines, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = await refused(phone, "conversation=eng,spa&target=fra", jfk_ulaw[:8000], access, caplog)
+    assert "conversation and target_languages are both set" in message, message
 
 
 async def test_each_partys_voice_reaches_the_core_and_one_the_model_lacks_is_refused(
     phone: LiveServer, jfk_ulaw: bytes, access: AccessLines, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="translate_svc.transport.telephony.loop")
-    log = await FakeTwilio(phone_url(phone.server, "twilio", "conversation=eng,spa&voices=eng:9999")).call(
-        jfk_ulaw[:8000], linger_s=2
-    )
-    await calls_ended(phone.server)
-    assert log.close_code == 1008 and not log.speech_bytes
-    (line,) = access.of("phone_twilio")
-    assert line["code"] == "INVALID_ARGUMENT", line
-    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("phone call refused")]
-    assert len(refused) == 1 and "conversation.voices[eng] is 9999" in refused[0], refused
+    message = await refused(phone, "conversation=eng,spa&voices=eng:9999", jfk_ulaw[:8000], access, caplog)
+    assert "conversation.voices[eng] is 9999" in message, message
