@@ -100,11 +100,12 @@ class Eagerness:
 
 #: OpenAI's ``semantic_vad`` eagerness values (their longest waits are 8, 4 and 2 s; ``auto`` is
 #: ``medium``): the more eager, the less sure the model must be, and the shorter the wait
+_MEDIUM = Eagerness(0.5, 4_000)
 EAGERNESS: dict[str, Eagerness] = {
     "low": Eagerness(0.7, 8_000),
-    "medium": Eagerness(0.5, 4_000),
+    "medium": _MEDIUM,
     "high": Eagerness(0.3, 2_000),
-    "auto": Eagerness(0.5, 4_000),
+    "auto": _MEDIUM,
 }
 
 #: the audio a ``TurnQuestion`` carries: the turn's last 8 s at most (what the model reads)
