@@ -46,6 +46,13 @@ class AudioFormat:
     sample_rate_hz: int = 0  # 0 only for CONTAINER (read from the bytes)
     channels: int = 1
 
+    @property
+    def heard_rate(self) -> int:
+        """The rate a stream's audio is decoded to (and recorded at): OPUS packets straight at the
+        model's 16 kHz (libopus decodes any packet to it: no resampler after it), raw samples at
+        their own rate. Timestamps and durations stay on ``sample_rate_hz`` (Opus's 48 kHz clock)."""
+        return MODEL_SAMPLE_RATE if self.encoding is AudioEncoding.OPUS else self.sample_rate_hz
+
 
 @dataclass(frozen=True)
 class OutputOptions:

@@ -22,6 +22,7 @@ from translate_svc.audio.codec import decode_container
 from translate_svc.audio.opus import (
     MAX_CONCEAL_SAMPLES,
     OPUS_FRAME_SAMPLES,
+    OPUS_PLC_STEP,
     OPUS_RATE,
     OpusSpeech,
     OpusStreamDecoder,
@@ -240,6 +241,26 @@ def test_concealment_spans_a_longer_gap_and_ignores_an_unreadable_next_packet(sp
     for frames in (0, 100, MAX_CONCEAL_SAMPLES + 120):
         with pytest.raises(ValueError):
             dec.conceal(frames)
+
+
+def test_packets_decode_straight_at_16_khz_to_what_48_khz_gives_resampled(speech16k: np.ndarray) -> None:
+    """A live stream's decoder runs at the model's 16 kHz (issue 97 item 5): each packet gives a
+    third of its 48 kHz samples, concealment a third of the gap, and the audio is the 48 kHz
+    decode's resampled (libopus band-limits inside its decoder), not a worse one."""
+    packets = _client_packets(_to48(speech16k, 16_000)[None], fec=True)
+    at48, at16 = OpusStreamDecoder(channels=1), OpusStreamDecoder(channels=1, rate=16_000)
+    assert at16.rate == 16_000
+    wide = np.concatenate([at48.decode(p) for p in packets[:-3]])
+    pieces = [at16.decode(p) for p in packets[:-3]]
+    assert {len(p) for p in pieces} == {OPUS_FRAME_SAMPLES // 3}
+    narrow = np.concatenate(pieces)
+    down = soxr.resample(wide, 48_000, 16_000).astype(np.float32)
+    ref, got = _aligned(down, narrow, _lag(down, narrow, max_lag=400))
+    assert _corr(ref, got) > 0.97 and abs(_db(got, ref)) < 0.5
+    assert len(at16.conceal(3 * OPUS_FRAME_SAMPLES, packets[-1])) == OPUS_FRAME_SAMPLES
+    assert len(at16.conceal(OPUS_PLC_STEP)) == OPUS_PLC_STEP // 3
+    with pytest.raises(ValueError):
+        OpusStreamDecoder(channels=1, rate=44_100)
 
 
 @pytest.mark.parametrize("channels", [0, 3])

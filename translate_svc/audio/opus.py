@@ -3,8 +3,9 @@
 Three jobs, none of them hand-written codec or framing code:
 
 - :class:`OpusStreamDecoder` decodes a live stream's raw Opus packets (RFC 6716, as carried in RTP
-  payloads: no Ogg framing, no extradata), one packet per audio message, to float32 mono at 48 kHz,
-  with libopus itself through ``opuslib-next``: PyAV (FFmpeg) cannot run libopus's packet loss
+  payloads: no Ogg framing, no extradata), one packet per audio message, to float32 mono at 48 kHz
+  or straight at a lower rate libopus decodes to (a live stream's: the model's 16 kHz), with
+  libopus itself through ``opuslib-next``: PyAV (FFmpeg) cannot run libopus's packet loss
   concealment or in-band FEC (an empty packet means "drain" to FFmpeg), and a stream that loses
   packets measured better concealed than filled with silence (docs/performance.md, "Lost Opus
   packets"). The system's libopus is needed (Debian/Ubuntu: ``libopus0``).
@@ -77,6 +78,8 @@ _MAX_PACKET_SAMPLES = 5760
 MAX_CONCEAL_SAMPLES = _MAX_PACKET_SAMPLES
 #: Opus's frame step (2.5 ms at 48 kHz): a concealed stretch is a whole number of them.
 OPUS_PLC_STEP = 120
+#: The rates libopus decodes to (RFC 6716, 2: any packet, whatever its coded band, at any of them).
+OPUS_DECODE_RATES = (8000, 12000, 16000, 24000, 48000)
 
 #: Codecs accepted inside WebM/Matroska (FFmpeg codec names; the decoder FFmpeg picks for them).
 WEBM_CODECS: tuple[str, ...] = ("opus", "vorbis")
@@ -97,14 +100,19 @@ def _bad_packet(size: int) -> str:
 
 
 class OpusStreamDecoder:
-    """Decodes one stream's Opus packets, one at a time, to float32 mono at 48 kHz, and conceals
-    the packets that never came.
+    """Decodes one stream's Opus packets, one at a time, to float32 mono at ``rate`` (48 kHz by
+    default), and conceals the packets that never came.
 
     Why a class: Opus frames depend on the previous ones (prediction, overlap), so one libopus
     decoder state lives for the whole stream. ``channels`` is the layout the client says it sends
     (1 or 2); the decoder always runs in mono, which libopus does as the average of a stereo
     packet's channels. Opus packets carry their own mono/stereo flag, so a mismatch between
     ``channels`` and the packets still decodes.
+
+    ``rate``: one of ``OPUS_DECODE_RATES``. libopus decodes any packet to any of them (it
+    band-limits and resamples inside the decoder), so a stream whose audio goes to the model at
+    16 kHz decodes there directly: cheaper than 48 kHz (45.9 against 57.5 µs a 20 ms packet here)
+    and with no resampler after it (12.7 µs more a packet; docs/performance.md, issue 97 item 5).
 
     ``decode`` returns exactly the packet's duration (any legal Opus duration, 2.5 to 120 ms). A
     packet libopus refuses raises ``InvalidInput``; the state is reset, so later good packets still
@@ -115,38 +123,43 @@ class OpusStreamDecoder:
     run concealment or FEC). Not thread-safe: one instance per stream, used by one caller at a time.
     """
 
-    __slots__ = ("__weakref__", "_buf", "_ptr", "_state")
+    __slots__ = ("__weakref__", "_buf", "_per", "_ptr", "_state", "rate")
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, rate: int = OPUS_RATE) -> None:
         if channels not in (1, 2):
             raise InvalidInput(f"{channels} channels are not supported for Opus: send mono (1) or stereo (2)")
-        self._state = _opus.create_state(OPUS_RATE, 1)
+        if rate not in OPUS_DECODE_RATES:
+            raise ValueError(f"libopus decodes to {', '.join(map(str, OPUS_DECODE_RATES))} Hz, not {rate}")
+        self.rate = rate
+        #: samples of the 48 kHz clock (Opus's packet durations, RTP timestamps) per decoded sample
+        self._per = OPUS_RATE // rate
+        self._state = _opus.create_state(rate, 1)
         weakref.finalize(self, _opus.destroy, self._state)
-        self._buf = np.empty(_MAX_PACKET_SAMPLES, np.float32)
+        self._buf = np.empty(_MAX_PACKET_SAMPLES // self._per, np.float32)
         self._ptr = self._buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
 
     def decode(self, packet: bytes) -> np.ndarray:
-        """Decode one Opus packet; returns its audio as float32 mono in ``[-1, 1]`` at 48 kHz.
+        """Decode one Opus packet; returns its audio as float32 mono in ``[-1, 1]`` at ``rate``.
 
         An empty packet is refused: to libopus it would mean "conceal a lost packet"."""
         if not packet:
             raise InvalidInput(_bad_packet(0))
-        return self._run(packet, _MAX_PACKET_SAMPLES, fec=False)
+        return self._run(packet, len(self._buf), fec=False)
 
     def conceal(self, frames: int, next_packet: bytes | None = None) -> np.ndarray:
-        """``frames`` samples (a multiple of 2.5 ms, at most ``MAX_CONCEAL_SAMPLES``) for packets
-        that were lost: libopus's concealment, whose last frame libopus recovers from
-        ``next_packet``'s in-band FEC copy when it carries one (the packet received after the gap;
-        ``decode`` it afterwards as usual). A ``next_packet`` libopus cannot read is ignored here
-        (``decode`` then refuses it)."""
+        """Audio at ``rate`` for ``frames`` samples of the 48 kHz clock (a multiple of 2.5 ms, at most
+        ``MAX_CONCEAL_SAMPLES``) of packets that were lost: libopus's concealment, whose last frame
+        libopus recovers from ``next_packet``'s in-band FEC copy when it carries one (the packet
+        received after the gap; ``decode`` it afterwards as usual). A ``next_packet`` libopus cannot
+        read is ignored here (``decode`` then refuses it)."""
         if frames % OPUS_PLC_STEP or not 0 < frames <= MAX_CONCEAL_SAMPLES:
             raise ValueError(f"frames must be a multiple of {OPUS_PLC_STEP} up to {MAX_CONCEAL_SAMPLES}, not {frames}")
         if next_packet:
             try:
-                return self._run(next_packet, frames, fec=True)
+                return self._run(next_packet, frames // self._per, fec=True)
             except InvalidInput:
                 pass
-        return self._run(None, frames, fec=False)
+        return self._run(None, frames // self._per, fec=False)
 
     def _run(self, packet: bytes | None, frames: int, *, fec: bool) -> np.ndarray:
         n = _opus.libopus_decode_float(self._state, packet, len(packet or b""), self._ptr, frames, int(fec))

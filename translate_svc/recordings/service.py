@@ -124,7 +124,7 @@ class Recordings:
             "files": [],
         }
         recording = Recording(
-            where, manifest, data_key, audio=policy.mode is RecordMode.AUDIO, source_rate=fmt.sample_rate_hz
+            where, manifest, data_key, audio=policy.mode is RecordMode.AUDIO, source_rate=fmt.heard_rate
         )
         self.live.add(session_id)
         return SessionRecorder(writer, recording)

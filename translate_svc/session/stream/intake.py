@@ -154,33 +154,42 @@ class AudioIntake:
         finally:
             self._turns -= 1
 
-    async def _ingest(self, samples: np.ndarray) -> None:
-        """Input-rate samples onto the timeline and to the VAD (large ones resampled on a worker
-        thread, noise suppressed on the ear's pool); nothing once the audio has ended."""
-        inline = len(samples) <= OFFLOAD_BYTES // 4  # cheap inline: ~0.0013 s of the loop an audio second
+    async def _ingest(self, samples: np.ndarray | None, frames: int | None = None) -> None:
+        """Samples at the timeline's ``heard_rate`` onto the timeline and to the VAD (large ones
+        resampled on a worker thread, noise suppressed on the ear's pool); nothing once the audio
+        has ended. ``None``: silence for ``frames`` timeline samples, made as it goes in."""
+        tl = self.timeline
+        size = tl.heard(frames or 0) if samples is None else len(samples)
+        inline = size <= OFFLOAD_BYTES // 4  # cheap inline: ~0.0013 s of the loop an audio second
         if inline and not self._turns and self._lane is None:
             # nothing is awaited, and no ingest holds or waits for the lock: in order without it
             if not self._over:
-                if self.recorder is not None:
-                    self.recorder.audio(samples)
-                self._vad.score(self.timeline.ingest(samples))
+                self._vad.score(tl.ingest(self._recorded(samples, frames), frames))
             return
         self._turns += 1
         try:
             async with self._ingesting:
                 if self._over:
                     return
-                if self.recorder is not None:
-                    self.recorder.audio(samples)
+                samples = self._recorded(samples, frames)
                 if inline:
-                    x = self.timeline.ingest(samples)
+                    x = tl.ingest(samples, frames)
                 else:
-                    x = await self._decode(functools.partial(self.timeline.ingest, samples))
+                    x = await self._decode(functools.partial(tl.ingest, samples, frames))
                 if self._lane is not None and self._denoiser is not None:
                     x = await self._lane.run(functools.partial(self._denoiser.process, x))
                 self._vad.score(x)
         finally:
             self._turns -= 1
+
+    def _recorded(self, samples: np.ndarray | None, frames: int | None) -> np.ndarray:
+        """``_ingest``'s samples, or the silence for its ``frames`` made now (at the timeline's
+        end), handed to the recording (on the loop) on their way in."""
+        if samples is None:
+            samples = np.zeros(self.timeline.heard(frames or 0), np.float32)
+        if self.recorder is not None:
+            self.recorder.audio(samples)
+        return samples
 
     def _check(self) -> None:
         """Raise the session's failure, or its abort, before taking more audio."""
@@ -202,4 +211,4 @@ class AudioIntake:
         for n in range(frames, 0, -step):
             await self._room.wait()
             self._check()
-            await self._ingest(np.zeros(min(n, step), np.float32))
+            await self._ingest(None, min(n, step))

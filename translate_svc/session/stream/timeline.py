@@ -1,7 +1,11 @@
 """One stream's clock and decoder: wire bytes -> float32 -> 16 kHz, with gaps and the duration limit.
 
 The timeline counts input samples, filled gaps included; a resumed stream starts at its offset.
-Event loop only (``ingest`` may run on a worker thread while the session awaits it).
+Audio is decoded at the format's ``heard_rate``: raw PCM at its own rate, then resampled to 16 kHz;
+Opus packets straight at 16 kHz (libopus resamples as it decodes), while the timeline stays on
+Opus's 48 kHz clock (three of its samples a decoded one; a gap that is not a multiple of three
+still fills the 16 kHz samples it covers, counted from the timeline's start, so none is lost or
+doubled). Event loop only (``ingest`` may run on a worker thread while the session awaits it).
 
 Audio costs the server about the same CPU a second whatever carried it (resampling, the VAD), but
 some of it comes without bytes: a gap between packet timestamps is filled (up to the idle timeout
@@ -55,9 +59,12 @@ class Timeline:
         self._paid_bytes = 0
         #: the stream's timeline starts this many ms before this call's first sample (a resume)
         self.offset_ms = offset_ms
-        self._opus = OpusStreamDecoder(fmt.channels) if fmt.encoding is AudioEncoding.OPUS else None
+        #: the rate ``decode`` gives (``AudioFormat.heard_rate``), and timeline samples per such sample
+        self.heard_rate = fmt.heard_rate
+        self._per = fmt.sample_rate_hz // self.heard_rate
+        self._opus = OpusStreamDecoder(fmt.channels, self.heard_rate) if fmt.encoding is AudioEncoding.OPUS else None
         self._decode = self._opus.decode if self._opus is not None else functools.partial(decode_raw, fmt=fmt)
-        self._resampler = StreamResampler(fmt.sample_rate_hz, MODEL_SAMPLE_RATE)
+        self._resampler = StreamResampler(self.heard_rate, MODEL_SAMPLE_RATE)
         #: the timeline's length in input samples (filled gaps included; a resume starts at its offset)
         self.input_frames = round(offset_ms * fmt.sample_rate_hz / 1000)
         #: of it, skipped by packet timestamps (concealed, or filled with silence)
@@ -84,10 +91,14 @@ class Timeline:
         return len(data) // (SAMPLE_WIDTH[self.fmt.encoding] * self.fmt.channels)
 
     def decode(self, data: bytes) -> np.ndarray:
-        """One message's bytes -> mono float32 at the stream's rate (the duration is checked)."""
+        """One message's bytes -> mono float32 at ``heard_rate`` (the duration is checked)."""
         samples = self._decode(data)
-        self.check_duration(len(samples))
+        self.check_duration(len(samples) * self._per)
         return samples
+
+    def heard(self, frames: int) -> int:
+        """Samples at ``heard_rate`` that ``frames`` more timeline samples make (silence to fill)."""
+        return (self.input_frames + frames) // self._per - self.input_frames // self._per
 
     def gap(self, timestamp: int) -> int:
         """Input samples between the timeline's end and ``timestamp`` (checked)."""
@@ -116,7 +127,8 @@ class Timeline:
         self.filled_frames += frames
 
     def conceal(self, frames: int, next_packet: bytes) -> np.ndarray | None:
-        """Audio for ``frames`` skipped before ``next_packet`` (counted by ``fill`` already): lost
+        """Audio at ``heard_rate`` for ``frames`` skipped before ``next_packet`` (counted by ``fill``
+        already; a multiple of 2.5 ms, so a whole number of decoded samples): lost
         Opus packets concealed by libopus, or None where the session fills silence instead (not
         Opus, no packet, or a gap that is not a whole number of 2.5 ms frames or is longer than
         120 ms: a mute or DTX, not loss)."""
@@ -153,9 +165,11 @@ class Timeline:
                 reason="max_stream_duration",
             )
 
-    def ingest(self, samples: np.ndarray) -> np.ndarray:
-        """Input-rate samples onto the timeline -> their 16 kHz samples (resampler state kept)."""
-        self.input_frames += len(samples)
+    def ingest(self, samples: np.ndarray, frames: int | None = None) -> np.ndarray:
+        """Samples at ``heard_rate`` onto the timeline -> their 16 kHz samples (resampler state
+        kept). ``frames``: the timeline samples they stand for, when not ``len(samples)`` whole
+        ones (silence made by ``heard``)."""
+        self.input_frames += len(samples) * self._per if frames is None else frames
         return self._resampler.process(samples)
 
     def drain_resampler(self) -> np.ndarray:

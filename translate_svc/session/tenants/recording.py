@@ -44,8 +44,8 @@ class Recorder(Protocol):
     """One session's recording. Event loop only; every method returns at once and never raises."""
 
     def audio(self, samples: np.ndarray) -> None:
-        """The stream's input audio, mono float32 at its input rate, in timeline order (silence
-        filled in for skipped stretches)."""
+        """The stream's input audio, mono float32 at its ``AudioFormat.heard_rate`` (an Opus
+        stream's at 16 kHz, as decoded), in timeline order (silence filled in for skipped stretches)."""
 
     def result(self, result: SegmentResult) -> None:
         """A final result, as it goes out to the client, in order."""

@@ -1,7 +1,7 @@
 """Opus in a call's RTP (RFC 7587: ``opus/48000/2`` in the SDP, the RTP clock at 48 kHz whatever
 the audio's band) for a call whose stream is 16 kHz PCM. What comes in is decoded by libopus
-(``audio.opus.OpusStreamDecoder``: mono at 48 kHz, a stereo packet averaged) and resampled to
-16 kHz (soxr, streaming: its first packets give fewer samples while its filter fills); what we say
+straight to 16 kHz (``audio.opus.OpusStreamDecoder``: mono, a stereo packet averaged; libopus
+band-limits and resamples inside its decoder, so each packet gives its whole duration); what we say
 is encoded by FFmpeg's libopus (PyAV) from 16 kHz mono, 20 ms a packet, at 32 kbit/s. One
 decoder and one encoder per call (Opus frames depend on the ones before). Not thread-safe.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import av
 import numpy as np
-import soxr
 
 from translate_svc.audio.opus import OPUS_RATE, OpusStreamDecoder
 from translate_svc.errors import InvalidInput
@@ -26,15 +25,14 @@ class OpusRtpDecoder:
     """Opus packets -> 16 kHz 16-bit little-endian PCM (a packet libopus refuses gives none)."""
 
     def __init__(self) -> None:
-        self._decoder = OpusStreamDecoder(1)
-        self._down = soxr.ResampleStream(OPUS_RATE, RATE, 1, dtype="float32")
+        self._decoder = OpusStreamDecoder(1, RATE)
 
     def decode(self, payload: bytes) -> bytes:
         try:
             wave = self._decoder.decode(payload)
         except InvalidInput:
             return b""
-        return bytes(float_to_pcm16(self._down.resample_chunk(wave)).astype("<i2").tobytes())
+        return bytes(float_to_pcm16(wave).astype("<i2").tobytes())
 
 
 class OpusRtpEncoder:
