@@ -139,3 +139,18 @@ def test_the_bound_is_checked_and_a_server_without_the_encoder_says_so(monkeypat
     with pytest.raises(NotInstalled) as missing:
         task.check_ear(EarOptions(speakers=2))
     assert "Resemblyzer" in str(missing.value)
+
+
+def test_nearest_guesses_a_told_speaker_without_assigning_and_none_for_a_new_voice() -> None:
+    """``nearest`` (a conversation's guess before a segment is labelled): the told speaker a voice
+    is most alike, settled ones (past the window) too; None for a voice not heard yet or before
+    any is told; the labels ``assign`` then gives are unchanged by the guesses."""
+    s = OnlineSpeakers(ClusterConfig(max_speakers=3), window=2)
+    assert s.nearest(voice(1)) is None
+    told = [s.assign(n, voice(k, noise=0.04, seed=n), 2000)[0] for n, k in enumerate([1, 2, 1, 2])]
+    assert told == [1, 2, 1, 2]
+    assert s.nearest(voice(1, noise=0.04, seed=9)) == 1  # settled (out of the window of 2) and told
+    assert s.nearest(voice(2, noise=0.04, seed=9)) == 2
+    assert s.nearest(voice(7)) is None  # a third voice: not heard yet
+    assert s.nearest(voice(1, blur=((2, 1.0),))) in (1, 2)  # halfway: still above the line to both
+    assert s.assign(4, voice(7), 2000)[0] == 3 and s.nearest(voice(7, noise=0.04, seed=3)) == 3

@@ -156,6 +156,26 @@ class OnlineSpeakers:
             s.label = names[c]
         return seen.label, tuple(revised)
 
+    def nearest(self, emb: Embedding) -> int | None:
+        """The told speaker whose voice ``emb`` is most alike, at least ``config.threshold`` alike
+        (each speaker's mean over its segments told so far and its settled ones); None: a voice
+        not heard yet, or none told. A guess that assigns nothing (``assign`` labels the segment
+        when its turn comes): a conversation leans on it before the segment's result is out."""
+        totals: dict[int, np.ndarray] = {label: a.total.astype(np.float64) for label, a in self._anchors.items()}
+        for s in self._window:
+            if s.label:
+                v = s.embedding.vector.astype(np.float64)
+                totals[s.label] = totals[s.label] + v if s.label in totals else v
+        if not totals:
+            return None
+        labels = list(totals)
+        centroids = np.stack([totals[label] for label in labels])
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+        v = emb.vector.astype(np.float64)
+        sims = centroids @ (v / max(float(np.linalg.norm(v)), 1e-12))
+        best = int(np.argmax(sims))
+        return labels[best] if sims[best] >= self.config.threshold else None
+
     def _names(self, window: list[_Seen], clusters: np.ndarray, anchored: list[int]) -> dict[int, int]:
         """Each cluster's label: an anchor's own; else the told label most of its segments' speech
         carries (greedy, largest first), else the lowest free one."""

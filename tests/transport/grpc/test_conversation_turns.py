@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 import pytest_asyncio
 
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import raw_request
-from tests.support.speech import shared_pcm
+from tests.support.speech import read_16k, shared_pcm, vad_segments
 from translate_svc.api.v1 import translate_pb2 as pb
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
@@ -192,3 +194,70 @@ async def test_a_short_turn_keeps_the_previous_turns_language(spanish: LiveServe
     for seg in segments[1:]:
         assert seg.end_ms - seg.start_ms >= 1500
         assert direction(seg) == ("spa", IDENTIFIED, ["eng"])
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def spanish_long_turns(
+    test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LiveServer]:
+    """As ``spanish``, with every turn short (limits.conversation_short_turn_s 30): each segment
+    leans on its prior whatever its length, and waits for its voice where speaker labels are on."""
+    from translate_svc.app import build_lid_test_checkpoint
+
+    settings = make_settings(test_model_dir)
+    settings.model.lid_path = build_lid_test_checkpoint(tmp_path_factory.mktemp("lid") / "spa", bias="spa")
+    settings.limits.conversation_short_turn_margin = 1.0
+    settings.limits.conversation_short_turn_s = 30.0
+    async with serving(settings, warmup=False) as live:
+        yield live
+
+
+async def test_with_speaker_labels_a_turn_leans_on_its_own_speakers_language(
+    spanish_long_turns: LiveServer, shared_audio: Path
+) -> None:
+    """Two voices take turns (jfk.flac's phrases, voice A; silero_test.wav's, voice B), each
+    turn's result read before the next turn goes. A's first turn is stated English, B's stated
+    Spanish; then the statement is cleared. With ``speakers`` on, each later turn leans on its
+    own speaker's last language: A's stay English (PREVIOUS_TURN: the identifier scores Spanish
+    top), B's Spanish; the stream's previous turn (B's Spanish, before each A turn) would have
+    made A's Spanish, as the same turns without speaker labels show."""
+    jfk = await vad_segments(read_16k(shared_audio / "jfk.flac"))
+    other = await vad_segments(read_16k(shared_audio / "silero_test.wav"))
+    silence = bytes(int(0.8 * BYTES_PER_S))
+    turns = [("A", jfk[0]), ("B", other[0]), ("A", jfk[2]), ("B", other[2]), ("A", jfk[3]), ("B", other[4])]
+
+    def pcm(seg: Any) -> bytes:
+        return bytes(np.clip(np.round(seg.samples * 32767), -32768, 32767).astype("<i2").tobytes())
+
+    async def run(speakers: int) -> list[tuple[str, pb.SegmentResult]]:
+        call = spanish_long_turns.stub.StreamingTranslate(timeout=300)
+        config = pb.StreamingConfig(format=PCM16, conversation=talk("eng", "spa", stated="eng"), speakers=speakers)
+        await call.write(pb.StreamingTranslateRequest(config=config))
+        await call.write(pb.StreamingTranslateRequest(audio=silence))
+        got = []
+        for i, (who, seg) in enumerate(turns):
+            for m in audio_msgs(pcm(seg) + silence):
+                await call.write(m)
+            got.append((who, (await read_until(call, "segment")).segment))
+            if i < 2:  # B's first turn stated Spanish, then no statement
+                await call.write(update(talk("eng", "spa", stated="spa" if i == 0 else "")))
+                assert (await read_until(call, "updated")).updated.status.code == 0
+        await call.done_writing()
+        rest = [r.segment for r in await read_rest(call) if r.HasField("segment")]
+        assert not rest, f"a turn was cut in two: {rest}"
+        return got
+
+    labelled = await run(speakers=2)
+    speaker_of = {who: seg.speaker for who, seg in labelled[:2]}
+    assert speaker_of["A"] != speaker_of["B"] and 0 not in speaker_of.values()
+    assert [seg.speaker for _, seg in labelled] == [speaker_of[who] for who, _ in labelled]  # the voices told apart
+    assert [direction(seg)[:2] for _, seg in labelled] == [
+        ("eng", STATED),
+        ("spa", STATED),
+        ("eng", PREVIOUS),  # A's own last language, though the previous turn (B's) was Spanish
+        ("spa", IDENTIFIED),
+        ("eng", PREVIOUS),
+        ("spa", IDENTIFIED),
+    ]
+    plain = await run(speakers=0)  # the stream's previous turn only: after B's Spanish, A's turns too
+    assert [direction(seg)[:2] for _, seg in plain][2:] == [("spa", IDENTIFIED)] * 4

@@ -52,7 +52,7 @@ from translate_svc.session.events import SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.stream.speakers import SpeakerLabels
 from translate_svc.session.task import inputs
 from translate_svc.session.work import Offload
-from translate_svc.types import Commit, InterimResult, Segment, SegmentResult, TranslationTask
+from translate_svc.types import MODEL_SAMPLE_RATE, Commit, InterimResult, Segment, SegmentResult, TranslationTask
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ class SegmentTracker:
         #: segment sent later leans on it; one sent while that result is still computed leans on
         #: the turn before (the prior is fixed as the segment goes to the engine)
         self.last_language: str | None = None
+        #: with speaker labels, each speaker's last language (as its results went out): a
+        #: conversation's segment leans on its own speaker's instead (``_leaned_on``)
+        self.speaker_languages: dict[int, str] = {}
         #: segments submitted and not yet done: the engine's future, then the encoding's
         self._pending: dict[int, asyncio.Future[Any]] = {}
         #: results ready, each after its segment's last commits (simultaneous mode; else none)
@@ -190,11 +193,64 @@ class SegmentTracker:
         closed_at: float,
         budget_ms: int | None = None,
     ) -> None:
+        """``seg`` to the engine; a conversation's short turn, with speaker labels on, once its voice
+        is embedded (``_leaned_on``: it leans on its own speaker's language)."""
+        speakers, turns = self.speakers, self._turns
+        if final is None and speakers is not None and turns is not None and leans(task):
+            voice = speakers.embedding(seg.segment_id)
+            if voice is not None and not voice.done() and len(seg.samples) < turns.short_turn_s * MODEL_SAMPLE_RATE:
+                self._pending[seg.segment_id] = voice  # dropped with the rest if the stream is aborted
+                voice.add_done_callback(
+                    functools.partial(self._voice_back, seg, vad_wait_ms, task, closed_at, budget_ms)
+                )
+                return
+        self._send_now(seg, vad_wait_ms, final, task, closed_at, budget_ms)
+
+    def _voice_back(
+        self,
+        seg: Segment,
+        vad_wait_ms: float,
+        task: TranslationTask,
+        closed_at: float,
+        budget_ms: int | None,
+        voice: asyncio.Future[Any],
+    ) -> None:
+        if self._pending.pop(seg.segment_id, None) is None or voice.cancelled():
+            return  # aborted
+        self._send_now(seg, vad_wait_ms, None, task, closed_at, budget_ms)
+
+    def _leaned_on(self, seg: Segment, task: TranslationTask) -> str | None:
+        """The language a conversation's segment leans on (``inputs.model_input``'s ``previous``):
+        with speaker labels, its speaker's last language when its voice is embedded (the speaker
+        it most likely is, ``SpeakerLabels.likely``; a voice not heard yet, or not yet in a
+        language, leans on none: in a conversation a new voice is most often the other party);
+        else the stream's previous turn's."""
+        speakers = self.speakers
+        voice = speakers.embedding(seg.segment_id) if speakers is not None and leans(task) else None
+        if speakers is None or voice is None or not voice.done() or voice.cancelled() or voice.exception():
+            return self.last_language
+        speaker = speakers.likely(voice.result())
+        return None if speaker is None else self.speaker_languages.get(speaker)
+
+    def _send_now(
+        self,
+        seg: Segment,
+        vad_wait_ms: float,
+        final: results.FinalStep | None,
+        task: TranslationTask,
+        closed_at: float,
+        budget_ms: int | None = None,
+    ) -> None:
         item = (
             final.item
             if final is not None
             else inputs.model_input(
-                task, seg.samples, final=True, budget_ms=budget_ms, previous=self.last_language, turns=self._turns
+                task,
+                seg.samples,
+                final=True,
+                budget_ms=budget_ms,
+                previous=self._leaned_on(seg, task),
+                turns=self._turns,
             )
         )
         try:
@@ -316,9 +372,13 @@ class SegmentTracker:
             commits, result = self._done.pop(self.next_emit)
             for c in commits:
                 self.put(c)
-            self.put(result if speakers is None else speakers.label(result))
+            if speakers is not None:
+                result = speakers.label(result)
+            self.put(result)
             if result.detected is not None:
                 self.last_language = result.detected.language
+                if result.speaker:
+                    self.speaker_languages[result.speaker] = result.detected.language
             self.next_emit += 1
         if self.next_emit != emitted and self.on_emitted is not None:
             self.on_emitted()
@@ -397,6 +457,12 @@ def _counted(ev: StreamEvent) -> bool:
 
 def _nothing() -> None:
     """An aborted tracker's ``on_change``."""
+
+
+def leans(task: TranslationTask) -> bool:
+    """Whether ``task``'s segments lean on an earlier turn's language: a conversation's, unless
+    its language is stated (no identification runs)."""
+    return task.conversation is not None and task.stated_language is None
 
 
 def _no_commits(build: Callable[[], SegmentResult]) -> tuple[tuple[Commit, ...], SegmentResult]:

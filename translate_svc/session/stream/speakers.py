@@ -63,6 +63,16 @@ class SpeakerLabels:
         fut.add_done_callback(lambda _: self._on_ready())
         self._pending[seg.segment_id] = (fut, seg.end_ms - seg.start_ms)
 
+    def embedding(self, segment_id: int) -> asyncio.Future[Embedding] | None:
+        """``segment_id``'s embedding on its way (done or not); None once labelled, or never embedded."""
+        entry = self._pending.get(segment_id)
+        return None if entry is None else entry[0]
+
+    def likely(self, emb: Embedding) -> int | None:
+        """The told speaker this voice most likely is (``OnlineSpeakers.nearest``): a guess before
+        the segment's turn to be labelled; None: a voice not heard yet."""
+        return self._speakers.nearest(emb)
+
     def ready(self, segment_id: int) -> bool:
         """Whether ``segment_id``'s result may go out (its embedding is back, or it has none)."""
         entry = self._pending.get(segment_id)

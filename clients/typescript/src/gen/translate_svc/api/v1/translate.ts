@@ -927,7 +927,8 @@ export enum DetectedLanguage_Source {
   /** IDENTIFIED - the identifier's top score */
   IDENTIFIED = 1,
   /**
-   * PREVIOUS_TURN - a conversation's previous turn's language, kept where the top score beat it by less than
+   * PREVIOUS_TURN - a conversation's previous turn's language (with `speakers` on a stream: the segment's own
+   * speaker's previous turn's), kept where the top score beat it by less than
    * limits.conversation_switch_margin (conversation_short_turn_margin on a segment shorter than
    * limits.conversation_short_turn_s); `scores` still say what the identifier scored
    */
