@@ -89,6 +89,7 @@ class JobDesk:
             raise InvalidInput(
                 "output.speech_encoding: a job's dubbed track is a WAV of PCM16 samples: leave it LINEAR16 (or unset)"
             )
+        JobSpec(vad=request.vad).vad_config(self._m.vad_defaults)  # a bad option refused now, naming it
         checks.resolve_task(
             self._m.card,
             self._m.limits,
@@ -116,6 +117,7 @@ class JobDesk:
             ear=request.ear,
             glossaries=tuple(glossaries),
             conversation=request.conversation or (),
+            vad=request.vad,
         )
 
     async def create(self, tenant: Tenant, spec: JobSpec, url: str | None) -> JobStatus:

@@ -8,10 +8,11 @@ a spec stored before a field existed reads it as its default."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
+from translate_svc.errors import InvalidInput
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
     NO_EAR,
@@ -25,6 +26,7 @@ from translate_svc.types import (
     Transcript,
     WordTiming,
 )
+from translate_svc.vad.segmenter import SegmenterConfig
 
 
 class JobState(str, Enum):
@@ -80,6 +82,20 @@ class JobSpec:
     #: others; ``target_languages`` and ``source_language`` empty); empty: fixed targets (as a spec
     #: stored before it existed reads)
     conversation: tuple[str, ...] = ()
+    #: the VAD options the job set (field, value: ``SegmenterConfig``'s names), over the server's
+    #: ``vad`` settings as they are when it runs (``vad_config``); empty: the server's (as a spec
+    #: stored before it existed reads)
+    vad: tuple[tuple[str, float | int | str], ...] = ()
+
+    def vad_config(self, defaults: SegmenterConfig) -> SegmenterConfig:
+        """The job's VAD settings: its own options over ``defaults`` (InvalidInput names a bad one)."""
+        if not self.vad:
+            return defaults
+        overrides: dict[str, Any] = dict(self.vad)
+        try:
+            return replace(defaults, **overrides)
+        except InvalidInput as e:  # VadConfigError: names each bad field, its value and its range
+            raise InvalidInput(f"invalid VAD options: {e.message}") from None
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -128,6 +144,7 @@ class JobSpec:
         d["target_languages"] = tuple(d["target_languages"])
         d["glossaries"] = tuple(d.get("glossaries", ()))
         d["conversation"] = tuple(d.get("conversation", ()))
+        d["vad"] = tuple((str(k), v) for k, v in d.get("vad", ()))
         if d.get("profanity") is not None:
             d["profanity"] = Profanity(d["profanity"])
         if "ear" in d:
@@ -180,6 +197,8 @@ class JobStatus:
         }
         if self.spec.conversation:  # as the request named it
             out["conversation"] = {"languages": list(self.spec.conversation)}
+        if self.spec.vad:  # the VAD options it set, as the request named them
+            out["vad"] = dict(self.spec.vad)
         return out
 
 

@@ -28,6 +28,9 @@ class JobRequest:
     #: a conversation's languages as sent (checked by the desk: ``session/task/conversation.py``);
     #: None: none sent, the job has fixed targets
     conversation: tuple[str, ...] | None = None
+    #: the VAD options the request set (``VadOptions``' fields, named as ``SegmenterConfig``'s),
+    #: over the server's ``vad`` settings; checked by the desk
+    vad: tuple[tuple[str, float | int | str], ...] = ()
 
 
 def fit_default(settings: JobSettings) -> DubFit:

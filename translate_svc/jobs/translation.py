@@ -199,7 +199,7 @@ class JobTranslation:
             session = await self._m.open_job(
                 AudioFormat(AudioEncoding.FLOAT32, MODEL_SAMPLE_RATE, 1),
                 task,
-                self._m.vad_defaults,
+                spec.vad_config(self._m.vad_defaults),
                 tenant,
                 lead_in_ms=lead_ms,
                 vad_start=None if plan.checkpoint is None else plan.checkpoint.snapshot.moved(plan.start16),
@@ -343,7 +343,7 @@ class JobTranslation:
         resumed, from its start."""
         spec, folder = job.spec, self.store.folder(job.job_id)
         grid = None if spec.ear.noise_suppression else checkpoints.grid(rate)
-        settings = checkpoints.settings_print(self._m.vad_defaults)
+        settings = checkpoints.settings_print(spec.vad_config(self._m.vad_defaults))
         replay_ms = round(self.settings.resume_replay_s * 1000)
         found = None
         if grid is not None and point.segments and not checkpoints.disabled(folder):

@@ -86,7 +86,14 @@ def job_to_pb(job: JobStatus) -> pb.Job:
         source_language=job.spec.source_language,
         target_languages=list(job.spec.target_languages),
         conversation=pb.Conversation(languages=job.spec.conversation) if job.spec.conversation else None,
+        vad=_vad_pb(job.spec.vad),
     )
+
+
+def _vad_pb(vad: tuple[tuple[str, float | int | str], ...]) -> pb.VadOptions | None:
+    """The VAD options a job set, as ``VadOptions`` (None: it set none)."""
+    fields: dict[str, Any] = dict(vad)
+    return pb.VadOptions(**fields) if fields else None
 
 
 class JobsDoor:

@@ -52,6 +52,7 @@ KEYS = frozenset(
         "noise_suppression",
         "speakers",
         "conversation",
+        "vad",
     }
 )
 FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
@@ -59,6 +60,15 @@ FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
 FIT_KEYS = frozenset({"slowest", "fastest"})
 #: the keys of its ``conversation`` (as ``Conversation`` in translate.proto)
 CONVERSATION_KEYS = frozenset({"languages"})
+#: the keys of its ``vad`` (as ``VadOptions`` in translate.proto), each with its JSON type
+VAD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "threshold": (int, float),
+    "min_silence_ms": int,
+    "speech_pad_ms": int,
+    "min_speech_ms": int,
+    "max_segment_ms": int,
+    "eagerness": str,
+}
 _ENCODINGS = (
     "container (a WAV, FLAC, OGG or MP3 file, or an MP4, MOV, WebM or MKV video), linear16, float32, mulaw or alaw"
 )
@@ -126,6 +136,7 @@ def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
         ear=_ear(_NOISE[noise], speakers),
         url=url,
         conversation=_conversation(doc.get("conversation")),
+        vad=_vad(doc.get("vad")),
     )
 
 
@@ -153,6 +164,7 @@ def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
         ear=ear_options(msg, "request"),
         url=msg.url or None,
         conversation=tuple(msg.conversation.languages) if msg.HasField("conversation") else None,
+        vad=tuple((f, getattr(msg.vad, f)) for f in VAD_TYPES if msg.vad.HasField(f)),
     )
 
 
@@ -279,6 +291,20 @@ def _conversation(value: object) -> tuple[str, ...] | None:
     if not _strings(languages):
         raise InvalidInput("conversation.languages: a list of at most 64 strings of at most 64 characters")
     return tuple(languages)
+
+
+def _vad(value: object) -> tuple[tuple[str, float | int | str], ...]:
+    """``vad``: an object of ``VadOptions``' keys (each checked by the desk against its range)."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise InvalidInput(f"vad: an object of {', '.join(VAD_TYPES)}")
+    _known(value, frozenset(VAD_TYPES), "vad.")
+    for key, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, VAD_TYPES[key]):
+            kind = "a string" if key == "eagerness" else "a number" if key == "threshold" else "a whole number"
+            raise InvalidInput(f"vad.{key} is {shown(v)}: {kind}")
+    return tuple((key, float(v) if key == "threshold" else v) for key, v in value.items())
 
 
 def _ear(noise: bool, speakers: int) -> EarOptions:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, CliError, out, run_client
-from translate_svc.client_cli.flags import ConnectionFlags, TimeoutOpt, flag_groups
+from translate_svc.client_cli.flags import ConnectionFlags, TimeoutOpt, VadFlags, flag_groups
 from translate_svc.client_cli.jobs import _bars, _follow, cancel_made
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ def dub(
     ] = 1.0,
     *,
     conn: ConnectionFlags,
+    vad: VadFlags,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     targets = [t for t in to.split(",") if t]
@@ -100,6 +101,7 @@ def dub(
                     fit=fit,
                     on_sent=lambda n: bars.update(sent, completed=n),
                     on_created=created,
+                    vad=vad.options(),
                 )
                 job = await _follow(client, job, bars)
             except BaseException:  # refused, or given up (Ctrl-C): the job frees its slot

@@ -19,7 +19,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, CliError, err, out, run_client
-from translate_svc.client_cli.flags import ConnectionFlags, TimeoutOpt, flag_groups
+from translate_svc.client_cli.flags import ConnectionFlags, TimeoutOpt, VadFlags, flag_groups
 
 if TYPE_CHECKING:
     from translate_svc.client import AsyncTranslateClient, Job
@@ -109,6 +109,7 @@ def submit(
     as_json: JsonOpt = False,
     *,
     conn: ConnectionFlags,
+    vad: VadFlags,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Submit a job: upload FILE in parts (or have the server fetch --url); print its id."""
@@ -136,6 +137,7 @@ def submit(
                     speech=not no_speech,
                     on_sent=(lambda n: bars.update(sent, completed=n)) if sent is not None else None,
                     on_created=made.append,
+                    vad=vad.options(),
                 )
             except BaseException:  # the upload or its completion refused, or given up (Ctrl-C)
                 if made:

@@ -248,7 +248,7 @@ class DeleteGlossaryResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url", "noise_suppression", "speakers", "fit", "conversation")
+    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url", "noise_suppression", "speakers", "fit", "conversation", "vad")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +259,7 @@ class CreateJobRequest(_message.Message):
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     FIT_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    VAD_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -269,10 +270,11 @@ class CreateJobRequest(_message.Message):
     speakers: int
     fit: SpeechFit
     conversation: Conversation
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
+    vad: VadOptions
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "state", "received_bytes", "duration_ms", "done_ms", "progress", "segments", "error", "created_at", "expires_at", "source_language", "target_languages", "conversation")
+    __slots__ = ("job_id", "state", "received_bytes", "duration_ms", "done_ms", "progress", "segments", "error", "created_at", "expires_at", "source_language", "target_languages", "conversation", "vad")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +288,7 @@ class Job(_message.Message):
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    VAD_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     received_bytes: int
@@ -299,7 +302,8 @@ class Job(_message.Message):
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
     conversation: Conversation
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., received_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., done_ms: _Optional[int] = ..., progress: _Optional[float] = ..., segments: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
+    vad: VadOptions
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., received_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., done_ms: _Optional[int] = ..., progress: _Optional[float] = ..., segments: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ...) -> None: ...
 
 class UploadJobAudioRequest(_message.Message):
     __slots__ = ("job_id", "offset", "data", "complete")

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client._convert import vad_pb
 from translate_svc.client.job_types import Job, JobList, JobState
+from translate_svc.client.types import VadOptions
 
 #: the ``Jobs`` service's stub, for ``_unary``
 SERVICE = "Jobs"
@@ -113,6 +115,7 @@ class JobCalls:
         fit: bool | tuple[float, float] = False,
         on_created: Callable[[Job], None] | None = None,
         conversation: str | Sequence[str] | None = None,
+        vad: VadOptions | None = None,
     ) -> Job:
         """A new job of an audio file (WAV, FLAC, OGG, MP3) or a video (MP4, MOV, WebM, MKV: its
         first audio stream is translated, and once done its dubbed video is ``save_job_video``'s),
@@ -125,7 +128,9 @@ class JobCalls:
         to cancel it should the upload be refused or given up: ``cancel_job``). ``conversation``:
         its languages (``["eng", "spa"]`` or ``"eng,spa"``) in place of ``targets`` and ``source``:
         each segment is identified among them and translated into the others (docs/api.md
-        "Conversations"); each result's ``detected_language`` is its source."""
+        "Conversations"); each result's ``detected_language`` is its source. ``vad``: the VAD's
+        options over the server's, as a stream's (``VadOptions(eagerness="medium")``: a semantic
+        end of turn, docs/api.md "Turns that end on meaning")."""
         if (audio is None) == (url is None):
             raise ValueError("give an audio file or url=, one of them")
         request = pb.CreateJobRequest(
@@ -138,6 +143,9 @@ class JobCalls:
         )
         if speed != 1.0:  # unset: the model's own rate
             request.output.speed = speed
+        vad_msg = vad_pb(vad)
+        if vad_msg is not None:
+            request.vad.CopyFrom(vad_msg)
         if conversation is not None:
             langs = conversation.split(",") if isinstance(conversation, str) else conversation
             request.conversation.SetInParent()  # present even empty: the server says what is missing

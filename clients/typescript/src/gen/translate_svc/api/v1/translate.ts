@@ -661,7 +661,15 @@ export interface CreateJobRequest {
    * translated into the others (as in TranslateRequest; docs/api.md "Conversations"): in place of
    * source_language and target_languages; each language gets a dubbed track and subtitles
    */
-  conversation: Conversation | undefined;
+  conversation:
+    | Conversation
+    | undefined;
+  /**
+   * the VAD's options over the server's (as a stream's: docs/api.md "VAD options"), eagerness among
+   * them: a semantic end of turn for the job's segments ("Turns that end on meaning"); a server
+   * without the end-of-turn model runs the silence rule. Job.vad echoes what was set
+   */
+  vad: VadOptions | undefined;
 }
 
 export interface Job {
@@ -685,7 +693,11 @@ export interface Job {
   sourceLanguage: string;
   targetLanguages: string[];
   /** a conversation's job: its languages (target_languages empty) */
-  conversation: Conversation | undefined;
+  conversation:
+    | Conversation
+    | undefined;
+  /** the VAD options the job set (only those; the rest are the server's) */
+  vad: VadOptions | undefined;
 }
 
 export interface UploadJobAudioRequest {
@@ -3606,6 +3618,7 @@ function createBaseCreateJobRequest(): CreateJobRequest {
     speakers: 0,
     fit: undefined,
     conversation: undefined,
+    vad: undefined,
   };
 }
 
@@ -3640,6 +3653,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     }
     if (message.conversation !== undefined) {
       Conversation.encode(message.conversation, writer.uint32(82).fork()).join();
+    }
+    if (message.vad !== undefined) {
+      VadOptions.encode(message.vad, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -3737,6 +3753,14 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
             message.conversation = Conversation.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.vad = VadOptions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3775,6 +3799,7 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
       speakers: isSet(object.speakers) ? globalThis.Number(object.speakers) : 0,
       fit: isSet(object.fit) ? SpeechFit.fromJSON(object.fit) : undefined,
       conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
+      vad: isSet(object.vad) ? VadOptions.fromJSON(object.vad) : undefined,
     };
   },
 
@@ -3810,6 +3835,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     if (message.conversation !== undefined) {
       obj.conversation = Conversation.toJSON(message.conversation);
     }
+    if (message.vad !== undefined) {
+      obj.vad = VadOptions.toJSON(message.vad);
+    }
     return obj;
   },
 
@@ -3834,6 +3862,7 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     message.conversation = (object.conversation !== undefined && object.conversation !== null)
       ? Conversation.fromPartial(object.conversation)
       : undefined;
+    message.vad = (object.vad !== undefined && object.vad !== null) ? VadOptions.fromPartial(object.vad) : undefined;
     return message;
   },
 };
@@ -3853,6 +3882,7 @@ function createBaseJob(): Job {
     sourceLanguage: "",
     targetLanguages: [],
     conversation: undefined,
+    vad: undefined,
   };
 }
 
@@ -3896,6 +3926,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.conversation !== undefined) {
       Conversation.encode(message.conversation, writer.uint32(106).fork()).join();
+    }
+    if (message.vad !== undefined) {
+      VadOptions.encode(message.vad, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -4017,6 +4050,14 @@ export const Job: MessageFns<Job> = {
             message.conversation = Conversation.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.vad = VadOptions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4076,6 +4117,7 @@ export const Job: MessageFns<Job> = {
         ? object.target_languages.map((e: any) => globalThis.String(e))
         : [],
       conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
+      vad: isSet(object.vad) ? VadOptions.fromJSON(object.vad) : undefined,
     };
   },
 
@@ -4120,6 +4162,9 @@ export const Job: MessageFns<Job> = {
     if (message.conversation !== undefined) {
       obj.conversation = Conversation.toJSON(message.conversation);
     }
+    if (message.vad !== undefined) {
+      obj.vad = VadOptions.toJSON(message.vad);
+    }
     return obj;
   },
 
@@ -4143,6 +4188,7 @@ export const Job: MessageFns<Job> = {
     message.conversation = (object.conversation !== undefined && object.conversation !== null)
       ? Conversation.fromPartial(object.conversation)
       : undefined;
+    message.vad = (object.vad !== undefined && object.vad !== null) ? VadOptions.fromPartial(object.vad) : undefined;
     return message;
   },
 };
