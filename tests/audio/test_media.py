@@ -60,8 +60,13 @@ def test_the_video_decoder_is_never_opened(shared_audio: Path, tmp_path: Path) -
     [
         (lambda p, s: videos.write_video(p / "a.mp4", s, seconds=1, audio=False), "holds no audio stream"),
         (lambda p, s: videos.write_video(p / "a.mkv", s, seconds=1, audio_codec="ac3"), "audio codec ac3"),
+        # named as the codec it is, not as FFmpeg's decoder of it (mp3float; issue 100 item 5)
+        (
+            lambda p, s: videos.write_video(p / "a.mkv", s, seconds=1, audio_codec="mp3"),
+            r"audio codec mp3 \(MP3 \(MPEG audio layer 3\)\) is not accepted",
+        ),
     ],
-    ids=["no-audio", "ac3"],
+    ids=["no-audio", "ac3", "mp3"],
 )
 def test_what_cannot_be_taken_is_refused_saying_why(
     make: object, words: str, shared_audio: Path, tmp_path: Path

@@ -59,6 +59,17 @@ async def test_the_dub_command_writes_the_dubbed_video(live: LiveServer, shared_
     rates = await _rates(live, run.out)
     assert rates and all(0.85 - 1e-6 <= r <= 1.35 + 1e-6 for r in rates), rates
     assert any(abs(r - 1.0) > 1e-3 for r in rates), rates  # a rate per segment, not the model's own
+    # the job's video again, fetched by its id (issue 100 item 5): French alone, no subtitles
+    (job_id,) = [line.split()[1] for line in run.out.splitlines() if line.startswith("job ")]
+    french = tmp_path / "talk.fra.mp4"
+    fetched = await asyncio.to_thread(
+        run_cli, "job", "fetch", job_id, "--format", "video", "--language", "fra", "--no-subtitles", "-o", french,
+        "--server", f"127.0.0.1:{live.port}", process=True, timeout=300,
+    )  # fmt: skip
+    assert fetched.code == 0 and f"wrote {french}" in fetched.out, fetched.err
+    assert videos.video_packets(french) == videos.video_packets(source)
+    assert [(s.type, s.language) for s in videos.streams(french) if s.type != "video"] == [("audio", "fra")]
+    fails(await asyncio.to_thread(run_cli, "job", "fetch", job_id, "--format", "video"), 2, "--output FILE")
 
 
 async def test_the_dub_command_takes_one_rate_without_fitting(

@@ -212,7 +212,10 @@ async def test_a_video_job_keeps_its_upload_until_deleted(jobs: VideoJobs, video
     ("write", "words"),
     [
         (lambda p, s: videos.write_video(p / "silent.mp4", s, audio=False), "holds no audio stream"),
-        (lambda p, s: videos.write_video(p / "ac3.mkv", s, audio_codec="ac3"), "audio codec ac3 is not accepted"),
+        (
+            lambda p, s: videos.write_video(p / "ac3.mkv", s, audio_codec="ac3"),
+            "audio codec ac3 (ATSC A/52A (AC-3)) is not",
+        ),
         (lambda p, s: _avi(p / "clip.avi"), "MP4, MOV, WebM, MKV"),
     ],
     ids=["no-audio", "ac3-in-mkv", "avi"],

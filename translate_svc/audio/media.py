@@ -247,9 +247,11 @@ def _audio_stream(container: av.container.InputContainer, kind: MediaKind) -> av
     stream = streams[0]
     only_audio(container, stream)
     ctx = stream.codec_context
-    codec = "unknown" if ctx is None else str(ctx.name)
+    # the codec's own name (mp3), not the FFmpeg decoder's that reads it (mp3float)
+    codec = "unknown" if ctx is None else str(ctx.codec.canonical_name)
     if codec not in AUDIO_CODECS:
-        raise InvalidInput(f"the {kind.label} file's audio codec {codec[:24]} is not accepted: {HINT}")
+        named = "" if ctx is None else f" ({str(ctx.codec.long_name)[:48]})"
+        raise InvalidInput(f"the {kind.label} file's audio codec {codec[:24]}{named} is not accepted: {HINT}")
     return stream
 
 

@@ -223,23 +223,49 @@ def cancel(job_id: IdArg, as_json: JsonOpt = False, *, conn: ConnectionFlags, ti
 def fetch(
     job_id: IdArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write it (- : stdout)")] = Path("-"),
-    format: Annotated[str, typer.Option("--format", help="json, srt, vtt or wav (a target's dubbed track)")] = "json",
-    language: Annotated[str, typer.Option("--language", help="srt/vtt: a target or 'transcript'; wav: a target")] = "",
+    format: Annotated[
+        str, typer.Option("--format", help="json, srt, vtt, wav (a target's dubbed track) or video (a video job's)")
+    ] = "json",
+    language: Annotated[
+        str,
+        typer.Option(
+            "--language", help="srt/vtt: a target or 'transcript'; wav: a target; video: targets, comma-separated"
+        ),
+    ] = "",
+    original: Annotated[bool, typer.Option("--original", help="video: the source's audio as a track too")] = False,
+    mix: Annotated[
+        str, typer.Option("--mix", help="video: dub (each track the dub alone) or duck (the source's audio under it)")
+    ] = "dub",
+    no_subtitles: Annotated[bool, typer.Option("--no-subtitles", help="video: no subtitle tracks")] = False,
     *,
     conn: ConnectionFlags,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
-    """Fetch a job's results: its segments (JSON), subtitles of a language, or a dubbed track."""
+    """Fetch a job's results: its segments (JSON), subtitles of a language, a dubbed track, or a
+    video job's dubbed video (its own container, its picture untouched)."""
 
     def check() -> None:
-        if format not in ("json", "srt", "vtt", "wav"):
-            raise CliError("--format: json, srt, vtt or wav")
-        if format != "json" and not language:
+        if format not in ("json", "srt", "vtt", "wav", "video"):
+            raise CliError("--format: json, srt, vtt, wav or video")
+        if format in ("srt", "vtt", "wav") and not language:
             raise CliError(f"--format {format} needs --language")
-        if str(output) == "-" and format == "wav":
-            raise CliError("--format wav needs --output FILE")
+        if str(output) == "-" and format in ("wav", "video"):
+            raise CliError(f"--format {format} needs --output FILE")
+        if mix not in ("dub", "duck"):
+            raise CliError("--mix: dub or duck")
 
     async def work(client: AsyncTranslateClient) -> int:
+        if format == "video":
+            size = await client.save_job_video(
+                job_id,
+                output,
+                languages=[x for x in language.split(",") if x],
+                original=original,
+                mix=mix,
+                subtitles=not no_subtitles,
+            )
+            out.print(f"wrote {output} ({size} bytes)")
+            return EXIT_OK
         if str(output) == "-":
             async for chunk in client.job_result_chunks(job_id, format, language):
                 sys.stdout.buffer.write(chunk)
