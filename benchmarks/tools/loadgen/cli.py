@@ -84,6 +84,10 @@ def main(
     vad_min_speech_ms: Annotated[
         int | None, typer.Option(help="StreamingConfig.vad.min_speech_ms for every stream (default: the server's)")
     ] = None,
+    vad_eagerness: Annotated[
+        str | None,
+        typer.Option(help="StreamingConfig.vad.eagerness for every stream: low, medium, high, auto (the server's)"),
+    ] = None,
     saturation: Annotated[bool, typer.Option("--saturation/--no-saturation", help="run the saturation phase")] = True,
     slo_ms: Annotated[float, typer.Option(help="p95 latency bound for 'streams sustained'")] = report.DEFAULT_SLO_MS,
     behind_s: Annotated[float, typer.Option(help="a stream whose end comes later than this fell behind")] = (
@@ -192,6 +196,7 @@ def main(
         flood_speed=flood_speed,
         vad_threshold=vad_threshold,
         vad_min_speech_ms=vad_min_speech_ms,
+        vad_eagerness=vad_eagerness,
         warmup=warmup,
         stream_s=stream_s,
         saturation=saturation,

@@ -32,6 +32,7 @@ class StreamParams:
     vad_threshold: float | None = None
     timeout_s: float = 1800.0
     vad_min_speech_ms: int | None = None
+    vad_eagerness: str | None = None
 
     @classmethod
     def of(cls, opts: RunOptions) -> StreamParams:
@@ -43,6 +44,7 @@ class StreamParams:
             opts.vad_threshold,
             opts.timeout_s,
             opts.vad_min_speech_ms,
+            opts.vad_eagerness,
         )
 
 
@@ -63,6 +65,8 @@ def stream_config(params: StreamParams) -> Any:
         cfg.vad.threshold = params.vad_threshold
     if params.vad_min_speech_ms is not None:
         cfg.vad.min_speech_ms = params.vad_min_speech_ms
+    if params.vad_eagerness is not None:
+        cfg.vad.eagerness = params.vad_eagerness
     return cfg
 
 
