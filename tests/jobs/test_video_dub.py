@@ -164,6 +164,42 @@ async def test_a_video_comes_back_dubbed_in_its_own_container(
         prev_end = start + half
 
 
+@pytest.mark.parametrize("kind", videos.KINDS)
+async def test_a_video_whose_sound_starts_late_is_dubbed_in_sync(
+    jobs: JobsOverHttp, shared_audio: Path, tmp_path: Path, kind: str
+) -> None:
+    """Issue 100 item 1: the sound starts 2 s after the picture (as ``ffmpeg -itsoffset 2.0``
+    makes it). Every audio track of the dubbed video (the dubs and the original) starts where the
+    source's audio does, within 10 ms (an Opus packet's rounding), and each subtitle cue at its
+    segment's start on the audio's timeline (segment times count from its first sample). Before,
+    the dubs and cues started at 0: 1.94-2.0 s ahead of the picture's sound."""
+    source = videos.write_video(tmp_path / f"late.{kind}", shared_audio / "jfk.flac", audio_offset_s=2.0)
+    src_audio = next(s for s in videos.streams(source) if s.type == "audio")
+    src_first = videos.first_seconds(source)[src_audio.index]
+    assert 1.9 < src_first < 2.1
+    done = await dubbed(jobs, source)
+    segments = await jobs.segments(done["id"])
+    got = await fetch(jobs, done["id"], tmp_path / f"dubbed.{kind}", "?original=true")
+    first = videos.first_seconds(got)
+    streams = videos.streams(got)
+    for s in (s for s in streams if s.type == "audio"):
+        # an AAC track's first packet is its encoder's priming, a frame before its first sample
+        # (the source's too: it is the source's first sample the dub's is placed at)
+        priming = float(videos.frame_seconds(kind, videos.audio_of(got, s.index)[1])) if s.codec == "aac" else 0.0
+        starts = first[s.index] + (priming if s.language != "eng" else 0.0)
+        print(f"{kind} {s.language}: starts {starts:.4f} s, the source's audio {src_first:.4f} s")
+        assert abs(starts - src_first) <= 0.01, (s, first, src_first)
+    shift = round(videos.audio_start_ms(source))
+    for s, lang in zip((s for s in streams if s.type == "subtitle"), TARGETS, strict=True):
+        want = [
+            (seg["start_ms"] + shift, seg["end_ms"] + shift, t["text"])
+            for seg in segments
+            for t in seg["translations"]
+            if t["target_language"] == lang
+        ]
+        assert want and videos.cues(got, s.index) == want
+
+
 async def test_the_voice_over_mix_ducks_the_source_while_the_dub_speaks(
     jobs: JobsOverHttp, video_of: VideoOf, tmp_path: Path
 ) -> None:

@@ -36,10 +36,12 @@ def write_video(
     size: tuple[int, int] = (64, 48),
     audio: bool = True,
     audio_codec: str | None = None,
+    audio_offset_s: float = 0.0,
 ) -> Path:
     """A video at ``out`` (its kind by its suffix) with ``speech`` as its stereo sound, repeated to
     ``seconds`` (default: the speech's length); ``audio=False``: a video with no audio stream;
-    ``audio_codec``: another codec than the container's usual one (to be refused)."""
+    ``audio_codec``: another codec than the container's usual one (to be refused);
+    ``audio_offset_s``: the sound starts this long after the picture (as ``ffmpeg -itsoffset``)."""
     kind = out.suffix[1:]
     x, rate = sf.read(speech, dtype="float32", always_2d=True)
     x = np.repeat(x, 2, axis=1) if x.shape[1] == 1 else x[:, :2]
@@ -49,6 +51,7 @@ def write_video(
         x = soxr.resample(x, rate, arate).astype(np.float32)
     total = len(x) if seconds is None else round(seconds * arate)
     x = np.tile(x, (math.ceil(total / len(x)), 1))[:total]
+    off = round(audio_offset_s * arate)
     with av.open(str(out), "w", format=_MUXER[kind]) as container:
         video = container.add_stream(_VIDEO[kind], rate=fps)
         video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
@@ -58,18 +61,18 @@ def write_video(
             sound.format = "fltp" if codec != "libopus" else "flt"  # aac, ac3: planar float
         step = 960 if codec == "libopus" else 1024
         at = 0
-        frames = math.ceil(total / arate * fps)
+        frames = math.ceil((total + off) / arate * fps)
         for i in range(frames):
             img = np.full((size[1], size[0], 3), (i * 37) % 256, np.uint8)
             img[:, : (i % size[0])] = (i * 11) % 256
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i
             container.mux(video.encode(frame))
-            while sound is not None and at < total and at <= (i + 1) * arate / fps:
-                container.mux(sound.encode(_frame(x[at : at + step], sound.format.name, arate, at)))
+            while sound is not None and at < total and off + at <= (i + 1) * arate / fps:
+                container.mux(sound.encode(_frame(x[at : at + step], sound.format.name, arate, off + at)))
                 at += step
         while sound is not None and at < total:
-            container.mux(sound.encode(_frame(x[at : at + step], sound.format.name, arate, at)))
+            container.mux(sound.encode(_frame(x[at : at + step], sound.format.name, arate, off + at)))
             at += step
         container.mux(video.encode(None))
         if sound is not None:
@@ -93,6 +96,25 @@ class StreamInfo:
     disposition: int
     #: the stream's stated length in seconds (None: it states none)
     seconds: float | None
+
+
+def first_seconds(path: Path) -> dict[int, float]:
+    """Each stream's first packet's presentation time (seconds), by stream index, as read back."""
+    first: dict[int, float] = {}
+    with av.open(str(path)) as c:
+        for packet in c.demux():
+            if packet.pts is not None and packet.time_base is not None and packet.stream.index not in first:
+                first[packet.stream.index] = float(packet.pts * packet.time_base)
+            if len(first) == len(c.streams):
+                break
+    return first
+
+
+def audio_start_ms(path: Path) -> float:
+    """Where the file's first audio stream starts (its stated start time), in ms."""
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        return float(a.start_time * a.time_base * 1000) if a.start_time and a.time_base else 0.0
 
 
 def streams(path: Path) -> list[StreamInfo]:

@@ -5,6 +5,11 @@ tagged with its language and marked ``dub``, the first the default), the source'
 too when asked (its packets copied, marked ``original``), and one subtitle track per language
 (``mov_text`` in MP4 and MOV, WebVTT in WebM and MKV).
 
+Every track starts where the source's audio does (its stream's start time: a video whose sound
+starts after its picture, as ``ffmpeg -itsoffset`` or an edit list makes it, keeps its sync):
+each dubbed track's first sample there, the subtitles' cues shifted by it (segment times count
+from the audio's first sample).
+
 Each dubbed track is exactly as long as the source's audio (``Remux.source_frames`` at its rate,
 converted to the track's: a frame of the encoder at most apart once encoded): the job's dubbed
 track (``jobs/dub.py``: each segment's speech at its segment's start) resampled with soxr where
@@ -182,6 +187,7 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
         alone = plan.duck_db is None and len(speech_rates) == 1
         rate = track_rate(kind, int(audio.codec_context.sample_rate), speech_rates.pop() if alone else None)
         length = (plan.source_frames * rate + plan.source_rate // 2) // plan.source_rate
+        begins = audio_start(audio)
         # the muxer holds a second of packets at most to interleave them (FFmpeg's default: 10 s)
         options = {"max_interleave_delta": str(round(WINDOW_S * 1_000_000))}
         if kind in (MediaKind.MP4, MediaKind.MOV):
@@ -192,7 +198,10 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
             if plan.duck_db is not None:
                 mix = _Original(src, kind, rate, 1 if audio.codec_context.channels == 1 else 2, length)
             layout = "mono" if mix is None else mix.layout
-            tracks = [_Track(out, kind, d, rate, layout, length, first=i == 0) for i, d in enumerate(plan.dubs)]
+            tracks = [
+                _Track(out, kind, d, rate, layout, length, first=i == 0, at=round(begins * rate))
+                for i, d in enumerate(plan.dubs)
+            ]
             if plan.original is not None:
                 original = out.add_stream_from_template(audio)
                 original.metadata["language"] = language_tag(plan.original, kind)
@@ -200,7 +209,7 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
                 original.disposition = Disposition.original | (Disposition.default if not tracks else 0)
                 copies[audio.index] = original
             subtitles = [_subtitle_stream(out, kind, s) for s in plan.subtitles]
-            cues = _cue_packets(kind, plan.subtitles, subtitles)
+            cues = _cue_packets(kind, plan.subtitles, subtitles, round(begins * 1000))
             for stream in source.streams:
                 if stream.index not in copies:
                     stream.discard = Discard.all  # never read (an MP4's), or dropped as read (Matroska's)
@@ -214,7 +223,7 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
                 under = None if mix is None else mix.read(n)
                 for track in tracks:
                     track.add(start, n, under, plan.duck_db)
-                until = Fraction(start + n, rate)
+                until = begins + Fraction(start + n, rate)
                 waiting, muxed = _copy_until(out, packets, waiting, copies, until)
                 video_packets += muxed
                 _mux_cues(out, cues, until)
@@ -230,13 +239,22 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
         source.close()
 
 
+def audio_start(audio: AudioStream) -> Fraction:
+    """Where the source's audio starts on the video's timeline (seconds; its stream's start time,
+    0 where it states none or one before 0)."""
+    start, base = audio.start_time, audio.time_base
+    if start is None or base is None or start <= 0:
+        return Fraction(0)
+    return Fraction(start) * base
+
+
 class _Track:
     """One target's dubbed track: its speech resampled to the output's rate (soxr, one stream),
     mixed over the source's audio when asked, encoded a frame at a time."""
 
     def __init__(
         self, out: av.container.OutputContainer, kind: MediaKind, dub: DubInput, rate: int, layout: str,
-        length: int, *, first: bool,
+        length: int, *, first: bool, at: int = 0,
     ) -> None:  # fmt: skip
         codec = kind.audio_codec
         self._channels = 1 if layout == "mono" else 2
@@ -253,7 +271,7 @@ class _Track:
         self._speech = np.zeros(0, np.float32)
         self._ended = False
         self._pending = np.zeros((0, self._channels), np.float32)
-        self._pts = 0
+        self._pts = at  # its first sample where the source's audio starts
         scale = Fraction(rate, dub.rate)
         self._starts = np.array([int(a * scale) for a, _ in dub.speaking], np.int64)
         self._ends = np.array([int(b * scale) for _, b in dub.speaking], np.int64)
@@ -368,9 +386,12 @@ def _subtitle_stream(out: av.container.OutputContainer, kind: MediaKind, subs: S
     return stream
 
 
-def _cue_packets(kind: MediaKind, subs: Sequence[SubtitleInput], streams: Sequence[Stream]) -> deque[Packet[Any]]:
+def _cue_packets(
+    kind: MediaKind, subs: Sequence[SubtitleInput], streams: Sequence[Stream], shift_ms: int = 0
+) -> deque[Packet[Any]]:
     """Every cue as its packet, in order of start (mov_text: a 16-bit length, then the text;
-    WebVTT in Matroska: the text). A cue ends at the next one's start at the latest."""
+    WebVTT in Matroska: the text), ``shift_ms`` later than its times say (where the audio starts).
+    A cue ends at the next one's start at the latest."""
     packets: list[Packet[Any]] = []
     for sub, stream in zip(subs, streams, strict=True):
         cues = [c for c in sub.cues if c[2]]
@@ -386,7 +407,7 @@ def _cue_packets(kind: MediaKind, subs: Sequence[SubtitleInput], streams: Sequen
             packet = Packet(data)
             packet.stream = stream
             packet.time_base = Fraction(1, 1000)
-            packet.pts = packet.dts = start
+            packet.pts = packet.dts = start + shift_ms
             packet.duration = end - start
             packets.append(packet)
     packets.sort(key=lambda p: p.pts or 0)
