@@ -37,11 +37,13 @@ def write_video(
     audio: bool = True,
     audio_codec: str | None = None,
     audio_offset_s: float = 0.0,
+    second: Path | None = None,
 ) -> Path:
     """A video at ``out`` (its kind by its suffix) with ``speech`` as its stereo sound, repeated to
     ``seconds`` (default: the speech's length); ``audio=False``: a video with no audio stream;
     ``audio_codec``: another codec than the container's usual one (to be refused);
-    ``audio_offset_s``: the sound starts this long after the picture (as ``ffmpeg -itsoffset``)."""
+    ``audio_offset_s``: the sound starts this long after the picture (as ``ffmpeg -itsoffset``);
+    ``second``: a second audio stream of that speech (as long, tagged ``fra``)."""
     kind = out.suffix[1:]
     x, rate = sf.read(speech, dtype="float32", always_2d=True)
     x = np.repeat(x, 2, axis=1) if x.shape[1] == 1 else x[:, :2]
@@ -52,13 +54,23 @@ def write_video(
     total = len(x) if seconds is None else round(seconds * arate)
     x = np.tile(x, (math.ceil(total / len(x)), 1))[:total]
     off = round(audio_offset_s * arate)
+    y = None
+    if second is not None:
+        y, yrate = sf.read(second, dtype="float32", always_2d=True)
+        y = np.repeat(y, 2, axis=1) if y.shape[1] == 1 else y[:, :2]
+        y = soxr.resample(y, yrate, arate).astype(np.float32) if yrate != arate else y
+        y = np.tile(y, (math.ceil(total / len(y)), 1))[:total]
     with av.open(str(out), "w", format=_MUXER[kind]) as container:
         video = container.add_stream(_VIDEO[kind], rate=fps)
         video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
-        sound = None
+        sound = other = None
         if audio:
             sound = container.add_stream(codec, rate=arate, layout="stereo")
             sound.format = "fltp" if codec != "libopus" else "flt"  # aac, ac3: planar float
+        if audio and y is not None:
+            other = container.add_stream(codec, rate=arate, layout="stereo")
+            other.format = sound.format.name if sound is not None else "fltp"
+            other.metadata["language"] = "fra"
         step = 960 if codec == "libopus" else 1024
         at = 0
         frames = math.ceil((total + off) / arate * fps)
@@ -70,13 +82,19 @@ def write_video(
             container.mux(video.encode(frame))
             while sound is not None and at < total and off + at <= (i + 1) * arate / fps:
                 container.mux(sound.encode(_frame(x[at : at + step], sound.format.name, arate, off + at)))
+                if other is not None and y is not None:
+                    container.mux(other.encode(_frame(y[at : at + step], other.format.name, arate, off + at)))
                 at += step
         while sound is not None and at < total:
             container.mux(sound.encode(_frame(x[at : at + step], sound.format.name, arate, off + at)))
+            if other is not None and y is not None:
+                container.mux(other.encode(_frame(y[at : at + step], other.format.name, arate, off + at)))
             at += step
         container.mux(video.encode(None))
         if sound is not None:
             container.mux(sound.encode(None))
+        if other is not None:
+            container.mux(other.encode(None))
     return out
 
 
@@ -96,6 +114,12 @@ class StreamInfo:
     disposition: int
     #: the stream's stated length in seconds (None: it states none)
     seconds: float | None
+
+
+def audio_packets(path: Path, index: int) -> list[bytes]:
+    """Stream ``index``'s packets' bytes."""
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams[index]) if p.size]
 
 
 def first_seconds(path: Path) -> dict[int, float]:

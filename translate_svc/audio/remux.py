@@ -1,8 +1,9 @@
 """A dubbed video made from its source, through PyAV: the source's container again, its
 video streams copied packet for packet (never decoded, never encoded again: each packet's bytes are
 the source's), one audio track per target language (AAC in MP4 and MOV, Opus in WebM and MKV,
-tagged with its language and marked ``dub``, the first the default), the source's audio as a track
-too when asked (its packets copied, marked ``original``), and one subtitle track per language
+tagged with its language and marked ``dub``, the first the default), the source's audio as tracks
+too when asked (every audio stream it has, the dubbed one first: their packets copied, marked
+``original``, each keeping its language tag), and one subtitle track per language
 (``mov_text`` in MP4 and MOV, WebVTT in WebM and MKV).
 
 Every track starts where the source's audio does (its stream's start time: a video whose sound
@@ -202,12 +203,15 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
                 _Track(out, kind, d, rate, layout, length, first=i == 0, at=round(begins * rate))
                 for i, d in enumerate(plan.dubs)
             ]
-            if plan.original is not None:
-                original = out.add_stream_from_template(audio)
-                original.metadata["language"] = language_tag(plan.original, kind)
-                original.metadata["title"] = "original"
-                original.disposition = Disposition.original | (Disposition.default if not tracks else 0)
-                copies[audio.index] = original
+            if plan.original is not None:  # every audio stream of the source, the dubbed one first
+                others = [a for a in source.streams.audio if a.index != audio.index]
+                for n, a in enumerate([audio, *others]):
+                    original = out.add_stream_from_template(a)
+                    tag = plan.original if a is audio else str(a.metadata.get("language") or "und")
+                    original.metadata["language"] = language_tag(tag, kind) if a is audio else tag
+                    original.metadata["title"] = "original" if n == 0 else f"original {n + 1}"
+                    original.disposition = Disposition.original | (Disposition.default if not tracks and n == 0 else 0)
+                    copies[a.index] = original
             subtitles = [_subtitle_stream(out, kind, s) for s in plan.subtitles]
             cues = _cue_packets(kind, plan.subtitles, subtitles, round(begins * 1000))
             for stream in source.streams:
