@@ -18,6 +18,7 @@ silence after it can be told apart in the decoded track; the video is ``silero_t
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -172,8 +173,9 @@ async def test_a_video_whose_sound_starts_late_is_dubbed_in_sync(
     """Issue 100 item 1: the sound starts 2 s after the picture (as ``ffmpeg -itsoffset 2.0``
     makes it). Every audio track of the dubbed video (the dubs and the original) starts where the
     source's audio does, within 10 ms (an Opus packet's rounding), and each subtitle cue at its
-    segment's start on the audio's timeline (segment times count from its first sample). Before,
-    the dubs and cues started at 0: 1.94-2.0 s ahead of the picture's sound."""
+    segment's start on the audio's timeline (segment times count from its first sample), the
+    job's WebVTT file's too. Before, the dubs and cues started at 0: 1.94-2.0 s ahead of the
+    picture's sound."""
     source = videos.write_video(tmp_path / f"late.{kind}", shared_audio / "jfk.flac", audio_offset_s=2.0)
     src_audio = next(s for s in videos.streams(source) if s.type == "audio")
     src_first = videos.first_seconds(source)[src_audio.index]
@@ -199,6 +201,13 @@ async def test_a_video_whose_sound_starts_late_is_dubbed_in_sync(
             if t["target_language"] == lang
         ]
         assert want and videos.cues(got, s.index) == want
+        # and the job's subtitle file, on the picture's timeline as its tracks are
+        status, vtt = await jobs.call("GET", f"/{done['id']}/results?format=vtt&language={lang}")
+        assert status == 200, vtt
+        starts = re.findall(r"^(\d\d):(\d\d):(\d\d)\.(\d\d\d) -->", vtt.decode(), re.MULTILINE)
+        assert [((int(h) * 60 + int(m)) * 60 + int(sec)) * 1000 + int(ms) for h, m, sec, ms in starts] == [
+            a for a, _, _ in want
+        ]
 
 
 @pytest.mark.parametrize("kind", videos.KINDS)

@@ -174,6 +174,9 @@ class MediaInfo:
     channels: int
     frames: int | None
     video: tuple[VideoTrack, ...]
+    #: where its audio starts on the video's timeline (``audio_start``, in ms): a video whose sound
+    #: starts after its picture is dubbed, and its subtitles timed, from there
+    audio_start_ms: int = 0
 
     @property
     def seconds(self) -> float | None:
@@ -237,7 +240,17 @@ def inspect_media(path: Path, kind: MediaKind, *, max_seconds: float | None = No
                     "and this server never decodes video to find it: send H.264, H.265, VP8, VP9 or AV1 video"
                 )
             video.append(VideoTrack(v.index, vctx.name, int(vctx.width), int(vctx.height)))
-        return MediaInfo(kind, str(ctx.name), rate, channels, frames, tuple(video))
+        start_ms = round(audio_start(stream) * 1000)
+        return MediaInfo(kind, str(ctx.name), rate, channels, frames, tuple(video), start_ms)
+
+
+def audio_start(audio: av.audio.stream.AudioStream) -> Fraction:
+    """Where an audio stream starts on its file's timeline (seconds; its stated start time, 0
+    where it states none or one before 0): the video's sound may start after its picture."""
+    start, base = audio.start_time, audio.time_base
+    if start is None or base is None or start <= 0:
+        return Fraction(0)
+    return Fraction(start) * base
 
 
 def _audio_stream(container: av.container.InputContainer, kind: MediaKind) -> av.audio.stream.AudioStream:

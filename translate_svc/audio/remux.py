@@ -54,7 +54,7 @@ from av.packet import Packet
 from av.stream import Discard, Disposition, Stream
 from av.subtitles.stream import SubtitleStream
 
-from translate_svc.audio.media import MediaKind, only_audio, open_media
+from translate_svc.audio.media import MediaKind, audio_start, only_audio, open_media
 
 #: a second of output at a time
 WINDOW_S = 1.0
@@ -241,15 +241,6 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
         return RemuxStats(video_packets, length, rate)
     finally:
         source.close()
-
-
-def audio_start(audio: AudioStream) -> Fraction:
-    """Where the source's audio starts on the video's timeline (seconds; its stream's start time,
-    0 where it states none or one before 0)."""
-    start, base = audio.start_time, audio.time_base
-    if start is None or base is None or start <= 0:
-        return Fraction(0)
-    return Fraction(start) * base
 
 
 class _Track:

@@ -131,7 +131,7 @@ async def note_probed(store: JobKeeper, job_id: str, probed: Probed) -> None:
     if probed.sha256 is not None:
         await asyncio.to_thread(store.write_digest, job_id, probed.sha256)
     if probed.media is not None and probed.media.video:
-        await asyncio.to_thread(store.write_media, job_id, probed.media.kind.value)
+        await asyncio.to_thread(store.write_media, job_id, probed.media.kind.value, probed.media.audio_start_ms)
 
 
 async def check_probed(

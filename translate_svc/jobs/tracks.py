@@ -87,9 +87,15 @@ class JobFiles:
         """A done video job's upload, kept for its dubbed video (``keep_video``)."""
         return self.folder(job_id) / "video"
 
-    def write_media(self, job_id: str, kind: str) -> None:
-        """The upload is a video of ``kind`` (``audio.media.MediaKind``): kept once its job is done."""
-        self._write_json(job_id, "media.json", {"kind": kind})
+    def write_media(self, job_id: str, kind: str, audio_start_ms: int = 0) -> None:
+        """The upload is a video of ``kind`` (``audio.media.MediaKind``): kept once its job is done;
+        its sound starts ``audio_start_ms`` into it (``MediaInfo.audio_start_ms``)."""
+        self._write_json(job_id, "media.json", {"kind": kind, "audio_start_ms": audio_start_ms})
+
+    def media_start_ms(self, job_id: str) -> int:
+        """Where a video upload's sound starts (ms; 0: at its start, or not a video)."""
+        found = self._read_field(job_id, "media.json", "audio_start_ms")
+        return int(found) if found is not None else 0
 
     def media_of(self, job_id: str) -> str | None:
         """The kind of a video upload (``write_media``), or None: not a video."""

@@ -57,7 +57,8 @@ def _text_of(seg: dict[str, Any], language: str, source: str) -> str | None:
 
 async def subtitles(store: JobKeeper, job: JobStatus, language: str, kind: str) -> str:
     """SRT (``kind`` ``srt``) or WebVTT of ``language``: a target's translations, or the transcript
-    (its language, or ``transcript``), each segment one cue."""
+    (its language, or ``transcript``), each segment one cue; a video's on its picture's timeline
+    (shifted by where its sound starts: ``MediaInfo.audio_start_ms``)."""
     if not language:
         raise InvalidInput(f"{kind} needs a language (a target, or 'transcript')")
     known = {*job.spec.languages, "transcript"}
@@ -70,11 +71,12 @@ async def subtitles(store: JobKeeper, job: JobStatus, language: str, kind: str) 
         )
     cues: list[Cue] = []
     after = -1
+    shift = store.media_start_ms(job.job_id)  # a few bytes of the job's folder (media.json)
     while page := await store.segments(job.job_id, after, PAGE):
         for seg in page:
             text = _text_of(seg, language, job.spec.source_language)
             if text:
-                cues.append((int(seg["start_ms"]), int(seg["end_ms"]), text))
+                cues.append((int(seg["start_ms"]) + shift, int(seg["end_ms"]) + shift, text))
         after += len(page)
     return srt_document(cues) if kind == "srt" else vtt_document(cues)
 
