@@ -192,11 +192,13 @@ class SegmentTracker:
         task: TranslationTask,
         closed_at: float,
         budget_ms: int | None = None,
+        *,
+        heard: bool = False,
     ) -> None:
         """``seg`` to the engine; a conversation's short turn, with speaker labels on, once its voice
-        is embedded (``_leaned_on``: it leans on its own speaker's language)."""
+        is embedded (``heard``: it is; ``_leaned_on``: it leans on its own speaker's language)."""
         speakers, turns = self.speakers, self._turns
-        if final is None and speakers is not None and turns is not None and leans(task):
+        if not heard and final is None and speakers is not None and turns is not None and leans(task):
             voice = speakers.embedding(seg.segment_id)
             if voice is not None and not voice.done() and len(seg.samples) < turns.short_turn_s * MODEL_SAMPLE_RATE:
                 self._pending[seg.segment_id] = voice  # dropped with the rest if the stream is aborted
@@ -204,43 +206,6 @@ class SegmentTracker:
                     functools.partial(self._voice_back, seg, vad_wait_ms, task, closed_at, budget_ms)
                 )
                 return
-        self._send_now(seg, vad_wait_ms, final, task, closed_at, budget_ms)
-
-    def _voice_back(
-        self,
-        seg: Segment,
-        vad_wait_ms: float,
-        task: TranslationTask,
-        closed_at: float,
-        budget_ms: int | None,
-        voice: asyncio.Future[Any],
-    ) -> None:
-        if self._pending.pop(seg.segment_id, None) is None or voice.cancelled():
-            return  # aborted
-        self._send_now(seg, vad_wait_ms, None, task, closed_at, budget_ms)
-
-    def _leaned_on(self, seg: Segment, task: TranslationTask) -> str | None:
-        """The language a conversation's segment leans on (``inputs.model_input``'s ``previous``):
-        with speaker labels, its speaker's last language when its voice is embedded (the speaker
-        it most likely is, ``SpeakerLabels.likely``; a voice not heard yet, or not yet in a
-        language, leans on none: in a conversation a new voice is most often the other party);
-        else the stream's previous turn's."""
-        speakers = self.speakers
-        voice = speakers.embedding(seg.segment_id) if speakers is not None and leans(task) else None
-        if speakers is None or voice is None or not voice.done() or voice.cancelled() or voice.exception():
-            return self.last_language
-        speaker = speakers.likely(voice.result())
-        return None if speaker is None else self.speaker_languages.get(speaker)
-
-    def _send_now(
-        self,
-        seg: Segment,
-        vad_wait_ms: float,
-        final: results.FinalStep | None,
-        task: TranslationTask,
-        closed_at: float,
-        budget_ms: int | None = None,
-    ) -> None:
         item = (
             final.item
             if final is not None
@@ -262,6 +227,35 @@ class SegmentTracker:
             return
         self._pending[seg.segment_id] = fut
         fut.add_done_callback(functools.partial(self._on_result, seg, task, closed_at, vad_wait_ms, final, budget_ms))
+
+    def _voice_back(
+        self,
+        seg: Segment,
+        vad_wait_ms: float,
+        task: TranslationTask,
+        closed_at: float,
+        budget_ms: int | None,
+        voice: asyncio.Future[Any],
+    ) -> None:
+        if self._pending.pop(seg.segment_id, None) is None or voice.cancelled():
+            return  # aborted
+        try:
+            self._send(seg, vad_wait_ms, None, task, closed_at, budget_ms, heard=True)
+        except ServiceError as e:  # Translate's full queue (``strict_queue``): a callback must not raise it
+            self.fail(e)
+
+    def _leaned_on(self, seg: Segment, task: TranslationTask) -> str | None:
+        """The language a conversation's segment leans on (``inputs.model_input``'s ``previous``):
+        with speaker labels, its speaker's last language when its voice is embedded (the speaker
+        it most likely is, ``SpeakerLabels.likely``; a voice not heard yet, or not yet in a
+        language, leans on none: in a conversation a new voice is most often the other party);
+        else the stream's previous turn's."""
+        speakers = self.speakers
+        voice = speakers.embedding(seg.segment_id) if speakers is not None and leans(task) else None
+        if speakers is None or voice is None or not voice.done() or voice.cancelled() or voice.exception():
+            return self.last_language
+        speaker = speakers.likely(voice.result())
+        return None if speaker is None else self.speaker_languages.get(speaker)
 
     def retarget(self, task: TranslationTask) -> None:
         """Segments submitted from now on use ``task``; those in the engine keep theirs."""
