@@ -112,7 +112,8 @@ class OpusStreamDecoder:
     ``rate``: one of ``OPUS_DECODE_RATES``. libopus decodes any packet to any of them (it
     band-limits and resamples inside the decoder), so a stream whose audio goes to the model at
     16 kHz decodes there directly: cheaper than 48 kHz (45.9 against 57.5 µs a 20 ms packet here)
-    and with no resampler after it (12.7 µs more a packet; docs/performance.md, issue 97 item 5).
+    and with no resampler after it (12.7 µs more a packet; docs/performance.md, "A live Opus stream
+    decoded straight at 16 kHz").
 
     ``decode`` returns exactly the packet's duration (any legal Opus duration, 2.5 to 120 ms). A
     packet libopus refuses raises ``InvalidInput``; the state is reset, so later good packets still
