@@ -294,9 +294,13 @@ class TranslationTask:
     #: speaker's task, never by a client, kept by the client's own updates
     renditions: tuple[tuple[str, float], ...] = ()
     #: a conversation's languages (two or more people, one language each, through one input):
-    #: ``target_languages`` and ``detect`` are then these, and each segment is translated into
-    #: those other than the one detected (its transcript's); None: fixed targets
+    #: ``detect`` is then these, ``target_languages`` these and then ``listened``, and each segment
+    #: is translated into the targets other than the one detected (its transcript's); None: fixed targets
     conversation: tuple[str, ...] | None = None
+    #: a conversation speaking into a room: the languages its room's listeners hear beside the
+    #: conversation's own (``session/rooms/``), translated into but never identified; set by its
+    #: room, never by a client, kept by the client's own updates (as ``renditions``)
+    listened: tuple[str, ...] = ()
     #: a conversation's language stated by the client for the coming audio (a push-to-talk): its
     #: segments skip identification and are translated from it into the others; None: identified
     stated_language: str | None = None

@@ -19,6 +19,7 @@ from translate_svc.model_api.requests import (
     WorkKind,
     speak_now,
 )
+from translate_svc.model_api.rows import plan_rows
 
 pytestmark = pytest.mark.unit
 
@@ -115,15 +116,26 @@ def test_a_conversation_takes_one_row_per_language() -> None:
     assert ModelInput(SECOND, langs, DETECTED, detect=langs, conversation=True).text_rows == 2
 
 
+def test_a_conversation_in_a_room_is_translated_into_its_listeners_languages_too() -> None:
+    """A room's listeners add targets beside the conversation's languages: identified among the
+    conversation's only, translated into every target but the one heard, a row per target."""
+    item = ModelInput(SECOND, ("eng", "spa", "fra"), DETECTED, detect=("eng", "spa"), conversation=True)
+    assert item.text_rows == 3
+    assert item.translated("spa") == ("eng", "fra") and item.translated("eng") == ("spa", "fra")
+    plan = plan_rows([item], {0: {"spa": 0.7, "eng": 0.3}})
+    assert plan.spoken == ("spa",)
+    assert [(r.language, r.target) for r in plan.rows] == [("eng", True), ("spa", False), ("fra", True)]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"targets": ("eng",), "detect": ("eng",)}, "two or more distinct languages"),
         ({"targets": ("eng", "eng"), "detect": ("eng",)}, "two or more distinct languages"),
         ({"detect": None}, "a stated language is one of the conversation's"),  # no detection: DETECTED is none
-        ({"detect": ()}, "detects among exactly its languages"),
-        ({"detect": ("eng", "fra")}, "detects among exactly its languages"),
-        ({"detect": ("eng", "spa", "fra")}, "detects among exactly its languages"),
+        ({"detect": ()}, "detects among two or more of its targets"),
+        ({"detect": ("eng", "fra")}, "detects among two or more of its targets"),
+        ({"detect": ("eng", "spa", "fra")}, "detects among two or more of its targets"),
         ({"transcript_language": "eng"}, "transcript is in the language detected"),
         ({"transcript_language": None}, "transcript is in the language detected"),
         ({"simul": simul("eng", "spa")}, "whole segment"),

@@ -91,7 +91,7 @@ def test_a_stated_language_needs_no_detection_and_no_prior() -> None:
         ModelInput(AUDIO, ("eng", "spa"), "fra", conversation=True)
     with pytest.raises(ValueError, match="without a prior"):
         ModelInput(AUDIO, ("eng", "spa"), "eng", conversation=True, prior=TurnPrior("spa", 0.3))
-    with pytest.raises(ValueError, match="prior's language is one of the conversation's"):
+    with pytest.raises(ValueError, match="prior's language is one it detects among"):
         ModelInput(
             AUDIO, ("eng", "spa"), DETECTED, detect=("eng", "spa"), conversation=True, prior=TurnPrior("fra", 0.3)
         )

@@ -143,11 +143,12 @@ class ModelInput:
     #: ``renditions`` name: the vocoder alone (``WorkKind.RESPEAK``; ``audio`` empty, ``targets``
     #: their languages)
     respeak: tuple[SpokenUnits, ...] = ()
-    #: a conversation's segment: ``targets`` are the conversation's languages, ``detect`` the same
-    #: ones and the transcript in the one detected: that language's row is the transcript (heard),
-    #: not a translation, and the segment is translated into the others (``translated``), so it
-    #: takes one row per language whichever is detected (``text_rows``). A stated language (the
-    #: client's push-to-talk): no ``detect``, the transcript in that language, one of ``targets``
+    #: a conversation's segment: ``detect`` is the conversation's languages, ``targets`` those
+    #: (then any a room's listeners add: never identified, always translated into) and the
+    #: transcript in the one detected: that language's row is the transcript (heard), not a
+    #: translation, and the segment is translated into the others (``translated``), so it takes one
+    #: row per target whichever is detected (``text_rows``). A stated language (the client's
+    #: push-to-talk): no ``detect``, the transcript in that language, one of ``targets``
     conversation: bool = False
     #: a conversation's segment: the previous turn's language, which a short segment or an unsure
     #: identification keeps (``model_api/turns.py``); None: the identifier's top language
@@ -230,21 +231,21 @@ class ModelInput:
 
 
 def _check_conversation(item: ModelInput) -> None:
-    """A conversation's segment: two or more distinct languages, identified among exactly those
-    (``detect``), its transcript in the one detected; a whole segment (no text, simultaneous step,
-    respeak, renditions or kept units: each has one fixed set of targets)."""
+    """A conversation's segment: two or more distinct languages, identified among those
+    (``detect``: each one of its targets), its transcript in the one detected; a whole segment (no
+    text, simultaneous step, respeak, renditions or kept units: each has one fixed set of targets)."""
     langs = item.targets
     if len(langs) < 2 or len(set(langs)) != len(langs):
         raise ValueError(f"a conversation has two or more distinct languages (its targets), got {langs}")
     if item.detect is None:  # a stated language: no identification, nothing to lean on
         if item.transcript_language not in langs or item.prior is not None:
             raise ValueError(f"a stated language is one of the conversation's {langs}, without a prior")
-    elif sorted(item.detect) != sorted(langs):
-        raise ValueError(f"a conversation detects among exactly its languages {langs}, got detect={item.detect}")
+    elif len(set(item.detect)) < 2 or not set(item.detect) <= set(langs):
+        raise ValueError(f"a conversation detects among two or more of its targets {langs}, got detect={item.detect}")
     elif item.transcript_language != DETECTED:
         raise ValueError("a conversation's transcript is in the language detected (transcript_language DETECTED)")
-    if item.prior is not None and item.prior.language not in langs:
-        raise ValueError(f"a turn prior's language is one of the conversation's {langs}, got {item.prior.language}")
+    if item.prior is not None and item.prior.language not in (item.detect or ()):
+        raise ValueError(f"a turn prior's language is one it detects among {item.detect}, got {item.prior.language}")
     if item.kind is not WorkKind.SEGMENT or item.renditions or item.keep_units:
         raise ValueError("a conversation's input is a whole segment, without renditions or kept units")
     for named in ([lang for lang, _ in item.parties.voices], [lang for lang, _ in item.parties.speeds]):

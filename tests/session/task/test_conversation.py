@@ -48,6 +48,35 @@ def test_an_update_changes_a_conversations_languages_and_keeps_its_kind() -> Non
         change(CARD, LIMITS, task, TaskChange(conversation=("eng",)))
 
 
+def test_a_rooms_listeners_languages_are_heard_beside_the_conversations_own() -> None:
+    """A conversation speaking into a room (issue 99 item 5): its room's retarget adds the languages
+    listened in as targets after its own, never as candidates; its client's updates keep them; its
+    client is told its own languages; its segments take no renditions (their targets follow the
+    language heard)."""
+    from translate_svc.session.task.told import as_told
+
+    task = resolve_task(CARD, LIMITS, "", [], TEXT, conversation=["eng", "spa"])
+    task = dataclasses.replace(task, renditions=(("fra", 1.5),))
+    roomed = change(CARD, LIMITS, task, TaskChange(listened=("fra", "spa"), renditions=(("fra", 1.5),)))
+    assert roomed.target_languages == ("eng", "spa", "fra") and roomed.detect == ("eng", "spa")
+    assert roomed.conversation == ("eng", "spa") and roomed.listened == ("fra",)
+    item = model_input(roomed, np.zeros(16000), final=True)
+    assert item.targets == ("eng", "spa", "fra") and item.detect == ("eng", "spa") and item.text_rows == 3
+    assert not item.keep_units and item.renditions == ()
+    # the client's update of its languages keeps the room's
+    moved = change(CARD, LIMITS, roomed, TaskChange(conversation=("spa", "cmn")))
+    assert moved.target_languages == ("spa", "cmn", "fra") and moved.detect == ("spa", "cmn")
+    assert change(CARD, LIMITS, roomed, TaskChange(speed=1.25)).target_languages == ("eng", "spa", "fra")
+    # a language listened in that becomes the conversation's is one of its own, once
+    assert change(CARD, LIMITS, roomed, TaskChange(conversation=("fra", "eng"))).target_languages == ("fra", "eng")
+    assert as_told(roomed, ("eng", "spa")).listened == ()
+    fixed = resolve_task(CARD, LIMITS, "eng", ["spa"], TEXT)
+    with pytest.raises(InvalidInput, match="not a conversation"):
+        change(CARD, LIMITS, fixed, TaskChange(listened=("fra",)))
+    with pytest.raises(InvalidInput, match="3 target languages requested"):
+        change(CARD, LimitsSettings(max_target_languages=2), task, TaskChange(listened=("fra",)))
+
+
 def test_the_bound_is_the_servers_and_the_identifier_is_needed() -> None:
     two = LimitsSettings(max_candidate_languages=2)
     with pytest.raises(InvalidInput, match="3 conversation languages requested; this server allows at most 2"):

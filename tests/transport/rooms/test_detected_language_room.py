@@ -2,7 +2,7 @@
 identified among English and French, on a real server of the test checkpoint and its test
 identifier; its Spanish listeners, over the rooms door's WebSocket (aiohttp) and gRPC ``Listen``
 (the stock stub), hear every segment with the language it was heard in and what chose it, as the
-speaker's own results say. (A conversation cannot speak into a room yet: issue 99 item 5; what
+speaker's own results say. (A conversation speaking into a room: test_conversation_room.py; what
 chose a conversation's language crosses processes: tests/session/rooms/test_wire_confidence.py.)"""
 
 from __future__ import annotations

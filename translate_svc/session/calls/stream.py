@@ -289,7 +289,12 @@ class StreamDriver:
         if first.room is not None:
 
             def retarget(targets: tuple[str, ...], renditions: tuple[tuple[str, float], ...]) -> int:
-                return session.retarget(self._changed(session, TaskChange(targets, renditions=renditions)))
+                talk = session.task.conversation
+                if talk is None:
+                    what = TaskChange(targets, renditions=renditions)
+                else:  # a conversation keeps its own languages; the room's are heard beside them
+                    what = TaskChange(renditions=renditions, listened=_beside(targets, talk))
+                return session.retarget(self._changed(session, what))
 
             try:  # its targets become its own plus the room's, changed as listeners come and go
                 await self._seat.take(
@@ -378,15 +383,18 @@ class StreamDriver:
         elif isinstance(req, Update):
             # a bad update is answered, not fatal: the stream goes on as it was. Either answer is
             # an unread event until the client takes it: the next request waits for room
-            own = req.target_languages
+            talk = req.conversation
+            own = talk if talk is not None else req.target_languages
+            wanted = self._seat.targets(own)  # its own, and its room's
             try:
                 what = TaskChange(
-                    self._seat.targets(own),
+                    wanted if talk is None else None,
                     req.speaker_id,
                     req.speed,
-                    conversation=req.conversation,
+                    conversation=talk,
                     stated_language=req.stated_language,
                     parties=req.parties,
+                    listened=_beside(wanted, talk) if talk is not None and wanted is not None else None,
                 )
                 task = self._changed(session, what)
             except InvalidInput as e:
@@ -574,3 +582,8 @@ def _started(session: StreamSession, manager: SessionManager) -> StreamStarted:
         limits=manager.limits,
         notices=session.notices,
     )
+
+
+def _beside(targets: tuple[str, ...], conversation: tuple[str, ...]) -> tuple[str, ...]:
+    """A conversation's room's targets less its own languages: those its room's listeners add."""
+    return tuple(lang for lang in targets if lang not in conversation)

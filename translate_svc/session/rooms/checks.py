@@ -19,12 +19,11 @@ PARTICIPANT = re.compile(r"[A-Za-z0-9._:@-]{0,64}")
 
 
 def check_speaker(config: StreamConfig) -> None:
-    """What a room speaker's config needs: a source language (or detection), so that it runs as
-    ASR only while nobody listens; segment mode (simultaneous commits are not carried into rooms);
-    not a conversation (a room's listeners choose their languages: a conversation's are its own)."""
-    if config.conversation is not None:
-        raise InvalidInput("a conversation cannot speak into a room yet: leave `room` unset with `conversation`")
-    if not config.source_language and config.detect is None:
+    """What a room speaker's config needs: a source language (or detection, or a conversation's
+    languages), so that it runs as ASR only while nobody listens; segment mode (simultaneous
+    commits are not carried into rooms). A conversation speaks into a room too: each segment is
+    identified among its languages and translated into the others and every language listened in."""
+    if not config.source_language and config.detect is None and config.conversation is None:
         raise InvalidInput(
             "a stream that speaks into a room needs source_language (or language_detection): it runs with no "
             "target while nobody listens"

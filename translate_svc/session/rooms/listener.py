@@ -22,7 +22,7 @@ from translate_svc.errors import ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.events import Draining
 from translate_svc.session.tenants.counters import Held
-from translate_svc.types import InterimResult, SegmentResult, Translation
+from translate_svc.types import InterimResult, SegmentResult, Transcript, Translation
 
 #: a listener's speaking rate is a step of this grid (0.5, 0.75, ... 2.0: what a player's rate
 #: menu offers): every rate asked is snapped to the nearest step, so listeners who ask nearly the
@@ -63,6 +63,15 @@ class RoomOutput:
     speaker: str
     event: SegmentResult | InterimResult
     backlog: bool = False
+
+    @property
+    def said(self) -> Transcript | None:
+        """A conversation's turn heard in its listeners' language (``Room.publish``: no translation
+        into it, no error): its transcript, the words as said, shown as its text (not re-spoken);
+        None for any other output."""
+        ev = self.event
+        failed = isinstance(ev, SegmentResult) and ev.error is not None
+        return ev.transcript if not ev.translations and not failed else None
 
     def at(self, speed: float | None) -> RoomOutput:
         """This output as a listener at ``speed`` hears it (None: as the speaker speaks): the

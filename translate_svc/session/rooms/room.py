@@ -283,7 +283,9 @@ class Room:
         self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float, rendering: Rendering | None = None
     ) -> None:
         """A speaker's final result or caption, cut per language, to the listeners here and (linked)
-        to the other processes; ``rendering``: its speech being made again at its listeners' rates."""
+        to the other processes; ``rendering``: its speech being made again at its listeners' rates.
+        A conversation's segment is not translated into the language it was heard in: that
+        language's listeners get it as said, its transcript without a translation (not re-spoken)."""
         final = isinstance(ev, SegmentResult)
         by_lang = {t.target_language: t for t in ev.translations}
         if (
@@ -292,6 +294,9 @@ class Room:
             langs = [lang for lang, first in speaker.since.items() if first <= ev.segment_id]
         else:
             langs = list(by_lang)
+            heard = _heard(ev)
+            if heard is not None and heard not in by_lang and heard in speaker.since:
+                langs.append(heard)  # a conversation's turn in a language listened in: its words, as said
         remote = self.remote_languages() if self.link is not None else set()
         for lang in langs:
             if not final and not self.listeners.get(lang) and lang not in remote:
@@ -306,3 +311,12 @@ class Room:
             self.deliver(lang, out, speaker.participant, final=final, now=now, rendering=later)
             if self.link is not None:
                 self.link.sent(speaker, lang, out, final, later)
+
+
+def _heard(ev: SegmentResult | InterimResult) -> str | None:
+    """The language a speaker's output was heard in: the one detected (a conversation's chosen
+    language), else its transcript's; None: unknown."""
+    detected = ev.detected if isinstance(ev, SegmentResult) else None
+    if detected is not None:
+        return detected.language
+    return ev.transcript.language if ev.transcript is not None else None

@@ -24,7 +24,8 @@ from translate_svc.types import NO_PARTIES, ModelCard, PartySpeech, Term, Transl
 class TaskChange:
     """One change to a running stream's task: what it names is set, what it leaves None is kept.
     A client's Update names targets (or a conversation's languages), voice and rate; a room's
-    retarget names targets and renditions."""
+    retarget names targets (a conversation's: the languages listened in beside its own) and
+    renditions."""
 
     targets: tuple[str, ...] | None = None
     speaker_id: int | None = None
@@ -39,10 +40,13 @@ class TaskChange:
     #: with ``conversation``: its voices and rates per party from now on (without ``conversation``
     #: the task's are kept)
     parties: PartySpeech = NO_PARTIES
+    #: a conversation's room's retarget: the languages its listeners hear beside the
+    #: conversation's own (``TranslationTask.listened``; None: kept)
+    listened: tuple[str, ...] | None = None
 
     @property
     def empty(self) -> bool:
-        named = (self.targets, self.speaker_id, self.speed, self.renditions, self.conversation)
+        named = (self.targets, self.speaker_id, self.speed, self.renditions, self.conversation, self.listened)
         return all(x is None for x in named)
 
 
@@ -64,6 +68,7 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
     talk = task.conversation if what.conversation is None else what.conversation
     stated = task.stated_language if what.conversation is None else what.stated_language
     parties = task.parties if what.conversation is None else what.parties
+    listened = task.listened if what.listened is None else what.listened
     with checks.options_at("output."):  # the options check their own values (a rate out of range)
         output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
         output = output if speed is None else dataclasses.replace(output, speed=speed)
@@ -81,6 +86,7 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
         talk,
         stated,
         parties,
+        listened if talk is not None else (),
     )
     # the stored glossaries' entries (read as the stream started) for the targets it keeps: its
     # own terms are the ones they were matched against then, so none is dropped again
@@ -98,6 +104,8 @@ def _check_kind(task: TranslationTask, what: TaskChange) -> None:
             "this stream is a conversation: change its languages with `conversation` (the whole new list), "
             "not `targets`"
         )
+    if task.conversation is None and what.listened is not None:
+        raise InvalidInput("languages listened in beside a conversation's own: this stream is not a conversation")
     if task.conversation is None and what.conversation is not None:
         raise InvalidInput(
             "this stream has fixed targets, not a conversation: change them with `targets`, or open a new stream "

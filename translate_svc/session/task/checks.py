@@ -60,6 +60,7 @@ def resolve_task(
     conversation: Sequence[str] | None = None,
     stated: str | None = None,
     parties: PartySpeech = NO_PARTIES,
+    listened: Sequence[str] = (),
 ) -> TranslationTask:
     """Check languages and output options against the loaded model and the limits. No targets:
     ASR only. ``detect``: language detection among these candidates (empty: any).
@@ -68,7 +69,8 @@ def resolve_task(
     ``targets``, ``source`` and ``detect`` (``task/conversation.py``): the task then detects among
     them and targets them, and each segment is translated into those not detected; ``stated``:
     the conversation's language stated for the coming audio (empty or None: none); ``parties``:
-    its voice and rate per language (``types.PartySpeech``), a conversation's only."""
+    its voice and rate per language (``types.PartySpeech``), a conversation's only; ``listened``:
+    a conversation's room's listeners' languages, its targets after its own (checked as targets)."""
     check_ear(ear)
     text_codes, speech_codes = card.text_codes, card.speech_codes
     talk = None
@@ -85,7 +87,10 @@ def resolve_task(
             stated=stated or None,
             parties=parties,
         )
-        targets, detect = list(talk), list(talk)
+        listened = [lang for lang in dict.fromkeys(listened) if lang not in talk]
+        targets, detect = [*talk, *listened], list(talk)
+    elif listened:
+        raise ValueError("languages listened in beside a conversation's own need a conversation (TaskChange.listened)")
     elif parties:
         raise InvalidInput(
             "a voice or rate per party is a conversation's: send it inside `conversation`, or set output.speaker_id "
@@ -154,6 +159,7 @@ def resolve_task(
         output=output,
         detect=tuple(detect) if detect is not None else None,
         conversation=talk,
+        listened=tuple(listened),
         stated_language=(stated or None) if talk is not None else None,
         parties=parties,
         terms=tuple(terms),

@@ -94,7 +94,10 @@ def model_input(
 
 
 def renditions(task: TranslationTask) -> tuple[tuple[str, float], ...]:
-    """The task's renditions a segment can make: of its targets, at a rate other than its speed."""
+    """The task's renditions a segment can make: of its targets, at a rate other than its speed
+    (none in a conversation: its segments' targets depend on the language heard)."""
+    if task.conversation is not None:
+        return ()
     return tuple(
         (lang, rate) for lang, rate in task.renditions if lang in task.target_languages and rate != task.output.speed
     )

@@ -10,5 +10,6 @@ from translate_svc.types import TranslationTask
 
 
 def as_told(task: TranslationTask, own_targets: tuple[str, ...]) -> TranslationTask:
-    """``task`` as its client is told it (``StreamStarted``): its own targets."""
-    return dataclasses.replace(task, target_languages=own_targets)
+    """``task`` as its client is told it (``StreamStarted``): its own targets (a conversation's:
+    its own languages, not those its room's listeners add)."""
+    return dataclasses.replace(task, target_languages=own_targets, listened=())

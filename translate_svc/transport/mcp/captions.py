@@ -64,17 +64,19 @@ def parse_uri(uri: str) -> tuple[str, str]:
 
 
 def _entry(out: RoomOutput) -> dict[str, Any]:
-    r = out.event
+    r, said = out.event, out.said  # said: a conversation's turn heard in this language, shown as said
     t = r.translations[0] if r.translations else None
+    language = t.target_language if t is not None else said.language if said is not None else None
+    logprob = t.avg_logprob if t is not None else said.avg_logprob if said is not None else None
     return {
         "speaker": out.speaker,
         "segment_id": r.segment_id,
         "start_ms": r.start_ms,
         "end_ms": r.end_ms,
-        "language": t.target_language if t is not None else None,
-        "text": t.text if t is not None else "",
+        "language": language,
+        "text": t.text if t is not None else said.text if said is not None else "",
         # confidence: as translate_audio's, present where computed
-        **({} if t is None or t.avg_logprob is None else {"avg_logprob": t.avg_logprob}),
+        **({} if logprob is None else {"avg_logprob": logprob}),
         "transcript": None if r.transcript is None else _transcript(r.transcript),
     }
 

@@ -12,7 +12,9 @@ sends nothing (a message from it closes the socket, 1003). Events are JSON text:
 - ``room.segment`` {speaker, backlog, segment_id, start_ms, end_ms, language, text, transcript
   {text, language} | null, error {code, message} | null, audio {format: "pcm16", sample_rate,
   samples, speech_rate} | null, detected {language, source} | null}: a speaker's final result in
-  this language (``detected``: where the speaker's language is detected or a conversation's).
+  this language (``detected``: where the speaker's language is detected or a conversation's). A
+  conversation's turn heard in this language is not translated: ``language``, ``text`` and
+  ``avg_logprob`` are its transcript's, ``audio`` null (not re-spoken).
   With ``audio``, one binary frame follows at once: its speech, PCM16 little-endian mono at
   ``sample_rate`` (``LISTEN_RATE``).
   Backlog segments carry text only (a late joiner reads what was said; it is not played again);
@@ -160,15 +162,18 @@ def _output(out: RoomOutput) -> tuple[Frame, ...]:
     ev = out.event
     pcm = None
     if isinstance(ev, SegmentResult):
-        body, pcm = _segment(out.speaker, ev, speech=not out.backlog)
+        body, pcm = _segment(out.speaker, ev, out.said, speech=not out.backlog)
     else:
-        body = _caption(out.speaker, ev)
+        body = _caption(out.speaker, ev, out.said)
     body["backlog"] = out.backlog
     data = _json(body)
     return (Frame(data),) if pcm is None else (Frame(data), Frame(pcm, text=False))
 
 
-def _segment(speaker: str, r: SegmentResult, *, speech: bool) -> tuple[dict[str, Any], bytes | None]:
+def _segment(
+    speaker: str, r: SegmentResult, said: Transcript | None, *, speech: bool
+) -> tuple[dict[str, Any], bytes | None]:
+    """``said``: a conversation's turn heard in this language (``RoomOutput.said``), shown as said."""
     t = r.translations[0] if r.translations else None
     pcm = None
     audio = None
@@ -182,10 +187,10 @@ def _segment(speaker: str, r: SegmentResult, *, speech: bool) -> tuple[dict[str,
         "segment_id": r.segment_id,
         "start_ms": r.start_ms,
         "end_ms": r.end_ms,
-        "language": t.target_language if t is not None else None,
-        "text": t.text if t is not None else "",
+        "language": t.target_language if t is not None else said.language if said is not None else None,
+        "text": t.text if t is not None else said.text if said is not None else "",
         # confidence (docs/api.md): the mean token log-probability; null: not computed
-        "avg_logprob": t.avg_logprob if t is not None else None,
+        "avg_logprob": t.avg_logprob if t is not None else said.avg_logprob if said is not None else None,
         "transcript": _transcript(r.transcript, scored=True),
         "error": {"code": r.error.code, "message": r.error.message} if r.error is not None else None,
         "audio": audio,
@@ -195,7 +200,8 @@ def _segment(speaker: str, r: SegmentResult, *, speech: bool) -> tuple[dict[str,
     return body, pcm
 
 
-def _caption(speaker: str, c: InterimResult) -> dict[str, Any]:
+def _caption(speaker: str, c: InterimResult, said: Transcript | None) -> dict[str, Any]:
+    """``said``: as ``_segment``'s."""
     t = c.translations[0] if c.translations else None
     return {
         "type": "room.caption",
@@ -203,8 +209,8 @@ def _caption(speaker: str, c: InterimResult) -> dict[str, Any]:
         "segment_id": c.segment_id,
         "start_ms": c.start_ms,
         "end_ms": c.end_ms,
-        "language": t.target_language if t is not None else None,
-        "text": t.text if t is not None else "",
+        "language": t.target_language if t is not None else said.language if said is not None else None,
+        "text": t.text if t is not None else said.text if said is not None else "",
         "stable_text": t.stable_text if t is not None else "",
         "transcript": _transcript(c.transcript),
     }
