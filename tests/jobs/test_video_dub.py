@@ -25,8 +25,10 @@ from typing import Any
 
 import av
 import numpy as np
+import pyloudnorm
 import pytest
 import pytest_asyncio
+import soxr
 
 from tests.support import videos
 from tests.support.fake_runner import FakeRunner
@@ -34,6 +36,7 @@ from tests.support.jobs import JobsOverHttp, fresh_connections
 from tests.support.live_server import make_settings, serving
 from tests.support.stepped_call import NO_MODEL
 from tests.support.waiting import until
+from translate_svc.audio.loudness import PRESETS
 from translate_svc.jobs.model import JobState
 from translate_svc.jobs.store import JobStore
 from translate_svc.model_api.requests import ModelInput
@@ -268,6 +271,64 @@ async def test_the_voice_over_mix_ducks_the_source_while_the_dub_speaks(
     assert 0.7 < ratio(between) < 1.3  # its own level
 
 
+def true_peak_db(x: np.ndarray, rate: int) -> float:
+    """An independent true peak: soxr's four-times oversampling of the decoded track."""
+    return float(20 * np.log10(np.abs(soxr.resample(x.astype(np.float64), rate, 4 * rate)).max()))
+
+
+@pytest.mark.parametrize(("kind", "preset"), [("mp4", "ebu_r128"), ("webm", "streaming"), ("mov", "atsc_a85")])
+async def test_dubbed_tracks_are_brought_to_a_loudness_under_their_ceiling(
+    jobs: JobsOverHttp, video_of: VideoOf, tmp_path: Path, kind: str, preset: str
+) -> None:
+    """Issue 100 item 4: ``loudness`` (a preset) brings each dubbed track, decoded from the file
+    (AAC, Opus), to the preset's integrated loudness within 1 LU, measured by pyloudnorm, its true
+    peak under the preset's ceiling; as made, it was elsewhere."""
+    target = PRESETS[preset]
+    done = await dubbed(jobs, video_of(f"talk.{kind}", "silero_test.wav"))
+    plain = await fetch(jobs, done["id"], tmp_path / f"plain.{kind}", "?languages=fra")
+    loud = await fetch(jobs, done["id"], tmp_path / f"loud.{kind}", f"?languages=fra&loudness={preset}")
+    index = next(s.index for s in videos.streams(loud) if s.type == "audio")
+    made, rate = videos.audio_of(plain, index)
+    dub, _ = videos.audio_of(loud, index)
+    meter = pyloudnorm.Meter(rate)
+    assert abs(meter.integrated_loudness(made.astype(np.float64)) - target.integrated_lufs) > 2  # not there as made
+    assert abs(meter.integrated_loudness(dub.astype(np.float64)) - target.integrated_lufs) <= 1.0
+    assert true_peak_db(dub, rate) <= target.true_peak_dbtp
+
+
+async def test_the_voice_over_mix_keeps_its_duck_when_brought_to_a_loudness(
+    jobs: JobsOverHttp, video_of: VideoOf, tmp_path: Path
+) -> None:
+    """The mix (the source under the dub) is brought to the loudness as a whole: one gain for both,
+    so the source's level under the dub against the dub's is the mix's as made."""
+    source = video_of("talk.mkv", "silero_test.wav")
+    done = await dubbed(jobs, source)
+    segments = await jobs.segments(done["id"])
+    query = "?languages=fra&mix=duck&mix_gain_db=-20"
+    plain = await fetch(jobs, done["id"], tmp_path / "plain.mkv", query)
+    loud = await fetch(jobs, done["id"], tmp_path / "loud.mkv", query + "&loudness=-30")
+    made, rate = videos.audio_of(plain, 1)
+    mix, _ = videos.audio_of(loud, 1)
+    assert abs(pyloudnorm.Meter(rate).integrated_loudness(mix.astype(np.float64)) - -30) <= 1.0
+    margin = round(0.4 * rate)
+    speaking, between = [], []
+    for seg, after in zip(segments, [*segments[1:], None], strict=True):
+        start = seg["start_ms"] * rate // 1000
+        end = start + (seg["end_ms"] - seg["start_ms"]) * rate // 2000
+        if end - start > 2 * margin:
+            speaking.append((start + margin, end - margin))
+        next_start = len(made) if after is None else after["start_ms"] * rate // 1000
+        if next_start - end > 2 * margin:
+            between.append((end + margin, next_start - margin))
+    assert speaking and between
+
+    def gain(spans: list[tuple[int, int]]) -> float:
+        return rms(np.concatenate([mix[a:b] for a, b in spans])) / rms(np.concatenate([made[a:b] for a, b in spans]))
+
+    assert gain(speaking) < 0.9  # brought down, and by one gain where the dub speaks and between
+    assert abs(20 * np.log10(gain(speaking) / gain(between))) < 0.5
+
+
 async def test_a_video_job_keeps_its_upload_until_deleted(jobs: VideoJobs, video_of: VideoOf, tmp_path: Path) -> None:
     source = video_of("talk.mp4", "jfk.flac")
     done = await dubbed(jobs, source)
@@ -317,6 +378,10 @@ async def test_what_a_video_request_cannot_have_is_refused_saying_why(
         ("?languages=deu", "'deu' is not a target"),
         ("?subtitle=false", "unknown parameter 'subtitle'"),
         ("?original=maybe", "original: true or false"),
+        ("?loudness=loud", "loudness 'loud' is not a preset"),
+        ("?loudness=-3", "loudness: a target loudness is -70..-5 LUFS"),
+        ("?loudness=ebu_r128&true_peak_dbtp=3", "-20..0 dBTP"),
+        ("?true_peak_dbtp=-1", "true_peak_dbtp needs a loudness"),
     ]:
         status, got = await jobs.call("GET", f"/{done['id']}/video{query}")
         assert status == 400 and words in got["error"]["message"], (query, got)

@@ -59,6 +59,9 @@ class LoudnessTarget:
             raise ValueError(f"a true-peak ceiling is -20..0 dBTP, got {self.true_peak_dbtp}")
 
 
+#: the ceiling of a target named by its loudness alone (dBTP): EBU R128's and streaming's
+DEFAULT_TRUE_PEAK_DBTP = -1.0
+
 #: the named deliverables: EBU R128 (broadcast, Europe), ATSC A/85 (broadcast, US), streaming platforms
 PRESETS = {
     "ebu_r128": LoudnessTarget(-23.0, -1.0),
@@ -295,11 +298,14 @@ def plan_loudness(
     """The gain that brings the track ``source()`` makes (again for each pass) to ``target``'s
     loudness, its true peak under the ceiling: measured as made, then through the normaliser until
     its loudness is within ``TOLERANCE_LU`` (at most ``MAX_PASSES``: a track whose peaks the limiter
-    must take down by much loses some loudness each pass). A silent track: no gain."""
+    must take down by much loses some loudness each pass). Where the gain keeps every true peak under
+    the ceiling the limiter never acts: the gain is exact, no pass is needed. A silent track: no gain."""
     before, peak = measure(source(), rate, channels)
     if not math.isfinite(before):
         return LoudnessPlan(target, 0.0, before, peak, before, peak)
     gain = target.integrated_lufs - before
+    if peak + gain <= target.true_peak_dbtp - MARGIN_DB:  # the limiter stays idle: the gain is exact
+        return LoudnessPlan(target, gain, before, peak, before + gain, peak + gain)
     after, after_peak = before, peak
     for _ in range(MAX_PASSES):
         after, after_peak = measure(normalised(source(), rate, channels, gain, target.true_peak_dbtp), rate, channels)

@@ -20,6 +20,11 @@ voice-over mix (``duck_db``) the source's audio plays under the dub: at its own 
 is silent, lowered to ``duck_db`` while it speaks (ramped over ``ATTACK_S`` before and
 ``RELEASE_S`` after, so the change is heard as a duck, not a click); without, the dub alone.
 
+With a loudness target (``Remux.loudness``: BS.1770 integrated loudness and a true-peak ceiling,
+``audio/loudness.py``) each dubbed track is measured as it plays (the dub, or the mix) in passes
+before it is written, and written through the normaliser with the gain found: one gain for the
+mix as a whole, so the source under the dub keeps its duck (``duck_db`` below the dub's level).
+
 The work goes a second of output at a time (``WINDOW_S``): the tracks' next second is encoded and
 the source's packets up to it are copied, so the muxer interleaves them with a small buffer and
 memory stays a few seconds of audio whatever the video's length. Matroska states no decoding time
@@ -42,7 +47,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import av
 import numpy as np
@@ -54,6 +59,7 @@ from av.packet import Packet
 from av.stream import Discard, Disposition, Stream
 from av.subtitles.stream import SubtitleStream
 
+from translate_svc.audio.loudness import LoudnessTarget, Normaliser, plan_loudness
 from translate_svc.audio.media import MediaKind, audio_start, only_audio, open_media
 
 #: a second of output at a time
@@ -96,17 +102,28 @@ _ASS_HEADER = (
 )
 
 
+class TrackSource(Protocol):
+    """A dubbed track read from its start: ``read(n)``, its next ``n`` PCM16 samples (fewer at its
+    end); ``close`` when done."""
+
+    def read(self, n: int) -> np.ndarray: ...
+
+    def close(self, *_: Any) -> None: ...
+
+
 @dataclass(frozen=True)
 class DubInput:
     """One target's dubbed track: ``read(n)`` gives its next ``n`` PCM16 samples at ``rate`` (fewer
     at its end), ``speaking`` where its speech is ([start, end) in samples at ``rate``, in order of
-    start), ``language`` its ISO 639-2/T code (``language_tag`` writes it as the container wants)."""
+    start), ``language`` its ISO 639-2/T code (``language_tag`` writes it as the container wants).
+    ``again``: the same track from its start, once more for each loudness pass (``Remux.loudness``)."""
 
     language: str
     rate: int
     read: Callable[[int], np.ndarray]
     speaking: Sequence[tuple[int, int]]
     title: str = ""
+    again: Callable[[], TrackSource] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,8 @@ class Remux:
     subtitles: Sequence[SubtitleInput] = ()
     original: str | None = None
     duck_db: float | None = None
+    #: each dubbed track (as it plays: the dub, or the mix) brought to this loudness; None: as made
+    loudness: LoudnessTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,8 @@ class RemuxStats:
     #: each dubbed track's samples, at ``rate``
     track_samples: int
     rate: int
+    #: each dubbed track's loudness gain before its limiter (dB), in ``Remux.dubs``' order (empty: none asked)
+    gains_db: tuple[float, ...] = ()
 
 
 #: ISO 639-2 bibliographic codes where they differ from the terminological ones
@@ -193,16 +214,21 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
         options = {"max_interleave_delta": str(round(WINDOW_S * 1_000_000))}
         if kind in (MediaKind.MP4, MediaKind.MOV):
             options["movflags"] = "+faststart"
+        channels = 1 if plan.duck_db is None or audio.codec_context.channels == 1 else 2
+        gains = [_loudness_gain(src, kind, plan, d, rate, channels, length) for d in plan.dubs] if plan.loudness else []
         with av.open(str(dst), "w", format=kind.muxer, options=options) as out:
             copies: dict[int, Stream] = {v.index: out.add_stream_from_template(v) for v in videos}
             mix = None
             if plan.duck_db is not None:
-                mix = _Original(src, kind, rate, 1 if audio.codec_context.channels == 1 else 2, length)
-            layout = "mono" if mix is None else mix.layout
+                mix = _Original(src, kind, rate, channels, length)
+            layout = "mono" if channels == 1 else "stereo"
             tracks = [
                 _Track(out, kind, d, rate, layout, length, first=i == 0, at=round(begins * rate))
                 for i, d in enumerate(plan.dubs)
             ]
+            if plan.loudness is not None:
+                for track, gain in zip(tracks, gains, strict=True):
+                    track.normalise(gain, plan.loudness.true_peak_dbtp)
             if plan.original is not None:  # every audio stream of the source, the dubbed one first
                 others = [a for a in source.streams.audio if a.index != audio.index]
                 for n, a in enumerate([audio, *others]):
@@ -238,14 +264,79 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
             _mux_cues(out, cues, None)
             if mix is not None:
                 mix.close()
-        return RemuxStats(video_packets, length, rate)
+        return RemuxStats(video_packets, length, rate, tuple(gains))
     finally:
         source.close()
 
 
+def _loudness_gain(
+    src: Path, kind: MediaKind, plan: Remux, dub: DubInput, rate: int, channels: int, length: int
+) -> float:
+    """The gain that brings ``dub``'s track, as it plays (over the source's audio when mixed), to
+    ``plan.loudness`` (``plan_loudness``: the track made again for each pass, as ``remux`` makes it)."""
+    assert plan.loudness is not None
+    if dub.again is None:
+        raise ValueError("a loudness target needs each dub's track again (DubInput.again) for its passes")
+    again = dub.again
+
+    def pieces() -> Iterator[np.ndarray]:
+        source = again()
+        played = _Played(DubInput(dub.language, dub.rate, source.read, dub.speaking), rate)
+        mix = _Original(src, kind, rate, channels, length) if plan.duck_db is not None else None
+        try:
+            for start in range(0, length, max(1, round(WINDOW_S * rate))):
+                n = min(max(1, round(WINDOW_S * rate)), length - start)
+                yield played.next(start, n, None if mix is None else mix.read(n), plan.duck_db)
+        finally:
+            source.close()
+            if mix is not None:
+                mix.close()
+
+    return plan_loudness(pieces, rate, channels, plan.loudness).gain_db
+
+
+class _Played:
+    """One target's dubbed track as it plays at the output's ``rate``: its speech resampled (soxr, one
+    stream), over the source's audio when mixed (``next``, a window at a time, in order)."""
+
+    def __init__(self, dub: DubInput, rate: int) -> None:
+        self._dub, self._rate = dub, rate
+        self._resample = None if dub.rate == rate else soxr.ResampleStream(dub.rate, rate, 1, dtype="float32")
+        self._speech = np.zeros(0, np.float32)
+        self._ended = False
+        scale = Fraction(rate, dub.rate)
+        self._starts = np.array([int(a * scale) for a, _ in dub.speaking], np.int64)
+        self._ends = np.array([int(b * scale) for _, b in dub.speaking], np.int64)
+
+    def next(self, start: int, n: int, under: np.ndarray | None, duck_db: float | None) -> np.ndarray:
+        """The track's samples [start, start + n), (n, channels): the dub, over ``under`` (the source's
+        audio) ducked to ``duck_db`` while it speaks."""
+        speech = self._take(n)
+        if under is None:
+            return speech[:, None]
+        assert duck_db is not None
+        gain = ducked(self._starts, self._ends, start, n, self._rate, 10 ** (duck_db / 20))
+        mixed: np.ndarray = under * gain[:, None] + speech[:, None]
+        return mixed
+
+    def _take(self, n: int) -> np.ndarray:
+        while len(self._speech) < n and not self._ended:
+            got = self._dub.read(self._dub.rate)
+            self._ended = len(got) == 0
+            x = np.asarray(got, np.float32) / 32768.0
+            if self._resample is not None:
+                x = self._resample.resample_chunk(x, last=self._ended)
+            self._speech = np.concatenate([self._speech, x.astype(np.float32, copy=False)])
+        out = self._speech[:n]
+        self._speech = self._speech[n:]
+        if len(out) < n:  # the track's end: silence to the source's length
+            out = np.concatenate([out, np.zeros(n - len(out), np.float32)])
+        return out
+
+
 class _Track:
-    """One target's dubbed track: its speech resampled to the output's rate (soxr, one stream),
-    mixed over the source's audio when asked, encoded a frame at a time."""
+    """One target's dubbed track (``_Played``), brought to a loudness where asked (``normalise``),
+    encoded a frame at a time."""
 
     def __init__(
         self, out: av.container.OutputContainer, kind: MediaKind, dub: DubInput, rate: int, layout: str,
@@ -261,40 +352,22 @@ class _Track:
         stream.disposition = Disposition.dub | (Disposition.default if first else 0)
         self._out, self._stream, self._codec = out, stream, codec
         self._frame = _FRAME[codec]
-        self._dub, self._rate, self._length = dub, rate, length
-        self._resample = None if dub.rate == rate else soxr.ResampleStream(dub.rate, rate, 1, dtype="float32")
-        self._speech = np.zeros(0, np.float32)
-        self._ended = False
+        self._rate, self._length = rate, length
+        self._played = _Played(dub, rate)
+        self._norm: Normaliser | None = None
         self._pending = np.zeros((0, self._channels), np.float32)
         self._pts = at  # its first sample where the source's audio starts
-        scale = Fraction(rate, dub.rate)
-        self._starts = np.array([int(a * scale) for a, _ in dub.speaking], np.int64)
-        self._ends = np.array([int(b * scale) for _, b in dub.speaking], np.int64)
+
+    def normalise(self, gain_db: float, ceiling_dbtp: float) -> None:
+        """From now on the track is brought up by ``gain_db`` and limited to ``ceiling_dbtp``."""
+        self._norm = Normaliser(self._rate, self._channels, gain_db, ceiling_dbtp)
 
     def add(self, start: int, n: int, under: np.ndarray | None, duck_db: float | None) -> None:
         """The track's samples [start, start + n): the dub, over the source's audio when mixed."""
-        speech = self._take(n)
-        if under is None:
-            pcm = speech[:, None]
-        else:
-            assert duck_db is not None
-            gain = ducked(self._starts, self._ends, start, n, self._rate, 10 ** (duck_db / 20))
-            pcm = under * gain[:, None] + speech[:, None]
-        self._encode(np.clip(pcm, -1.0, 1.0, dtype=np.float32))
-
-    def _take(self, n: int) -> np.ndarray:
-        while len(self._speech) < n and not self._ended:
-            got = self._dub.read(self._dub.rate)
-            self._ended = len(got) == 0
-            x = np.asarray(got, np.float32) / 32768.0
-            if self._resample is not None:
-                x = self._resample.resample_chunk(x, last=self._ended)
-            self._speech = np.concatenate([self._speech, x.astype(np.float32, copy=False)])
-        out = self._speech[:n]
-        self._speech = self._speech[n:]
-        if len(out) < n:  # the track's end: silence to the source's length
-            out = np.concatenate([out, np.zeros(n - len(out), np.float32)])
-        return out
+        pcm = self._played.next(start, n, under, duck_db)
+        if self._norm is not None:
+            pcm = self._norm.process(pcm)
+        self._encode(np.clip(pcm, -1.0, 1.0).astype(np.float32, copy=False))
 
     def _encode(self, pcm: np.ndarray) -> None:
         self._pending = np.concatenate([self._pending, pcm]) if len(self._pending) else pcm
@@ -317,6 +390,8 @@ class _Track:
             self._out.mux(packet)
 
     def finish(self) -> None:
+        if self._norm is not None:  # the normaliser's look-ahead: the track's last samples
+            self._encode(np.clip(self._norm.flush(), -1.0, 1.0).astype(np.float32, copy=False))
         if len(self._pending):
             self._send(self._pending)  # a short last frame: the encoders take one
         self._send(None)

@@ -95,10 +95,14 @@ class JobMedia:
                 raise self.refused(e, size) from None
             yield blocks
 
-    async def remux(self, tenant: str, order: VideoOrder, size: int, minutes: float, tracks: int) -> int:
-        """The dubbed video ``order`` asks for, made (``untrusted.make_video``): its size."""
+    async def remux(
+        self, tenant: str, order: VideoOrder, size: int, minutes: float, tracks: int, *, loudness: int = 0
+    ) -> int:
+        """The dubbed video ``order`` asks for, made (``untrusted.make_video``): its size. ``loudness``:
+        the tracks measured for a loudness target first (``media.cpu_s_per_loudness_minute`` each)."""
         s = self.settings
         cpu_s = self.cpu_s(size) + s.cpu_s_per_audio_minute * minutes * (tracks + 1)
+        cpu_s += s.cpu_s_per_loudness_minute * minutes * loudness
         try:
             return await self.sandbox.run(tenant, cpu_s, untrusted.make_video, order)
         except OverLimit as e:

@@ -14,12 +14,14 @@ the server loads answers with ``sandbox.answers``. One call at a time per proces
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from translate_svc.audio.loudness import LoudnessTarget
 from translate_svc.audio.media import MediaInfo, MediaKind, inspect_media
 from translate_svc.audio.remux import DubInput, Remux, SubtitleInput, remux
 from translate_svc.jobs.dub import TrackReader, speaking
@@ -127,6 +129,8 @@ class VideoOrder:
     subtitles: tuple[SubtitleInput, ...]
     original: str | None
     duck_db: float | None
+    #: each dubbed track brought to this loudness (``audio/loudness.py``); None: as made
+    loudness: LoudnessTarget | None = None
 
 
 def make_video(order: VideoOrder) -> int:
@@ -145,8 +149,11 @@ def make_video(order: VideoOrder) -> int:
             reader = TrackReader(dub.speech, places, length, order.overflow)
             readers.append(reader)
             spans = speaking(places, length, order.overflow)
-            dubs.append(DubInput(dub.language, order.track_rate, reader.read, spans, dub.title))
-        plan = Remux(frames, rate, dubs, order.subtitles, original=order.original, duck_db=order.duck_db)
+            again = functools.partial(TrackReader, dub.speech, places, length, order.overflow)
+            dubs.append(DubInput(dub.language, order.track_rate, reader.read, spans, dub.title, again))
+        plan = Remux(
+            frames, rate, dubs, order.subtitles, original=order.original, duck_db=order.duck_db, loudness=order.loudness
+        )
         remux(order.src, order.out, order.kind, plan)
     finally:
         for reader in readers:

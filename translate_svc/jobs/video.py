@@ -29,6 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from translate_svc.audio.loudness import LoudnessTarget
 from translate_svc.audio.media import MediaKind
 from translate_svc.audio.remux import SubtitleInput
 from translate_svc.errors import Conflict, InvalidInput, Overloaded, shown
@@ -78,6 +79,9 @@ class VideoAsk:
     mix_gain_db: float = DEFAULT_MIX_GAIN_DB
     #: a subtitle track per language (the translations' texts)
     subtitles: bool = True
+    #: each dubbed track (as it plays: the dub, or the mix) brought to this loudness under its
+    #: true-peak ceiling (``audio/loudness.py``); None: as the vocoder made it
+    loudness: LoudnessTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,12 @@ class VideoMaker:
             started = time.perf_counter()
             # in the tenant's media process (``media.py``); a caller that leaves ends it there
             made = await self._media.remux(
-                job.tenant, order, size, minutes, len(order.dubs) + (order.original is not None)
+                job.tenant,
+                order,
+                size,
+                minutes,
+                len(order.dubs) + (order.original is not None),
+                loudness=len(order.dubs) if order.loudness is not None else 0,
             )
             if self._credentials is not None and self._credentials.signs(kind.content_type):
                 # the file FFmpeg's muxer wrote in the media process (its boxes ours, not the upload's)
@@ -234,6 +243,7 @@ def _order(
         subtitles,
         original,
         ask.mix_gain_db if ask.mix is VoiceOver.DUCK else None,
+        ask.loudness,
     )
 
 

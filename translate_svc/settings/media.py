@@ -34,6 +34,9 @@ class MediaSettings(BaseModel):
     cpu_s: float = Field(10.0, ge=1.0, le=24 * 3600.0)
     cpu_s_per_mb: float = Field(2.0, ge=0.0, le=3600.0)
     cpu_s_per_audio_minute: float = Field(2.0, ge=0.0, le=3600.0)
+    #: a remux that brings its dubbed tracks to a loudness (``audio/loudness.py``: the track made
+    #: again and measured, a few passes) this much more for each minute of audio and such track
+    cpu_s_per_loudness_minute: float = Field(6.0, ge=0.0, le=3600.0)
     #: the longest a request waits for a process when all are taken (then 429 with Retry-After)
     wait_s: float = Field(10.0, ge=0.0, le=600.0)
     #: a process idle this long ends (the next call starts one: about half a second)

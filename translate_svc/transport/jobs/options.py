@@ -12,10 +12,12 @@ them (``transport/proto_options.py``, which both doors share)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.audio.loudness import DEFAULT_TRUE_PEAK_DBTP, PRESETS, LoudnessTarget
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.jobs.request import JobRequest
 from translate_svc.jobs.video import DEFAULT_MIX_GAIN_DB, VideoAsk, VoiceOver
@@ -169,7 +171,7 @@ def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
 
 
 #: the query of ``GET /v1/jobs/{id}/video``
-VIDEO_KEYS = frozenset({"languages", "original", "mix", "mix_gain_db", "subtitles"})
+VIDEO_KEYS = frozenset({"languages", "original", "mix", "mix_gain_db", "subtitles", "loudness", "true_peak_dbtp"})
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 
@@ -190,12 +192,16 @@ def video_from_query(query: Mapping[str, str]) -> VideoAsk:
         gain = float(query.get("mix_gain_db", DEFAULT_MIX_GAIN_DB))
     except ValueError:
         raise InvalidInput("mix_gain_db: a number of dB (-60..0), the source's level under the dub") from None
+    loudness = query.get("loudness")
+    peak = query.get("true_peak_dbtp")
+    preset, lufs = (loudness, None) if loudness in PRESETS or loudness is None else ("", _number(loudness, "loudness"))
     return VideoAsk(
         languages=languages,
         original=_flag(query, "original", False),
         mix=VoiceOver(mix),
         mix_gain_db=gain,
         subtitles=_flag(query, "subtitles", True),
+        loudness=loudness_target(preset, lufs, None if peak is None else _number(peak, "true_peak_dbtp")),
     )
 
 
@@ -204,13 +210,53 @@ def video_from_pb(msg: pb.VideoOptions) -> VideoAsk:
     mix = {pb.VOICE_OVER_DUB: VoiceOver.DUB, pb.VOICE_OVER_DUCK: VoiceOver.DUCK}.get(msg.mix)
     if mix is None:
         raise InvalidInput("video.mix: VOICE_OVER_DUB or VOICE_OVER_DUCK")
+    loud = msg.loudness
     return VideoAsk(
         languages=tuple(msg.languages),
         original=msg.original,
         mix=mix,
         mix_gain_db=msg.mix_gain_db if msg.HasField("mix_gain_db") else DEFAULT_MIX_GAIN_DB,
         subtitles=not msg.no_subtitles,
+        loudness=loudness_target(
+            loud.preset,
+            loud.integrated_lufs if loud.HasField("integrated_lufs") else None,
+            loud.true_peak_dbtp if loud.HasField("true_peak_dbtp") else None,
+        )
+        if msg.HasField("loudness")
+        else None,
     )
+
+
+def loudness_target(preset: str | None, lufs: float | None, peak: float | None) -> LoudnessTarget | None:
+    """A dubbed track's loudness from a door's fields: a preset (``PRESETS``), a target of its own in
+    LUFS, or both (the target over the preset's); the ceiling given, else the preset's, else -1 dBTP.
+    None where nothing is named (a ceiling alone is refused: it says nothing to reach)."""
+    if not preset and lufs is None:
+        if peak is not None:
+            raise InvalidInput("true_peak_dbtp needs a loudness to reach: name loudness (a preset or LUFS) too")
+        return None
+    base = PRESETS.get(preset or "")
+    if preset and base is None:
+        raise InvalidInput(
+            f"loudness {shown(preset)} is not a preset: use {', '.join(sorted(PRESETS))}, or a number of LUFS (-70..-5)"
+        )
+    target = lufs if lufs is not None else base.integrated_lufs if base is not None else None
+    ceiling = peak if peak is not None else base.true_peak_dbtp if base is not None else DEFAULT_TRUE_PEAK_DBTP
+    assert target is not None
+    try:
+        return LoudnessTarget(target, ceiling)
+    except ValueError as e:
+        raise InvalidInput(f"loudness: {e}") from None
+
+
+def _number(value: str, key: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise InvalidInput(f"{key}: a number, or one of the presets {', '.join(sorted(PRESETS))}") from None
+    if not math.isfinite(x):
+        raise InvalidInput(f"{key}: a finite number")
+    return x
 
 
 def _flag(query: Mapping[str, str], key: str, default: bool) -> bool:

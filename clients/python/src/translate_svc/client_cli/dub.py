@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, CliError, out, run_client
-from translate_svc.client_cli.flags import ConnectionFlags, TimeoutOpt, VadFlags, flag_groups
+from translate_svc.client_cli.flags import (
+    ConnectionFlags,
+    LoudnessOpt,
+    TimeoutOpt,
+    TruePeakOpt,
+    VadFlags,
+    flag_groups,
+    loudness_value,
+)
 from translate_svc.client_cli.jobs import _bars, _follow, cancel_made
 
 if TYPE_CHECKING:
@@ -56,6 +64,8 @@ def dub(
     speed: Annotated[
         float, typer.Option("--speed", help="with --no-fit: one speaking rate for all speech, 0.5..2.0")
     ] = 1.0,
+    loudness: LoudnessOpt = "",
+    true_peak: TruePeakOpt = None,
     *,
     conn: ConnectionFlags,
     vad: VadFlags,
@@ -64,6 +74,7 @@ def dub(
     targets = [t for t in to.split(",") if t]
 
     def check() -> None:
+        loudness_value(loudness, true_peak)
         if not file.is_file():
             raise CliError(f"{file}: no such file")
         if file.suffix.lower() not in _SUFFIXES:
@@ -122,6 +133,8 @@ def dub(
                 mix=mix,
                 mix_gain_db=mix_gain_db if mix == "duck" else None,
                 subtitles=not no_subtitles,
+                loudness=loudness_value(loudness, true_peak),
+                true_peak_dbtp=true_peak,
                 on_received=lambda n: bars.update(got, completed=n),
             )
             part.replace(output)

@@ -100,6 +100,35 @@ TimeoutOpt = Annotated[
     float, typer.Option("--timeout", help="seconds to wait for a call's answer", rich_help_panel="Connection")
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace output files that exist")]
+#: a dubbed video's loudness (issue 100 item 4): a preset, or a number of LUFS
+LoudnessOpt = Annotated[
+    str,
+    typer.Option(
+        "--loudness",
+        help="each dubbed track brought to ebu_r128 (-23 LUFS), atsc_a85 (-24 LKFS), streaming (-14 LUFS) or a "
+        "number of LUFS (e.g. -16); default: as made",
+    ),
+]
+TruePeakOpt = Annotated[
+    float | None,
+    typer.Option("--true-peak", help="with --loudness: the true-peak ceiling in dBTP (default: the preset's, or -1)"),
+]
+#: the presets ``--loudness`` names (the server's: translate_svc.audio.loudness.PRESETS)
+LOUDNESS_PRESETS = ("ebu_r128", "atsc_a85", "streaming")
+
+
+def loudness_value(text: str, true_peak: float | None) -> str | float | None:
+    """``--loudness`` as the SDK takes it: a preset's name, a number of LUFS, or None (unset)."""
+    if not text:
+        if true_peak is not None:
+            raise CliError("--true-peak needs --loudness (a preset or a number of LUFS)")
+        return None
+    if text in LOUDNESS_PRESETS:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise CliError(f"--loudness {text}: {', '.join(LOUDNESS_PRESETS)} or a number of LUFS such as -16") from None
 
 
 # -- languages ------------------------------------------------------------------------------------

@@ -19,7 +19,15 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, CliError, err, out, run_client
-from translate_svc.client_cli.flags import ConnectionFlags, TimeoutOpt, VadFlags, flag_groups
+from translate_svc.client_cli.flags import (
+    ConnectionFlags,
+    LoudnessOpt,
+    TimeoutOpt,
+    TruePeakOpt,
+    VadFlags,
+    flag_groups,
+    loudness_value,
+)
 
 if TYPE_CHECKING:
     from translate_svc.client import AsyncTranslateClient, Job
@@ -237,6 +245,8 @@ def fetch(
         str, typer.Option("--mix", help="video: dub (each track the dub alone) or duck (the source's audio under it)")
     ] = "dub",
     no_subtitles: Annotated[bool, typer.Option("--no-subtitles", help="video: no subtitle tracks")] = False,
+    loudness: LoudnessOpt = "",
+    true_peak: TruePeakOpt = None,
     *,
     conn: ConnectionFlags,
     timeout: TimeoutOpt = 60.0,
@@ -253,6 +263,8 @@ def fetch(
             raise CliError(f"--format {format} needs --output FILE")
         if mix not in ("dub", "duck"):
             raise CliError("--mix: dub or duck")
+        if loudness_value(loudness, true_peak) is not None and format != "video":
+            raise CliError("--loudness: a video's dubbed tracks (--format video)")
 
     async def work(client: AsyncTranslateClient) -> int:
         if format == "video":
@@ -263,6 +275,8 @@ def fetch(
                 original=original,
                 mix=mix,
                 subtitles=not no_subtitles,
+                loudness=loudness_value(loudness, true_peak),
+                true_peak_dbtp=true_peak,
             )
             out.print(f"wrote {output} ({size} bytes)")
             return EXIT_OK

@@ -344,18 +344,30 @@ class GetJobResultsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., format: _Optional[_Union[JobResultsFormat, str]] = ..., language: _Optional[str] = ..., video: _Optional[_Union[VideoOptions, _Mapping]] = ...) -> None: ...
 
 class VideoOptions(_message.Message):
-    __slots__ = ("languages", "original", "mix", "mix_gain_db", "no_subtitles")
+    __slots__ = ("languages", "original", "mix", "mix_gain_db", "no_subtitles", "loudness")
     LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_FIELD_NUMBER: _ClassVar[int]
     MIX_FIELD_NUMBER: _ClassVar[int]
     MIX_GAIN_DB_FIELD_NUMBER: _ClassVar[int]
     NO_SUBTITLES_FIELD_NUMBER: _ClassVar[int]
+    LOUDNESS_FIELD_NUMBER: _ClassVar[int]
     languages: _containers.RepeatedScalarFieldContainer[str]
     original: bool
     mix: VoiceOverMix
     mix_gain_db: float
     no_subtitles: bool
-    def __init__(self, languages: _Optional[_Iterable[str]] = ..., original: bool = ..., mix: _Optional[_Union[VoiceOverMix, str]] = ..., mix_gain_db: _Optional[float] = ..., no_subtitles: bool = ...) -> None: ...
+    loudness: Loudness
+    def __init__(self, languages: _Optional[_Iterable[str]] = ..., original: bool = ..., mix: _Optional[_Union[VoiceOverMix, str]] = ..., mix_gain_db: _Optional[float] = ..., no_subtitles: bool = ..., loudness: _Optional[_Union[Loudness, _Mapping]] = ...) -> None: ...
+
+class Loudness(_message.Message):
+    __slots__ = ("preset", "integrated_lufs", "true_peak_dbtp")
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    INTEGRATED_LUFS_FIELD_NUMBER: _ClassVar[int]
+    TRUE_PEAK_DBTP_FIELD_NUMBER: _ClassVar[int]
+    preset: str
+    integrated_lufs: float
+    true_peak_dbtp: float
+    def __init__(self, preset: _Optional[str] = ..., integrated_lufs: _Optional[float] = ..., true_peak_dbtp: _Optional[float] = ...) -> None: ...
 
 class JobResultsChunk(_message.Message):
     __slots__ = ("data",)

@@ -225,6 +225,8 @@ class JobCalls:
         mix: str = "dub",
         mix_gain_db: float | None = None,
         subtitles: bool = True,
+        loudness: str | float | None = None,
+        true_peak_dbtp: float | None = None,
         on_received: Callable[[int], None] | None = None,
     ) -> int:
         """A done video job's dubbed video (issue 90: the upload's container, its video untouched)
@@ -232,7 +234,10 @@ class JobCalls:
         (default: every target, the first the default track), the source's audio as a track too
         with ``original``, each dubbed track the dub alone (``mix="dub"``) or over the source's
         audio lowered to ``mix_gain_db`` while the dub speaks (``mix="duck"``; default -18 dB),
-        and a subtitle track per language (``subtitles``). ``on_received``: bytes so far."""
+        and a subtitle track per language (``subtitles``). ``loudness``: each dubbed track (as it
+        plays) brought to a preset's loudness (``"ebu_r128"`` -23 LUFS, ``"atsc_a85"`` -24 LKFS,
+        ``"streaming"`` -14 LUFS) or to a number of LUFS, its true peak under ``true_peak_dbtp``
+        (default: the preset's, else -1 dBTP). ``on_received``: bytes so far."""
         if mix not in _MIXES:
             raise ValueError(f"mix: one of {', '.join(_MIXES)}")
         options = pb.VideoOptions(
@@ -240,6 +245,12 @@ class JobCalls:
         )
         if mix_gain_db is not None:
             options.mix_gain_db = mix_gain_db
+        if isinstance(loudness, str):
+            options.loudness.preset = loudness
+        elif loudness is not None:
+            options.loudness.integrated_lufs = float(loudness)
+        if true_peak_dbtp is not None:
+            options.loudness.true_peak_dbtp = true_peak_dbtp
         size = 0
         with open(path, "wb") as f:  # noqa: ASYNC230 (a chunk at a time, written as it comes)
             async for chunk in self.job_result_chunks(job_id, "video", video=options):

@@ -738,6 +738,26 @@ export interface VideoOptions {
     | undefined;
   /** leave out the subtitle tracks (one per language by default) */
   noSubtitles: boolean;
+  /**
+   * each dubbed track (as it plays: the dub, or the mix) brought to a loudness under a true-peak
+   * ceiling (ITU-R BS.1770-4; docs/dubbing.md "Loudness"); unset: as the vocoder made it
+   */
+  loudness: Loudness | undefined;
+}
+
+/** A dubbed track's loudness: a preset, or a target of its own (issue 100 item 4). */
+export interface Loudness {
+  /**
+   * ebu_r128 (-23 LUFS, -1 dBTP), atsc_a85 (-24 LKFS, -2 dBTP) or streaming (-14 LUFS, -1 dBTP);
+   * empty: integrated_lufs says the target
+   */
+  preset: string;
+  /** -70..-5; over a preset's where both are set */
+  integratedLufs?:
+    | number
+    | undefined;
+  /** the ceiling, -20..0; unset: the preset's, else -1 */
+  truePeakDbtp?: number | undefined;
 }
 
 export interface JobResultsChunk {
@@ -4604,7 +4624,7 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
 };
 
 function createBaseVideoOptions(): VideoOptions {
-  return { languages: [], original: false, mix: 0, mixGainDb: undefined, noSubtitles: false };
+  return { languages: [], original: false, mix: 0, mixGainDb: undefined, noSubtitles: false, loudness: undefined };
 }
 
 export const VideoOptions: MessageFns<VideoOptions> = {
@@ -4623,6 +4643,9 @@ export const VideoOptions: MessageFns<VideoOptions> = {
     }
     if (message.noSubtitles !== false) {
       writer.uint32(40).bool(message.noSubtitles);
+    }
+    if (message.loudness !== undefined) {
+      Loudness.encode(message.loudness, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -4680,6 +4703,14 @@ export const VideoOptions: MessageFns<VideoOptions> = {
             message.noSubtitles = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.loudness = Loudness.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4709,6 +4740,7 @@ export const VideoOptions: MessageFns<VideoOptions> = {
         : isSet(object.no_subtitles)
         ? globalThis.Boolean(object.no_subtitles)
         : false,
+      loudness: isSet(object.loudness) ? Loudness.fromJSON(object.loudness) : undefined,
     };
   },
 
@@ -4729,6 +4761,9 @@ export const VideoOptions: MessageFns<VideoOptions> = {
     if (message.noSubtitles !== false) {
       obj.noSubtitles = message.noSubtitles;
     }
+    if (message.loudness !== undefined) {
+      obj.loudness = Loudness.toJSON(message.loudness);
+    }
     return obj;
   },
 
@@ -4742,6 +4777,118 @@ export const VideoOptions: MessageFns<VideoOptions> = {
     message.mix = object.mix ?? 0;
     message.mixGainDb = object.mixGainDb ?? undefined;
     message.noSubtitles = object.noSubtitles ?? false;
+    message.loudness = (object.loudness !== undefined && object.loudness !== null)
+      ? Loudness.fromPartial(object.loudness)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLoudness(): Loudness {
+  return { preset: "", integratedLufs: undefined, truePeakDbtp: undefined };
+}
+
+export const Loudness: MessageFns<Loudness> = {
+  encode(message: Loudness, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.preset !== "") {
+      writer.uint32(10).string(message.preset);
+    }
+    if (message.integratedLufs !== undefined) {
+      writer.uint32(21).float(message.integratedLufs);
+    }
+    if (message.truePeakDbtp !== undefined) {
+      writer.uint32(29).float(message.truePeakDbtp);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Loudness {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoudness();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.preset = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 21) {
+              break;
+            }
+
+            message.integratedLufs = reader.float();
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.truePeakDbtp = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Loudness {
+    return {
+      preset: isSet(object.preset) ? globalThis.String(object.preset) : "",
+      integratedLufs: isSet(object.integratedLufs)
+        ? globalThis.Number(object.integratedLufs)
+        : isSet(object.integrated_lufs)
+        ? globalThis.Number(object.integrated_lufs)
+        : undefined,
+      truePeakDbtp: isSet(object.truePeakDbtp)
+        ? globalThis.Number(object.truePeakDbtp)
+        : isSet(object.true_peak_dbtp)
+        ? globalThis.Number(object.true_peak_dbtp)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Loudness): unknown {
+    const obj: any = {};
+    if (message.preset !== "") {
+      obj.preset = message.preset;
+    }
+    if (message.integratedLufs !== undefined) {
+      obj.integratedLufs = floatToJson(message.integratedLufs);
+    }
+    if (message.truePeakDbtp !== undefined) {
+      obj.truePeakDbtp = floatToJson(message.truePeakDbtp);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Loudness>, I>>(base?: I): Loudness {
+    return Loudness.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Loudness>, I>>(object: I): Loudness {
+    const message = createBaseLoudness();
+    message.preset = object.preset ?? "";
+    message.integratedLufs = object.integratedLufs ?? undefined;
+    message.truePeakDbtp = object.truePeakDbtp ?? undefined;
     return message;
   },
 };
