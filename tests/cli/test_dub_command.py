@@ -13,8 +13,11 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
+import pyloudnorm
 import pytest
 import pytest_asyncio
+import soxr
 
 from tests.support import videos
 from tests.support.cli import fails, run_cli
@@ -70,6 +73,20 @@ async def test_the_dub_command_writes_the_dubbed_video(live: LiveServer, shared_
     assert videos.video_packets(french) == videos.video_packets(source)
     assert [(s.type, s.language) for s in videos.streams(french) if s.type != "video"] == [("audio", "fra")]
     fails(await asyncio.to_thread(run_cli, "job", "fetch", job_id, "--format", "video"), 2, "--output FILE")
+    # brought to a loudness of the user's own under a ceiling (issue 100 item 4), measured as pyloudnorm reads it
+    loud = tmp_path / "talk.loud.mp4"
+    fetched = await asyncio.to_thread(
+        run_cli, "job", "fetch", job_id, "--format", "video", "--language", "spa", "--loudness", "-16",
+        "--true-peak", "-1.5", "-o", loud, "--server", f"127.0.0.1:{live.port}", process=True, timeout=300,
+    )  # fmt: skip
+    assert fetched.code == 0, fetched.err
+    track = next(s for s in videos.streams(loud) if s.type == "audio")
+    samples, rate = videos.audio_of(loud, track.index)
+    assert abs(pyloudnorm.Meter(rate).integrated_loudness(samples.astype(np.float64)) - -16) <= 1.0
+    oversampled = soxr.resample(samples.astype(np.float64), rate, 4 * rate)
+    assert 20 * np.log10(np.abs(oversampled).max()) <= -1.5
+    wrong = await asyncio.to_thread(run_cli, "job", "fetch", job_id, "--format", "video", "-o", loud, "--loudness", "x")
+    fails(wrong, 2, "--loudness x", "ebu_r128")
 
 
 async def test_the_dub_command_takes_one_rate_without_fitting(
@@ -120,3 +137,10 @@ async def test_the_sdk_refuses_a_video_of_an_audio_job_saying_why(
         assert size == (tmp_path / "x.mkv").stat().st_size
         langs = [s.language for s in videos.streams(tmp_path / "x.mkv") if s.type == "audio"]
         assert langs == ["spa", "eng"]
+        with pytest.raises(TranslateError) as e:  # issue 100 item 4: a loudness the server has no preset for
+            await client.save_job_video(video.id, tmp_path / "y.mkv", loudness="loud")
+        assert e.value.code.name == "INVALID_ARGUMENT" and "not a preset" in e.value.message
+        await client.save_job_video(video.id, tmp_path / "y.mkv", loudness="ebu_r128")
+        track = next(s for s in videos.streams(tmp_path / "y.mkv") if s.type == "audio")
+        samples, rate = videos.audio_of(tmp_path / "y.mkv", track.index)
+        assert abs(pyloudnorm.Meter(rate).integrated_loudness(samples.astype(np.float64)) - -23) <= 1.0
