@@ -136,6 +136,17 @@ async def test_a_video_comes_back_dubbed_in_its_own_container(
     assert [(s.language, s.codec) for s in subtitles] == [
         (lang, "mov_text" if kind in ("mp4", "mov") else "webvtt") for lang in TARGETS
     ]
+    # issue 100 item 1: every track titled in every container (an MP4's and MOV's handler name), the
+    # dub and original marks where the container keeps them, and no subtitle track shown by default
+    # over its own dub (FFmpeg's MP4 and MOV muxer enabled the first one)
+    assert [s.title for s in audio] == ["spa (dubbed)", "fra (dubbed)", "original"]
+    assert [s.title for s in subtitles] == TARGETS
+    assert not any(s.disposition & int(av.stream.Disposition.default) for s in subtitles), subtitles
+    dub, original = int(av.stream.Disposition.dub), int(av.stream.Disposition.original)
+    if kind in ("mp4", "mkv"):
+        assert all(s.disposition & dub for s in audio[:2]), audio
+    if kind == "mkv":
+        assert audio[2].disposition & original, audio
 
     # each audio track as long as the source's audio, within one audio frame (of its own codec and rate)
     src_audio = next(s for s in videos.streams(source) if s.type == "audio")

@@ -114,6 +114,8 @@ class StreamInfo:
     disposition: int
     #: the stream's stated length in seconds (None: it states none)
     seconds: float | None
+    #: its title as players read it: Matroska's ``title``, an MP4's or MOV's handler name
+    title: str | None = None
 
 
 def audio_packets(path: Path, index: int) -> list[bytes]:
@@ -151,6 +153,7 @@ def streams(path: Path) -> list[StreamInfo]:
                 s.metadata.get("language"),
                 int(s.disposition),
                 float(s.duration * s.time_base) if s.duration and s.time_base else None,
+                s.metadata.get("title") or s.metadata.get("handler_name"),
             )
             for s in c.streams
         ]

@@ -235,7 +235,7 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
                     original = out.add_stream_from_template(a)
                     tag = plan.original if a is audio else str(a.metadata.get("language") or "und")
                     original.metadata["language"] = language_tag(tag, kind) if a is audio else tag
-                    original.metadata["title"] = "original" if n == 0 else f"original {n + 1}"
+                    _title(original, "original" if n == 0 else f"original {n + 1}", kind)
                     original.disposition = Disposition.original | (Disposition.default if not tracks and n == 0 else 0)
                     copies[a.index] = original
             subtitles = [_subtitle_stream(out, kind, s) for s in plan.subtitles]
@@ -264,6 +264,8 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
             _mux_cues(out, cues, None)
             if mix is not None:
                 mix.close()
+        if kind in (MediaKind.MP4, MediaKind.MOV) and plan.subtitles:
+            subtitles_off(dst)
         return RemuxStats(video_packets, length, rate, tuple(gains))
     finally:
         source.close()
@@ -348,7 +350,7 @@ class _Track:
         stream.format = "fltp" if codec == "aac" else "flt"
         stream.bit_rate = bit_rate(codec, rate, self._channels)
         stream.metadata["language"] = language_tag(dub.language, kind)
-        stream.metadata["title"] = dub.title or f"{dub.language} (dubbed)"
+        _title(stream, dub.title or f"{dub.language} (dubbed)", kind)
         stream.disposition = Disposition.dub | (Disposition.default if first else 0)
         self._out, self._stream, self._codec = out, stream, codec
         self._frame = _FRAME[codec]
@@ -452,8 +454,60 @@ def _subtitle_stream(out: av.container.OutputContainer, kind: MediaKind, subs: S
     stream = cast(SubtitleStream, out.add_stream(kind.subtitle_codec))
     stream.codec_context.subtitle_header = _ASS_HEADER
     stream.metadata["language"] = language_tag(subs.language, kind)
-    stream.metadata["title"] = subs.title or subs.language
+    _title(stream, subs.title or subs.language, kind)
     return stream
+
+
+def _title(stream: Stream, title: str, kind: MediaKind) -> None:
+    """A track's title as players read it in ``kind``: Matroska's and WebM's ``title``; in MP4 and
+    MOV the track's handler name (FFmpeg writes no title there: the ``hdlr`` name is what players
+    show)."""
+    stream.metadata["title"] = title
+    if kind in (MediaKind.MP4, MediaKind.MOV):
+        stream.metadata["handler_name"] = title
+
+
+def subtitles_off(path: Path) -> int:
+    """An MP4 or MOV whose subtitle tracks are not enabled (``tkhd`` flags' bit 1 cleared in place):
+    FFmpeg's muxer enables the first track of each kind when none is marked default, so players
+    showed the first language's subtitles over its own dub. The subtitles stay, for a viewer to turn
+    on. Returns the tracks changed. Our own muxer's output only (trusted; the walk is bounded)."""
+    changed = 0
+    with open(path, "r+b") as f:
+        for moov in _boxes(f, 0, f.seek(0, 2), b"moov"):
+            for trak in _boxes(f, moov[0], moov[1], b"trak"):
+                tkhd = next(_boxes(f, trak[0], trak[1], b"tkhd"), None)
+                handler = b""
+                for mdia in _boxes(f, trak[0], trak[1], b"mdia"):
+                    for hdlr in _boxes(f, mdia[0], mdia[1], b"hdlr"):
+                        f.seek(hdlr[0] + 8)  # past version and flags, pre_defined
+                        handler = f.read(4)
+                if tkhd is not None and handler in (b"sbtl", b"text", b"subt"):
+                    f.seek(tkhd[0] + 3)  # the last byte of its flags: bit 0 is "enabled"
+                    flags = f.read(1)[0]
+                    if flags & 1:
+                        f.seek(tkhd[0] + 3)
+                        f.write(bytes([flags & 0xFE]))
+                        changed += 1
+    return changed
+
+
+def _boxes(f: Any, at: int, end: int, kind: bytes) -> Iterator[tuple[int, int]]:
+    """The boxes of type ``kind`` in [at, end) of ``f`` (ISO/IEC 14496-12): each one's payload
+    (past its header) and end."""
+    while at + 8 <= end:
+        f.seek(at)
+        head = f.read(16)
+        n, header = int.from_bytes(head[:4], "big"), 8
+        if n == 1:
+            n, header = int.from_bytes(head[8:16], "big"), 16
+        elif n == 0:
+            n = end - at
+        if n < header or at + n > end:
+            return
+        if head[4:8] == kind:
+            yield at + header, at + n
+        at += n
 
 
 def _cue_packets(
