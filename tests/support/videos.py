@@ -159,6 +159,12 @@ def streams(path: Path) -> list[StreamInfo]:
         ]
 
 
+def video_durations(path: Path) -> list[int]:
+    """The first video stream's packets' durations as the demuxer reads them (0: none stated or inferred)."""
+    with av.open(str(path)) as c:
+        return [p.duration or 0 for p in c.demux(c.streams.video[0]) if p.size]
+
+
 def video_packets(path: Path) -> list[tuple[bytes, float | None]]:
     """The first video stream's packets: each one's bytes and presentation time (seconds)."""
     with av.open(str(path)) as c:

@@ -58,6 +58,7 @@ from av.audio.stream import AudioStream
 from av.packet import Packet
 from av.stream import Discard, Disposition, Stream
 from av.subtitles.stream import SubtitleStream
+from av.video.stream import VideoStream
 
 from translate_svc.audio.loudness import LoudnessTarget, Normaliser, plan_loudness
 from translate_svc.audio.media import MediaKind, audio_start, only_audio, open_media
@@ -218,6 +219,10 @@ def remux(src: Path, dst: Path, kind: MediaKind, plan: Remux) -> RemuxStats:
         gains = [_loudness_gain(src, kind, plan, d, rate, channels, length) for d in plan.dubs] if plan.loudness else []
         with av.open(str(dst), "w", format=kind.muxer, options=options) as out:
             copies: dict[int, Stream] = {v.index: out.add_stream_from_template(v) for v in videos}
+            if kind.demuxer == "matroska":
+                for v in videos:  # its frame rate, so the muxer states each frame's duration (DefaultDuration)
+                    if v.average_rate:
+                        cast(VideoStream, copies[v.index]).codec_context.framerate = v.average_rate
             mix = None
             if plan.duck_db is not None:
                 mix = _Original(src, kind, rate, channels, length)
