@@ -111,7 +111,7 @@ def test_the_limiter_takes_peaks_down_and_the_loudness_still_lands(speech: np.nd
 def test_silence_takes_no_gain_and_a_target_out_of_range_is_refused() -> None:
     plan = plan_loudness(lambda: [np.zeros(48000)], 16000, 1, PRESETS["ebu_r128"])
     assert plan.gain_db == 0.0 and plan.before_lufs == -math.inf
-    with pytest.raises(ValueError, match="-70..-5 LUFS"):
+    with pytest.raises(ValueError, match=r"-70\.\.-5 LUFS"):
         LoudnessTarget(0.0, -1.0)
-    with pytest.raises(ValueError, match="-20..0 dBTP"):
+    with pytest.raises(ValueError, match=r"-20\.\.0 dBTP"):
         LoudnessTarget(-23.0, 1.0)
