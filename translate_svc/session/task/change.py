@@ -104,13 +104,13 @@ def _check_kind(task: TranslationTask, what: TaskChange) -> None:
             "this stream is a conversation: change its languages with `conversation` (the whole new list), "
             "not `targets`"
         )
-    if task.conversation is None and what.listened is not None:
-        raise InvalidInput("languages listened in beside a conversation's own: this stream is not a conversation")
     if task.conversation is None and what.conversation is not None:
         raise InvalidInput(
             "this stream has fixed targets, not a conversation: change them with `targets`, or open a new stream "
             "with `conversation`"
         )
+    if task.conversation is None and what.listened is not None:
+        raise InvalidInput("languages listened in beside a conversation's own: this stream is not a conversation")
 
 
 def for_tenant(task: TranslationTask, tenant: Tenant) -> TranslationTask:

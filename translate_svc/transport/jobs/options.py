@@ -194,7 +194,8 @@ def video_from_query(query: Mapping[str, str]) -> VideoAsk:
         raise InvalidInput("mix_gain_db: a number of dB (-60..0), the source's level under the dub") from None
     loudness = query.get("loudness")
     peak = query.get("true_peak_dbtp")
-    preset, lufs = (loudness, None) if loudness in PRESETS or loudness is None else ("", _number(loudness, "loudness"))
+    numeric = loudness is not None and _numeric(loudness)
+    preset, lufs = ("", _number(loudness, "loudness")) if numeric and loudness else (loudness, None)
     return VideoAsk(
         languages=languages,
         original=_flag(query, "original", False),
@@ -247,6 +248,14 @@ def loudness_target(preset: str | None, lufs: float | None, peak: float | None) 
         return LoudnessTarget(target, ceiling)
     except ValueError as e:
         raise InvalidInput(f"loudness: {e}") from None
+
+
+def _numeric(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _number(value: str, key: str) -> float:
