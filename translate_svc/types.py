@@ -495,6 +495,10 @@ class SegmentResult:
     #: at other rates (``SpokenUnits``): a room speaks them again as optional work after the
     #: result is out (``session/calls/renditions.py``); never sent to a client
     spoken: tuple[SpokenUnits, ...] = ()
+    #: a conversation's segment with speech: its own audio (16 kHz mono float32, the segment's
+    #: span), which a room gives the listeners of the language it was heard in who asked for the
+    #: original (``Room.publish``); never sent to the stream's client
+    heard_audio: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)

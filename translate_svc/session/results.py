@@ -316,6 +316,7 @@ def build_result(
         batch_trace=job.batch_trace,
         renditions=again,
         spoken=out.units if opts.speech else (),
+        heard_audio=seg.samples if task.conversation is not None and opts.speech else None,
     )
 
 

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.unit
 
 
 def test_a_room_output_holds_its_speaker_its_event_and_whether_it_is_backlog_only() -> None:
-    assert [f.name for f in dataclasses.fields(RoomOutput)] == ["speaker", "event", "backlog"]
+    """(And, issue 99 item 5, whether its translation is the speaker's own voice: no door's state.)"""
+    assert [f.name for f in dataclasses.fields(RoomOutput)] == ["speaker", "event", "backlog", "original"]
 
 
 def test_a_room_output_is_a_key_by_identity_that_a_door_holds_weakly() -> None:

@@ -53,3 +53,24 @@ def test_what_chose_a_segment_s_language_crosses_the_cluster_wire() -> None:
     _, out = wire.decode(msgspec.msgpack.encode(message[: wire.Wire.__struct_fields__.index("language_source")]))
     assert isinstance(out.event, SegmentResult) and out.event.detected is not None
     assert out.event.detected.source is LanguageSource.IDENTIFIED
+
+
+def test_a_conversation_turn_s_original_crosses_the_cluster_wire() -> None:
+    """Issue 99 item 5: a turn heard in its listeners' language carries the speaker's own audio for
+    those who asked (``RoomOutput.original``): the mark and the audio reach another process; a
+    listener there who did not ask gets it as said (text, no audio). A message of the release
+    before (no mark) reads as no original."""
+    import numpy as np
+
+    voice = (0.3 * np.sin(2 * np.pi * 220 * np.arange(8000) / 16000)).astype(np.float32)
+    heard = Transcript("spa", "hola")
+    r = SegmentResult(9, 0, 500, heard, (Translation("spa", "hola", voice, 16000),))
+    data = wire.encode("p1", RoomOutput("mayor", r, original=True), "", speech=True)
+    _, out = wire.decode(data)
+    (t,) = out.event.translations
+    assert out.original and t.text == "hola" and t.audio is not None and len(t.audio) == len(voice)
+    said = out.as_said()
+    assert not said.original and said.event.translations == () and said.said == heard
+    message = msgspec.msgpack.decode(data)
+    _, older = wire.decode(msgspec.msgpack.encode(message[: wire.Wire.__struct_fields__.index("original")]))
+    assert not older.original

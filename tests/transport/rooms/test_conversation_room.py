@@ -3,9 +3,11 @@ among English and Spanish, on a real server of the test checkpoint and its test 
 choice is noise: the test follows whichever language it chose for each segment). Listeners in
 English (the rooms door's WebSocket, aiohttp), Spanish and French (gRPC ``Listen``, the stock
 stub) each hear every segment in their language: translated and spoken where it was heard in
-another language, as said (its transcript, no speech) where it was heard in theirs; the French
-listener, whose language is not the conversation's, gets every segment translated. The speaker's
-own client sees only the conversation's own languages."""
+another language, as said (its transcript, no speech) where it was heard in theirs; a Spanish
+listener who asked for the original (``original_audio``) gets those in the speaker's own voice (the
+segment's own audio, its text the transcript); the French listener, whose language is not the
+conversation's, gets every segment translated. The speaker's own client sees only the
+conversation's own languages."""
 
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ async def test_each_listener_hears_the_conversation_in_its_language(live: LiveSe
     pcm = speech_pcm16(shared_audio / "jfk.flac", 11.0, 16000).tobytes()
     by_socket: list[dict[str, Any]] = []
     socket_audio: list[int] = []  # the samples of each binary frame (a live segment's speech)
-    by_grpc: dict[str, list[pb.SegmentResult]] = {"spa": [], "fra": []}
+    by_grpc: dict[str, list[pb.SegmentResult]] = {"spa": [], "fra": [], "spa+original": []}
 
     async def socket(ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:
@@ -56,10 +58,12 @@ async def test_each_listener_hears_the_conversation_in_its_language(live: LiveSe
             elif msg.type == aiohttp.WSMsgType.BINARY:
                 socket_audio.append(len(msg.data) // 2)
 
-    async def grpc_listen(language: str) -> None:
-        async for ev in live.stub.Listen(pb.ListenRequest(room="talk", language=language)):
+    async def grpc_listen(key: str) -> None:
+        language, _, original = key.partition("+")
+        request = pb.ListenRequest(room="talk", language=language, original_audio=bool(original))
+        async for ev in live.stub.Listen(request):
             if ev.WhichOneof("event") == "segment":
-                by_grpc[language].append(ev.segment)
+                by_grpc[key].append(ev.segment)
 
     config = pb.StreamingConfig(
         format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1),
@@ -69,7 +73,7 @@ async def test_each_listener_hears_the_conversation_in_its_language(live: LiveSe
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(listen_url(live, "talk", "eng"), protocols=(LISTEN_SUBPROTOCOL,)) as ws:
             tasks = [asyncio.create_task(socket(ws))] + [asyncio.create_task(grpc_listen(lang)) for lang in by_grpc]
-            await wait_for(lambda: sum(registry(live).listener_counts().values()) == 3)
+            await wait_for(lambda: sum(registry(live).listener_counts().values()) == 4)
             own: list[pb.SegmentResult] = []
             ended = await speak(live.stub, config, pcm, own)
             assert ended.reason == pb.StreamEnd.HALF_CLOSE and len(own) >= 2, ended
@@ -96,7 +100,7 @@ async def test_each_listener_hears_the_conversation_in_its_language(live: LiveSe
     # French, not the conversation's: every segment translated, whichever language it was heard in
     for seg in by_grpc["fra"]:
         assert [t.target_language for t in seg.translations] == ["fra"], seg
-        assert len(seg.translations[0].audio) > 0  # spoken
+        assert seg.translations[0].audio.num_samples > 0  # spoken
     # Spanish (gRPC): a turn heard in Spanish as said, a turn heard in English translated and spoken
     for seg in by_grpc["spa"]:
         if chosen[seg.segment_id] == "spa":
@@ -105,7 +109,17 @@ async def test_each_listener_hears_the_conversation_in_its_language(live: LiveSe
         else:
             assert [t.target_language for t in seg.translations] == ["spa"], seg
             assert seg.translations[0].text == into[(seg.segment_id, "spa")]
-            assert len(seg.translations[0].audio) > 0
+            assert seg.translations[0].audio.num_samples > 0
+    # Spanish with the original: a turn heard in Spanish in the speaker's own voice, its own length
+    spans = {s.segment_id: s.end_ms - s.start_ms for s in own}
+    for seg in by_grpc["spa+original"]:
+        (t,) = seg.translations
+        assert t.target_language == "spa", seg
+        if chosen[seg.segment_id] == "spa":
+            assert t.text == said[seg.segment_id] and t.audio.sample_rate_hz == 16000
+            assert t.audio.num_samples == spans[seg.segment_id] * 16, (t.audio.num_samples, spans[seg.segment_id])
+        else:
+            assert t.text == into[(seg.segment_id, "spa")]
     # English (WebSocket): the same, in the door's JSON
     live_segments = [e for e in by_socket if e["type"] == "room.segment" and not e["backlog"]]
     assert {e["segment_id"] for e in live_segments} == ids

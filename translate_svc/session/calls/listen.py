@@ -50,6 +50,8 @@ class ListenRequest:
     participant: str = ""
     #: the speaking rate of the room's speech (None: as each speaker speaks)
     speed: float | None = None
+    #: a conversation's turns heard in its language with their own audio (else as text)
+    original: bool = False
 
 
 class ListenDriver:
@@ -100,6 +102,7 @@ class ListenDriver:
                 tenant=self.tenant,
                 rights=self.rights,
                 speed=request.speed,
+                original=request.original,
             )
             self.listener = listener
             outcome.config.update({"room": request.room, "targets": listener.language})

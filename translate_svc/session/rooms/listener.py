@@ -63,6 +63,15 @@ class RoomOutput:
     speaker: str
     event: SegmentResult | InterimResult
     backlog: bool = False
+    #: its translation is the speaker's own words in its own voice: a conversation's turn heard in
+    #: this language (``Room.publish``), for the listeners who asked for the original; the others
+    #: get ``as_said``
+    original: bool = False
+
+    def as_said(self) -> RoomOutput:
+        """An ``original`` output as a listener who did not ask for the original hears it: the words
+        as said, without their audio (``said``)."""
+        return RoomOutput(self.speaker, dataclasses.replace(self.event, translations=()), self.backlog)
 
     @property
     def said(self) -> Transcript | None:
@@ -94,7 +103,7 @@ class RoomOutput:
         cut = dataclasses.replace(ev, renditions=())
         if chosen is not None:
             cut = dataclasses.replace(cut, translations=(chosen,))
-        return RoomOutput(self.speaker, cut, self.backlog)
+        return RoomOutput(self.speaker, cut, self.backlog, self.original)
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,7 +136,7 @@ class LaterOutput:
             got = fut.result() if not fut.cancelled() and fut.exception() is None else ()
             again = tuple(t for t in got if t.target_language == language)
             assert isinstance(out.event, SegmentResult)
-            full = RoomOutput(out.speaker, dataclasses.replace(out.event, renditions=again), out.backlog)
+            full = RoomOutput(out.speaker, dataclasses.replace(out.event, renditions=again), out.backlog, out.original)
             if not ready.done():
                 ready.set_result(full.at(speed))
 
@@ -166,10 +175,13 @@ class Listener:
         longest: tuple[float, ServiceError] | None = None,
         *,
         speed: float | None = None,
+        original: bool = False,
     ) -> None:
-        """``speed``: the speaking rate it chose (None: as each speaker speaks)."""
+        """``speed``: the speaking rate it chose (None: as each speaker speaks); ``original``: a
+        conversation's turns heard in its language come with their own audio (else as text)."""
         self._leave = leave
         self.speed = speed
+        self.original = original
         self.room = room  # the registry's Room, opaque here (room.py imports this module, not back)
         self.language = language
         self.participant = participant

@@ -127,9 +127,11 @@ class RoomRegistry:
         tenant: Tenant,
         rights: RoomRights,
         speed: float | None = None,
+        original: bool = False,
     ) -> Listener:
         """A new listener of room ``name`` in ``language``, its speech at ``speed``
-        (None: as each speaker speaks; snapped to the rate grid, ``checks.rate_of``); ``Listener.close``
+        (None: as each speaker speaks; snapped to the rate grid, ``checks.rate_of``); ``original``: a
+        conversation's turns heard in its language with their own audio (``Listener``); ``Listener.close``
         when its call ends. Refused (nothing held) with PERMISSION_DENIED, INVALID_ARGUMENT,
         RESOURCE_EXHAUSTED or UNAVAILABLE (draining), each saying what to do."""
         check_room_name(name)
@@ -175,7 +177,15 @@ class RoomRegistry:
         self.rates.keep(room, language, speed, rate_held)
         longest = (self.config.max_listen_s, ListenTooLong(self.config.max_listen_s))
         listener = Listener(
-            self._leave, self.config.listener_queue, room, language, participant, held, longest, speed=speed
+            self._leave,
+            self.config.listener_queue,
+            room,
+            language,
+            participant,
+            held,
+            longest,
+            speed=speed,
+            original=original,
         )
         room.listeners.setdefault(language, set()).add(listener)
         self._cancel_idle(room)
@@ -203,11 +213,14 @@ class RoomRegistry:
         tenant: Tenant,
         rights: RoomRights,
         speed: float | None = None,
+        original: bool = False,
     ) -> Listener:
         """``listen``, and (linked to other processes) the room's listeners everywhere joined
         and its output from there read, its backlog first: UNAVAILABLE if the cluster store
         cannot be reached (nothing held)."""
-        listener = await self.listen(name, language, participant=participant, tenant=tenant, rights=rights, speed=speed)
+        listener = await self.listen(
+            name, language, participant=participant, tenant=tenant, rights=rights, speed=speed, original=original
+        )
         if self.link is None:
             return listener
         room = listener.room

@@ -21,7 +21,7 @@ from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.listener import LaterOutput, Listener, Rendering, RoomOutput
 from translate_svc.session.tenants.counters import Held
 from translate_svc.session.tenants.tenant import Tenant
-from translate_svc.types import InterimResult, SegmentResult
+from translate_svc.types import MODEL_SAMPLE_RATE, InterimResult, SegmentResult, Translation
 
 if TYPE_CHECKING:
     from translate_svc.session.rooms.link import RoomLink
@@ -118,8 +118,8 @@ class Speaker:
     def own_view(self, ev: object) -> object:
         """The speaker's own stream sees only its own targets (nobody is sent its own speech
         translated into languages it did not ask for)."""
-        if isinstance(ev, SegmentResult) and (ev.renditions or ev.spoken):
-            ev = dataclasses.replace(ev, renditions=(), spoken=())
+        if isinstance(ev, SegmentResult) and (ev.renditions or ev.spoken or ev.heard_audio is not None):
+            ev = dataclasses.replace(ev, renditions=(), spoken=(), heard_audio=None)
         if isinstance(ev, SegmentResult | InterimResult) and any(
             t.target_language not in self.own for t in ev.translations
         ):
@@ -247,16 +247,21 @@ class Room:
         them gets the result once it is made (``LaterOutput``), the others at once."""
         if final:
             self.backlog.keep(language, now, out, remote=remote)
-        views: dict[float | None, RoomOutput | LaterOutput] = {}  # one per speaking rate its listeners chose
+        # one view per speaking rate its listeners chose, and (a conversation's turn heard in this
+        # language) one for those who did not ask for the original
+        views: dict[tuple[float | None, bool], RoomOutput | LaterOutput] = {}
         for listener in self.listeners.get(language) or ():
             if not (participant and listener.participant == participant):
-                speed = listener.speed
-                view = views.get(speed)
+                speed, said = listener.speed, out.original and not listener.original
+                view = views.get((speed, said))
                 if view is None:
-                    if rendering is not None and speed is not None and (language, speed) in rendering.asked:
-                        view = views[speed] = LaterOutput.of(out, language, speed, rendering)
+                    if said:
+                        view = out.as_said()
+                    elif rendering is not None and speed is not None and (language, speed) in rendering.asked:
+                        view = LaterOutput.of(out, language, speed, rendering)
                     else:
-                        view = views[speed] = out.at(speed)
+                        view = out.at(speed)
+                    views[speed, said] = view
                 listener.push(view)
 
     def store_lost(self, language: str, error: ServiceError) -> None:
@@ -285,28 +290,31 @@ class Room:
         """A speaker's final result or caption, cut per language, to the listeners here and (linked)
         to the other processes; ``rendering``: its speech being made again at its listeners' rates.
         A conversation's segment is not translated into the language it was heard in: that
-        language's listeners get it as said, its transcript without a translation (not re-spoken)."""
+        language's listeners get it as said, its transcript without a translation (not re-spoken),
+        and those who asked for the original its own audio too (``RoomOutput.original``)."""
         final = isinstance(ev, SegmentResult)
         by_lang = {t.target_language: t for t in ev.translations}
-        if (
-            isinstance(ev, SegmentResult) and ev.error is not None
-        ):  # a failed segment: every language that waited for it
+        heard = _heard(ev)
+        if isinstance(ev, SegmentResult) and ev.error is not None:  # a failed segment: every language that waited
             langs = [lang for lang, first in speaker.since.items() if first <= ev.segment_id]
         else:
             langs = list(by_lang)
-            heard = _heard(ev)
             if heard is not None and heard not in by_lang and heard in speaker.since:
                 langs.append(heard)  # a conversation's turn in a language listened in: its words, as said
         remote = self.remote_languages() if self.link is not None else set()
         for lang in langs:
             if not final and not self.listeners.get(lang) and lang not in remote:
                 continue
-            t = by_lang.get(lang)
+            t, original = by_lang.get(lang), False
+            if t is None and isinstance(ev, SegmentResult) and lang == heard and ev.heard_audio is not None:
+                t, original = _original(ev, lang), True  # its own words and voice, for who asks
             cut = dataclasses.replace(ev, translations=(t,) if t is not None else ())
             if isinstance(cut, SegmentResult) and (cut.renditions or cut.spoken):  # its speech at listeners' rates
                 again = tuple(r for r in cut.renditions if r.target_language == lang)
                 cut = dataclasses.replace(cut, renditions=again, spoken=())
-            out = RoomOutput(speaker.speaker_id, cut)
+            if isinstance(cut, SegmentResult) and cut.heard_audio is not None:
+                cut = dataclasses.replace(cut, heard_audio=None)
+            out = RoomOutput(speaker.speaker_id, cut, original=original)
             later = rendering if rendering is not None and any(lg == lang for lg, _ in rendering.asked) else None
             self.deliver(lang, out, speaker.participant, final=final, now=now, rendering=later)
             if self.link is not None:
@@ -320,3 +328,16 @@ def _heard(ev: SegmentResult | InterimResult) -> str | None:
     if detected is not None:
         return detected.language
     return ev.transcript.language if ev.transcript is not None else None
+
+
+def _original(ev: SegmentResult, language: str) -> Translation:
+    """A conversation's turn heard in ``language`` as its listeners who asked for the original get
+    it: the words as said (its transcript) in the speaker's own voice (``heard_audio``)."""
+    said = ev.transcript
+    return Translation(
+        language,
+        said.text if said is not None else "",
+        ev.heard_audio,
+        MODEL_SAMPLE_RATE,
+        avg_logprob=said.avg_logprob if said is not None else None,
+    )

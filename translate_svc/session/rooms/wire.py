@@ -90,6 +90,9 @@ class Wire(msgspec.Struct, array_like=True):
     #: what chose ``detected``'s language (``DetectedLanguage.source``; a process of the release
     #: before sends none: identified)
     language_source: str = LanguageSource.IDENTIFIED.value
+    #: its translation is the speaker's own words and voice (``RoomOutput.original``; a process of
+    #: the release before sends none)
+    original: bool = False
 
 
 #: the language sources this release knows (a newer one's: read as identified)
@@ -129,6 +132,7 @@ def encode(origin: str, out: RoomOutput, participant: str, *, speech: bool) -> b
     transcript = None if ev.transcript is None else _text(ev.transcript.language, ev.transcript)
     wire = Wire(origin, out.speaker, participant, isinstance(ev, SegmentResult), ev.segment_id, ev.start_ms, ev.end_ms)
     wire.transcript, wire.translation = transcript, translation
+    wire.original = out.original
     if isinstance(ev, SegmentResult):
         if ev.error is not None:
             wire.error = (ev.error.code, ev.error.message)
@@ -177,7 +181,7 @@ def decode(data: bytes) -> tuple[Wire, RoomOutput]:
         )
     else:
         ev = InterimResult(w.segment_id, w.start_ms, w.end_ms, transcript=transcript, translations=translations)
-    return w, RoomOutput(w.speaker, ev)
+    return w, RoomOutput(w.speaker, ev, original=w.original)
 
 
 def _translation(x: Text) -> Translation:

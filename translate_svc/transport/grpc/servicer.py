@@ -440,7 +440,7 @@ class TranslatorServicer:
                 unparsable=_UNPARSABLE,
             )
             speed = request.speed if request.HasField("speed") else None
-            return ListenRequest(request.room, request.language, request.participant, speed)
+            return ListenRequest(request.room, request.language, request.participant, speed, request.original_audio)
 
         async def send(ev: ListenEvent) -> None:
             await write_response(context, _listen_bytes(ev, self._encoded))

@@ -3,8 +3,9 @@ what the handshake asks for, and the session API's listener events (``session/ro
 socket's frames. No socket and no web framework here (DESIGN.md pitfall 25): ``door.py``
 reads the handshake, sends the frames and closes.
 
-``GET /v1/rooms/<room>/listen?language=<code or tag>[&participant=<id>][&speed=<0.5..2>]`` (``speed``:
-the speaking rate of the room's speech for this listener); the server sends, the client
+``GET /v1/rooms/<room>/listen?language=<code or tag>[&participant=<id>][&speed=<0.5..2>][&original=true]``
+(``speed``: the speaking rate of the room's speech for this listener; ``original``: a conversation's
+turns heard in this language with their own audio); the server sends, the client
 sends nothing (a message from it closes the socket, 1003). Events are JSON text:
 
 - ``room.started`` {room, language, participant, backlog, speakers: [{id, first_segment_id}]}:
@@ -83,12 +84,15 @@ Encodings = WeakKeyDictionary[RoomOutput, tuple[Frame, ...]]
 def listen_ask(room: str, query: Mapping[str, str]) -> ListenRequest:
     """The handshake's room (from the path) and query, shape checked (``InvalidInput``); the room's
     own rules (its name, the language's, the participant's) are the registry's."""
-    unknown = sorted(set(query) - {"language", "participant", "speed"})
+    unknown = sorted(set(query) - {"language", "participant", "speed", "original"})
     if unknown:
         raise InvalidInput(
-            "a room listener's query takes `language` (required), `participant` and `speed` only: drop the others "
-            f"({len(unknown)} given)"
+            "a room listener's query takes `language` (required), `participant`, `speed` and `original` only: drop "
+            f"the others ({len(unknown)} given)"
         )
+    original = query.get("original", "false").lower()
+    if original not in ("true", "false", "1", "0"):
+        raise InvalidInput("original: true (a conversation's turns heard in your language in their own voice) or false")
     language = query.get("language", "").strip()
     participant = query.get("participant", "")
     if not language or len(language) > MAX_QUERY_CHARS or len(participant) > MAX_QUERY_CHARS:
@@ -96,7 +100,9 @@ def listen_ask(room: str, query: Mapping[str, str]) -> ListenRequest:
             "send ?language=<code> (a model code from ListLanguages such as spa, or a tag such as es; at most "
             f"{MAX_QUERY_CHARS} characters), and at most one participant id of at most {MAX_QUERY_CHARS} characters"
         )
-    return ListenRequest(room, guess_model_code(language), participant, _speed(query.get("speed")))
+    return ListenRequest(
+        room, guess_model_code(language), participant, _speed(query.get("speed")), original in ("true", "1")
+    )
 
 
 def _speed(value: str | None) -> float | None:

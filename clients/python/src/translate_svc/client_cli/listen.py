@@ -72,6 +72,14 @@ def listen(
             "(default: each speaker's)",
         ),
     ] = None,
+    original: Annotated[
+        bool,
+        typer.Option(
+            "--original",
+            help="where a conversation speaks into the room: its turns in your language in the speaker's own voice "
+            "(default: as text)",
+        ),
+    ] = False,
     *,
     conn: ConnectionFlags,
     timeout: TimeoutOpt = 30.0,
@@ -81,7 +89,7 @@ def listen(
     def run() -> int:
         from translate_svc.client_cli.listen_run import ListenJob, ListenPlan
 
-        plan = ListenPlan(room, language, participant, as_json, out_dir, overwrite, resume, lang_check, speed)
+        plan = ListenPlan(room, language, participant, as_json, out_dir, overwrite, resume, lang_check, speed, original)
         jobs.append(ListenJob(conn.connection(timeout), plan))
         return jobs[0].run()
 

@@ -50,6 +50,8 @@ class ListenPlan:
     lang_check: bool
     #: the speaking rate asked for (None: each speaker's own)
     speed: float | None = None
+    #: a conversation's turns heard in this language with their own audio (else as text)
+    original: bool = False
 
 
 @dataclass
@@ -201,7 +203,12 @@ class ListenJob:
             view = self.view = ListenView(err if plan.as_json else out, sys.stdout if plan.as_json else None)
             ended: ListenEndedError | None = None
             async with client.listen(
-                plan.room, self.language, plan.participant, resume=plan.resume, speed=plan.speed
+                plan.room,
+                self.language,
+                plan.participant,
+                resume=plan.resume,
+                speed=plan.speed,
+                original=plan.original,
             ) as room:
                 try:
                     async for ev in room:

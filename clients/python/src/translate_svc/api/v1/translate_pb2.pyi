@@ -988,16 +988,18 @@ class RoomSpeaking(_message.Message):
     def __init__(self, name: _Optional[str] = ..., participant: _Optional[str] = ...) -> None: ...
 
 class ListenRequest(_message.Message):
-    __slots__ = ("room", "language", "participant", "speed")
+    __slots__ = ("room", "language", "participant", "speed", "original_audio")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
     SPEED_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_AUDIO_FIELD_NUMBER: _ClassVar[int]
     room: str
     language: str
     participant: str
     speed: float
-    def __init__(self, room: _Optional[str] = ..., language: _Optional[str] = ..., participant: _Optional[str] = ..., speed: _Optional[float] = ...) -> None: ...
+    original_audio: bool
+    def __init__(self, room: _Optional[str] = ..., language: _Optional[str] = ..., participant: _Optional[str] = ..., speed: _Optional[float] = ..., original_audio: bool = ...) -> None: ...
 
 class ListenEvent(_message.Message):
     __slots__ = ("started", "segment", "interim", "dropped", "draining", "speaker", "backlog")

@@ -447,6 +447,7 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls, DetectCalls):
         resume: bool = True,
         max_buffered_events: int = DEFAULT_BUFFERED_EVENTS,
         speed: float | None = None,
+        original: bool = False,
     ) -> AsyncListener:
         """Listen to a room in one language (a model code with text output, e.g. ``"spa"``); use
         as ``async with client.listen("town-hall", "spa") as room:``, then ``async for ev in
@@ -466,11 +467,14 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls, DetectCalls):
         rate of the room's speech for you, 0.5..2.0, served at the nearest step of 0.25 (None: as
         each speaker speaks); each segment's ``Translation.speech_rate`` says the rate it came at.
         Where the room's owner allows no rate for your token, the listen is refused
-        (PERMISSION_DENIED): listen without ``speed``.
+        (PERMISSION_DENIED): listen without ``speed``. ``original``: where a conversation speaks
+        into the room, its turns heard in your language come with their own audio (the speaker's
+        voice, as the segment's translation into your language; its text the transcript); False:
+        as text only.
         """
         if max_buffered_events < 1:
             raise ValueError("max_buffered_events must be at least 1")
-        request = pb.ListenRequest(room=room, language=language, participant=participant or "")
+        request = pb.ListenRequest(room=room, language=language, participant=participant or "", original_audio=original)
         if speed is not None:
             request.speed = speed
         return AsyncListener(self, request, resume=resume, max_buffered_events=max_buffered_events)

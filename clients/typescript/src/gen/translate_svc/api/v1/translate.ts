@@ -1702,7 +1702,15 @@ export interface ListenRequest {
    * segment under way when it was asked for comes at the speaker's rate (its speech_rate says).
    * Unset: as each speaker speaks. Out of range: INVALID_ARGUMENT naming speed.
    */
-  speed?: number | undefined;
+  speed?:
+    | number
+    | undefined;
+  /**
+   * a conversation speaking into the room (docs/rooms.md): its turns heard in this language come
+   * with their own audio, the speaker's voice, as the segment's translation into this language
+   * (its text the transcript); false: as text only (no translation, the transcript)
+   */
+  originalAudio: boolean;
 }
 
 export interface ListenEvent {
@@ -11263,7 +11271,7 @@ export const RoomSpeaking: MessageFns<RoomSpeaking> = {
 };
 
 function createBaseListenRequest(): ListenRequest {
-  return { room: "", language: "", participant: "", speed: undefined };
+  return { room: "", language: "", participant: "", speed: undefined, originalAudio: false };
 }
 
 export const ListenRequest: MessageFns<ListenRequest> = {
@@ -11279,6 +11287,9 @@ export const ListenRequest: MessageFns<ListenRequest> = {
     }
     if (message.speed !== undefined) {
       writer.uint32(37).float(message.speed);
+    }
+    if (message.originalAudio !== false) {
+      writer.uint32(40).bool(message.originalAudio);
     }
     return writer;
   },
@@ -11328,6 +11339,14 @@ export const ListenRequest: MessageFns<ListenRequest> = {
             message.speed = reader.float();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.originalAudio = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -11346,6 +11365,11 @@ export const ListenRequest: MessageFns<ListenRequest> = {
       language: isSet(object.language) ? globalThis.String(object.language) : "",
       participant: isSet(object.participant) ? globalThis.String(object.participant) : "",
       speed: isSet(object.speed) ? globalThis.Number(object.speed) : undefined,
+      originalAudio: isSet(object.originalAudio)
+        ? globalThis.Boolean(object.originalAudio)
+        : isSet(object.original_audio)
+        ? globalThis.Boolean(object.original_audio)
+        : false,
     };
   },
 
@@ -11363,6 +11387,9 @@ export const ListenRequest: MessageFns<ListenRequest> = {
     if (message.speed !== undefined) {
       obj.speed = floatToJson(message.speed);
     }
+    if (message.originalAudio !== false) {
+      obj.originalAudio = message.originalAudio;
+    }
     return obj;
   },
 
@@ -11375,6 +11402,7 @@ export const ListenRequest: MessageFns<ListenRequest> = {
     message.language = object.language ?? "";
     message.participant = object.participant ?? "";
     message.speed = object.speed ?? undefined;
+    message.originalAudio = object.originalAudio ?? false;
     return message;
   },
 };
