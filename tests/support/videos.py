@@ -175,6 +175,12 @@ def video_packets(path: Path) -> list[tuple[bytes, float | None]]:
 def audio_of(path: Path, index: int) -> tuple[np.ndarray, int]:
     """Audio stream ``index`` (of the file's streams) decoded: mono float32, its rate; as long as
     the stream states (an AAC decoder gives its last frame's padding too) when it states a length."""
+    x, rate = channels_of(path, index)
+    return x.mean(axis=1).astype(np.float32), rate
+
+
+def channels_of(path: Path, index: int) -> tuple[np.ndarray, int]:
+    """``audio_of`` with its channels kept: (samples, channels) float32, its rate."""
     with av.open(str(path)) as c:
         stream = c.streams[index]
         rate = stream.codec_context.sample_rate
@@ -182,7 +188,7 @@ def audio_of(path: Path, index: int) -> tuple[np.ndarray, int]:
         for frame in c.decode(stream):
             a = frame.to_ndarray()
             a = a.T if frame.format.is_planar else a.reshape(frame.samples, -1)
-            pieces.append(a.mean(axis=1))
+            pieces.append(a)
         x = np.concatenate(pieces).astype(np.float32)
         if stream.duration and stream.time_base:
             x = x[: round(stream.duration * stream.time_base * rate)]
