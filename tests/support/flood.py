@@ -44,8 +44,10 @@ def cfg() -> pb.StreamingTranslateRequest:
     return pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=FMT, target_languages=["spa"], output=TEXT))
 
 
-#: one real-time stream's segments: their spans, latencies and model times
-Stream = tuple[list[tuple[int, int]], list[float], list[float]]
+#: one real-time stream's segments: their spans, latencies and model times; where each one's wait
+#: went (its ``timing.queue_ms`` and ``vad_wait_ms``), and how late the client sent its chunks at
+#: most (ms past their schedule: a starved client process's share of a latency)
+Stream = tuple[list[tuple[int, int]], list[float], list[float], list[tuple[float, float]], float]
 
 
 async def realtime_stream(stub: pb_grpc.TranslatorStub, pcm: np.ndarray) -> Stream:
@@ -54,14 +56,17 @@ async def realtime_stream(stub: pb_grpc.TranslatorStub, pcm: np.ndarray) -> Stre
     result's ``timing.model_ms``)."""
     step = 16 * CHUNK_MS
     t0 = time.perf_counter()
+    late = [0.0]
 
     async def gen() -> AsyncIterator[pb.StreamingTranslateRequest]:
         yield cfg()
         for i, at in enumerate(range(0, len(pcm), step)):
-            await asyncio.sleep(max(0.0, t0 + i * CHUNK_MS / 1000 - time.perf_counter()))
+            due = t0 + i * CHUNK_MS / 1000
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            late[0] = max(late[0], (time.perf_counter() - due) * 1000)
             yield pb.StreamingTranslateRequest(audio=pcm[at : at + step].tobytes())
 
-    spans, latencies, model = [], [], []
+    spans, latencies, model, waits = [], [], [], []
     async for r in stub.StreamingTranslate(gen(), timeout=120):
         if r.HasField("segment"):
             s = r.segment
@@ -70,7 +75,8 @@ async def realtime_stream(stub: pb_grpc.TranslatorStub, pcm: np.ndarray) -> Stre
             spans.append((s.start_ms, s.end_ms))
             latencies.append((time.perf_counter() - sent) * 1000)
             model.append(s.timing.model_ms)
-    return spans, latencies, model
+            waits.append((s.timing.queue_ms, s.timing.vad_wait_ms))
+    return spans, latencies, model, waits, late[0]
 
 
 async def flood(
@@ -184,16 +190,25 @@ async def flood_beside_real_time(settings: Settings, shared_audio: Path) -> None
         stalls = stall_closes() - stalls
     beside, refused, flooded = loaded_run["realtime"], loaded_run["refused"], loaded_run["flood"]
     batch_ms = max(b.model_ms for b in live.batches)
-    segment_ms = max(x for *_, model in beside for x in model)
-    base = p95([x for _, lat, _ in alone for x in lat])
-    loaded = p95([x for _, lat, _ in beside for x in lat])
+    segment_ms = max(x for s in beside for x in s[2])
+    base = p95([x for s in alone for x in s[1]])
+    loaded = p95([x for s in beside for x in s[1]])
     # a real-time final's wait: its latency less its own time in the model
-    base_wait = p95([x - m for _, lat, model in alone for x, m in zip(lat, model, strict=True)])
-    loaded_wait = p95([x - m for _, lat, model in beside for x, m in zip(lat, model, strict=True)])
+    base_wait = p95([x - m for s in alone for x, m in zip(s[1], s[2], strict=True)])
+    loaded_wait = p95([x - m for s in beside for x, m in zip(s[1], s[2], strict=True)])
+    # where the wait went (found under four busy loops: p95 326 -> 6,736 ms with the steps core)
+    where = {
+        run: {
+            "queue_p95_ms": round(p95([q for s in streams for q, _ in s[3]])),
+            "vad_wait_p95_ms": round(p95([v for s in streams for _, v in s[3]])),
+            "client_late_max_ms": round(max(s[4] for s in streams)),
+        }
+        for run, streams in (("alone", alone), ("beside", beside))
+    }
     print(
         f"\nflood ({core}): real-time p95 {base:.0f} -> {loaded:.0f} ms, its wait (less its own model time) "
         f"{base_wait:.0f} -> {loaded_wait:.0f} ms (longest unit {batch_ms:.0f} ms, longest real-time segment in the "
-        f"model {segment_ms:.0f} ms); flood {flooded}"
+        f"model {segment_ms:.0f} ms); flood {flooded}; where {where}"
     )
     # every real-time stream gets every segment: the same spans as without the flood
     # (a segment cut where no pause is: a sender seen stalled, limits.stall_close_ms, wall clock)
@@ -208,9 +223,9 @@ async def flood_beside_real_time(settings: Settings, shared_audio: Path) -> None
     # With the steps core, one segment's time in the running decode (a turn is only a few steps:
     # it waits for a slot that frees and shares its steps with the flood's rows, engine/step_core.py)
     if core == "batch":
-        assert loaded_wait <= base_wait + batch_ms, (loaded_wait, base_wait, batch_ms)
+        assert loaded_wait <= base_wait + batch_ms, (loaded_wait, base_wait, batch_ms, where)
     else:
-        assert loaded <= base + segment_ms, (loaded, base, segment_ms)
+        assert loaded <= base + segment_ms, (loaded, base, segment_ms, where)
     # the flood got its share and was slowed on its own stream, not refused elsewhere
     assert flooded["segments"] > 0
     # at capacity, the next stream is refused with a retry delay; the admitted ones keep going
