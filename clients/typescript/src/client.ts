@@ -341,7 +341,13 @@ export class TranslateClient {
   async listen(room: string, language: string, opts: ListenOptions = {}): Promise<RoomListener> {
     const maxBuffered = opts.maxBufferedEvents ?? 4;
     if (!(maxBuffered >= 1)) throw new RangeError("maxBufferedEvents must be at least 1");
-    const request = { room, language, participant: opts.participant ?? "", speed: opts.speed };
+    const request = {
+      room,
+      language,
+      participant: opts.participant ?? "",
+      speed: opts.speed,
+      originalAudio: opts.original ?? false,
+    };
     const listener = new RoomListener(this, request, opts.resume ?? true, maxBuffered);
     await listener.start();
     return listener;

@@ -187,6 +187,9 @@ export interface ListenOptions {
   maxBufferedEvents?: number;
   /** the speaking rate of the room's speech for this listener, 0.5..2.0 (unset: each speaker's own) */
   speed?: number;
+  /** where a conversation speaks into the room: its turns heard in your language in the speaker's
+   * own voice, as their translation into it (false: as text only) */
+  original?: boolean;
 }
 
 /** The first event of a listen, and of each call it moved to (`resumes`: the moves so far).
