@@ -226,7 +226,6 @@ async def test_bad_conversations_are_refused_naming_the_field(
     ("extra", "words"),
     [
         ({"simultaneous": pb.SimultaneousConfig(enabled=True)}, "leave `simultaneous` unset"),
-        ({"room": pb.RoomSpeaking(name="r1")}, "leave `room` unset"),
         ({"target_languages": ["spa"]}, "drop target_languages"),
     ],
 )
