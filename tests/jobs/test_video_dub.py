@@ -112,6 +112,26 @@ async def fetch(jobs: JobsOverHttp, job_id: str, out: Path, query: str = "") -> 
     return out
 
 
+Span = tuple[int, int]
+
+
+def dub_spans(segments: list[dict[str, Any]], rate: int, length: int) -> tuple[list[Span], list[Span]]:
+    """Where the fake model's tone speaks (the first half of each segment) and the gaps between, in
+    samples at ``rate``, 0.4 s inside each end (the duck's ramps); both not empty."""
+    margin = round(0.4 * rate)
+    speaking, between = [], []
+    for seg, after in zip(segments, [*segments[1:], None], strict=True):
+        start = seg["start_ms"] * rate // 1000
+        end = start + (seg["end_ms"] - seg["start_ms"]) * rate // 2000
+        if end - start > 2 * margin:
+            speaking.append((start + margin, end - margin))
+        next_start = length if after is None else after["start_ms"] * rate // 1000
+        if next_start - end > 2 * margin:
+            between.append((end + margin, next_start - margin))
+    assert speaking and between
+    return speaking, between
+
+
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
 
@@ -265,17 +285,7 @@ async def test_the_voice_over_mix_ducks_the_source_while_the_dub_speaks(
     under = mix - dub  # the source's share of the mix
     src, src_rate = videos.audio_of(source, 1)
     assert src_rate == rate == 48000
-    margin = round(0.4 * rate)
-    speaking, between = [], []
-    for seg, after in zip(segments, [*segments[1:], None], strict=True):
-        start = seg["start_ms"] * rate // 1000
-        end = start + (seg["end_ms"] - seg["start_ms"]) * rate // 2000
-        if end - start > 2 * margin:
-            speaking.append((start + margin, end - margin))
-        next_start = len(src) if after is None else after["start_ms"] * rate // 1000
-        if next_start - end > 2 * margin:
-            between.append((end + margin, next_start - margin))
-    assert speaking and between
+    speaking, between = dub_spans(segments, rate, len(src))
 
     def ratio(spans: list[tuple[int, int]]) -> float:
         return rms(np.concatenate([under[a:b] for a, b in spans])) / rms(np.concatenate([src[a:b] for a, b in spans]))
@@ -326,17 +336,7 @@ async def test_the_voice_over_mix_keeps_its_duck_when_brought_to_a_loudness(
     both, _ = videos.channels_of(loud, 1)  # the mix is stereo as the source is: BS.1770 sums its channels
     assert both.shape[1] == 2
     assert abs(pyloudnorm.Meter(rate).integrated_loudness(both.astype(np.float64)) - -30) <= 1.0
-    margin = round(0.4 * rate)
-    speaking, between = [], []
-    for seg, after in zip(segments, [*segments[1:], None], strict=True):
-        start = seg["start_ms"] * rate // 1000
-        end = start + (seg["end_ms"] - seg["start_ms"]) * rate // 2000
-        if end - start > 2 * margin:
-            speaking.append((start + margin, end - margin))
-        next_start = len(made) if after is None else after["start_ms"] * rate // 1000
-        if next_start - end > 2 * margin:
-            between.append((end + margin, next_start - margin))
-    assert speaking and between
+    speaking, between = dub_spans(segments, rate, len(made))
 
     def gain(spans: list[tuple[int, int]]) -> float:
         return rms(np.concatenate([mix[a:b] for a, b in spans])) / rms(np.concatenate([made[a:b] for a, b in spans]))

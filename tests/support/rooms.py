@@ -38,6 +38,21 @@ async def serving_rooms(test_model_dir: Path, tokens: Path) -> AsyncIterator[Liv
         yield live
 
 
+@contextlib.asynccontextmanager
+async def serving_identified_rooms(test_model_dir: Path, lid_dir: Path) -> AsyncIterator[LiveServer]:
+    """A server of the test checkpoint with the test identifier (its choices are noise; built in
+    ``lid_dir``), a long backlog and the rooms door's WebSocket: rooms whose speakers' languages are
+    detected, or a conversation's."""
+    from translate_svc.app import build_lid_test_checkpoint
+
+    settings = make_settings(test_model_dir)
+    settings.model.lid_path = build_lid_test_checkpoint(lid_dir)
+    settings.rooms = RoomSettings(backlog_s=600.0)
+    settings.server.http_port = 0
+    async with serving(settings, warmup=False) as server:
+        yield server
+
+
 def speaker_config(room: str, participant: str = "", targets: tuple[str, ...] = ()) -> pb.StreamingConfig:
     """A speaker's config: English LINEAR16 at 16 kHz into ``room`` (and ``targets`` of its own)."""
     return pb.StreamingConfig(

@@ -17,11 +17,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.support.live_server import LiveServer, make_settings, serving
-from tests.support.rooms import listen_url, registry, speak, wait_for
+from tests.support.live_server import LiveServer
+from tests.support.rooms import listen_url, registry, serving_identified_rooms, speak, wait_for
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.settings import RoomSettings
 from translate_svc.transport.rooms.protocol import LISTEN_SUBPROTOCOL
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
@@ -29,13 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def live(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
-    from translate_svc.app import build_lid_test_checkpoint
-
-    settings = make_settings(test_model_dir)
-    settings.model.lid_path = build_lid_test_checkpoint(tmp_path_factory.mktemp("lid") / "plain")
-    settings.rooms = RoomSettings(backlog_s=600.0)
-    settings.server.http_port = 0
-    async with serving(settings, warmup=False) as server:
+    async with serving_identified_rooms(test_model_dir, tmp_path_factory.mktemp("lid") / "plain") as server:
         yield server
 
 
