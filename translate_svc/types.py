@@ -455,6 +455,8 @@ class InterimResult:
     transcript: Transcript | None = None
     translations: tuple[Translation, ...] = ()
     timing: Timing = field(default_factory=Timing)
+    #: the channel it is heard on, 1.., in a stream of separate channels; 0: the channels mixed
+    channel: int = 0
 
 
 @dataclass(frozen=True)
@@ -542,6 +544,8 @@ class Commit:
     source_ms: int
     #: the segment's last commit (the segment closed); its SegmentResult follows
     final: bool = False
+    #: the channel it is heard on, 1.., in a stream of separate channels; 0: the channels mixed
+    channel: int = 0
 
 
 @dataclass(frozen=True)

@@ -422,6 +422,21 @@ def test_speech_events_alternate_and_never_go_back() -> None:
     ]
 
 
+def test_speech_events_alternate_on_each_channel_of_separate_channels() -> None:
+    t = StreamTracker()
+    started, ended = SpeechEventType.STARTED, SpeechEventType.ENDED
+    seen = [
+        SpeechEvent(started, 300, 1),
+        SpeechEvent(started, 200, 2),  # the other channel's speech began earlier: not a step back
+        SpeechEvent(started, 300, 1),  # a repeat on channel 1
+        SpeechEvent(ended, 700, 2),
+        SpeechEvent(ended, 900, 1),
+    ]
+    passed = [(e.type, e.offset_ms, e.channel) for e in seen if t.speech(e)]
+    assert passed == [(started, 300, 1), (started, 200, 2), (ended, 700, 2), (ended, 900, 1)]
+    assert not t.speech_open
+
+
 # -- conversions and channel options ---------------------------------------------------------------
 
 

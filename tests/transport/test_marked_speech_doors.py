@@ -1,10 +1,11 @@
 """The speech watermark (``model.watermark``) on more doors, each through its own real client on real
 servers of the test checkpoint, one marking and one not: a gRPC ``StreamingTranslate`` (the stock
-stub), Riva's speech-to-speech stream (``nvidia-riva-client``), MCP's ``translate_audio`` speech
-(the ``mcp`` SDK), a phone call's µ-law (a fake Twilio from its published Media Streams
-messages), a job's dubbed track fetched over HTTP (aiohttp) and a room's listeners (gRPC
-``Listen``), at the room's rate and at a rate of their own (a rendition). The speech of each segment
-long enough to read (``READ_S``: the test vocoder's output reads reliably from 4 s;
+stub) in segments and in simultaneous mode (its commits' speech chunks joined), Riva's
+speech-to-speech stream (``nvidia-riva-client``), MCP's ``translate_audio`` speech (the ``mcp``
+SDK), a phone call's µ-law (a fake Twilio from its published Media Streams messages), a job's
+dubbed track fetched over HTTP (aiohttp) and a room's listeners (gRPC ``Listen``), at the room's
+rate and at a rate of their own (a rendition). The speech of each segment long enough to read
+(``READ_S``: the test vocoder's output reads reliably from 4 s;
 tests/transport/grpc/test_speech_watermark.py) carries the mark where marking is on and not where
 it is off."""
 
@@ -102,6 +103,45 @@ async def grpc_stream(live: LiveServer, pcm: bytes) -> list[np.ndarray]:
     return waves
 
 
+async def grpc_commits(live: LiveServer, pcm: bytes) -> list[np.ndarray]:
+    """A simultaneous stream (``StreamingConfig.simultaneous``), sent at real time so that its steps
+    run as it is spoken: each segment's speech as its commits carry it, their chunks joined in order
+    (a segment whose result carries its speech instead, none agreed before it closed, as is)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=RATE)
+        yield pb.StreamingTranslateRequest(
+            config=pb.StreamingConfig(
+                format=fmt,
+                source_language="eng",
+                target_languages=["fra"],
+                simultaneous=pb.SimultaneousConfig(enabled=True),
+            )
+        )
+        for i, at in enumerate(range(0, len(pcm), CHUNK)):
+            await asyncio.sleep(max(0.0, t0 + i * CHUNK / 2 / RATE - loop.time()))
+            yield pb.StreamingTranslateRequest(audio=pcm[at : at + CHUNK])
+
+    chunks: dict[int, list[np.ndarray]] = {}
+    waves = []
+    async for r in live.stub.StreamingTranslate(requests(), timeout=300):
+        kind = r.WhichOneof("response")
+        if kind == "commit" and r.commit.speech.content:
+            chunks.setdefault(r.commit.segment_id, []).append(
+                pcm16_to_float(np.frombuffer(r.commit.speech.content, "<i2"))
+            )
+        elif kind == "segment":
+            seg = r.segment
+            if seg.speech_in_commits:
+                waves += [np.concatenate(chunks.pop(seg.segment_id, [np.zeros(0, np.float32)]))]
+            else:
+                waves += [pcm16_to_float(np.frombuffer(t.audio.content, "<i2")) for t in seg.translations]
+    assert any(len(w) for w in waves), "no speech"
+    return waves
+
+
 async def riva_s2s(live: LiveServer, pcm: bytes) -> list[np.ndarray]:
     client = riva.client.NeuralMachineTranslationClient(riva.client.Auth(uri=f"127.0.0.1:{live.port}"))
     cfg = riva.client.StreamingTranslateSpeechToSpeechConfig(
@@ -140,11 +180,11 @@ async def mcp_clip(live: LiveServer, shared_audio: Path) -> list[np.ndarray]:
     return [track[p["offset_samples"] : p["offset_samples"] + p["samples"]] for p in places]
 
 
-@pytest.mark.parametrize("door", ["grpc-stream", "riva-s2s"])
+@pytest.mark.parametrize("door", ["grpc-stream", "grpc-commits", "riva-s2s"])
 async def test_a_stream_s_speech_is_marked_where_marking_is_on(
     marked: LiveServer, unmarked: LiveServer, pcm: bytes, door: str
 ) -> None:
-    run = grpc_stream if door == "grpc-stream" else riva_s2s
+    run = {"grpc-stream": grpc_stream, "grpc-commits": grpc_commits, "riva-s2s": riva_s2s}[door]
     check(await run(marked, pcm), marks=True)
     check(await run(unmarked, pcm), marks=False)
 

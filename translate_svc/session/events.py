@@ -75,6 +75,9 @@ class StreamConfig:
     stated_language: str | None = None
     #: the conversation's voice and rate per party (``TranslationTask.parties``)
     parties: PartySpeech = NO_PARTIES
+    #: each channel of 2-channel PCM heard on its own, a party per channel, the events labelled
+    #: with their channel (``session/calls/channels.py``)
+    separate_channels: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,8 @@ class StreamStarted:
     #: what the stream gets otherwise than it asked, in words (a semantic end of turn this server
     #: does not run: the silence rule ends its segments)
     notices: tuple[str, ...] = ()
+    #: each channel heard on its own (``StreamConfig.separate_channels``)
+    separate_channels: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,8 @@ class SpeechEvent:
     #: segment; at an end, one past its speech's last (a region the length cap split has several).
     #: A door that names items by segment (OpenAI's transcription sessions) knows them exactly
     next_segment_id: int = 0
+    #: the channel it was heard on, 1.., in a stream of separate channels; 0: the channels mixed
+    channel: int = 0
 
 
 @dataclass(frozen=True)

@@ -235,8 +235,10 @@ class SessionManager:
         tenant: Tenant = DEFAULT_TENANT,
         admission: Admission | None = None,
         hooks: StreamHooks = NO_HOOKS,
+        channel: int | None = None,
     ) -> StreamSession:
         """A new stream of ``tenant``; ``StreamSession.close`` must be called when it ends.
+        ``channel``: raw PCM's one channel it hears (0-based; None: the channels mixed).
         ``admission``: its slots, taken when its call or socket opened (``admit_stream``); the
         session owns them from here on (released when it closes, or here if it cannot open).
         None: taken now. ``hooks``: its driver's callbacks (a drain, a stop, its output)."""
@@ -260,6 +262,7 @@ class SessionManager:
                 resume=resume,
                 hooks=hooks,
                 recorder=self._recorder(tenant, fmt, task),
+                channel=channel,
             )
         except BaseException:
             if admission is not None:
@@ -404,6 +407,7 @@ class SessionManager:
         hooks: StreamHooks = NO_HOOKS,
         recorder: Callable[[str, str], Recorder | None] | None = None,
         vad_start: VadSnapshot | None = None,
+        channel: int | None = None,
     ) -> StreamSession:
         session = StreamSession(
             self.engine,
@@ -422,6 +426,7 @@ class SessionManager:
             on_close=self._closed,
             recorder=recorder,
             vad_start=vad_start,
+            channel=channel,
         )
         self.sessions += 1
         return session

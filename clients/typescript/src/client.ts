@@ -322,6 +322,8 @@ export class TranslateClient {
       speakers: 0,
       glossaries: [],
       conversation,
+      // stereo PCM whose channels are parties: each heard on its own, every event names its channel
+      channelMode: opts.separateChannels ? ChannelMode.CHANNEL_MODE_SEPARATE : ChannelMode.CHANNEL_MODE_MIXED,
     };
     const frameBytes = fmt.encoding === "opus" ? null : SAMPLE_BYTES[fmt.encoding] * fmt.channels;
     const buffer = new ReplayBuffer(fmt.rate, frameBytes, { packetMs: opts.packetMs, maxSeconds: opts.maxReplaySeconds });

@@ -6,7 +6,8 @@
  * already has may come again. The tracker lets each through once: a segment whose id was delivered
  * is dropped; a caption or a commit of a segment whose final was delivered is dropped (a resumed
  * call's commits of the open segment start over: the first per target is marked `restart`); speech
- * events alternate started/ended with non-decreasing offsets. It also knows where a lost stream
+ * events alternate started/ended with non-decreasing offsets (on each channel of a stream of
+ * separate channels). It also knows where a lost stream
  * resumes: the end of the last final result, or a drain's `resume_offset_ms`. A segment that came
  * back UNAVAILABLE (its server's model worker died) is delivered but does not count as done.
  * A port of the Python SDK's translate_svc/client/_tracker.py.
@@ -19,10 +20,16 @@ export class StreamTracker {
   nextSegmentId = 0;
   /** audio before this (ms, original timeline) produced every result it will: resume here */
   committedMs = 0;
-  speechOpen = false;
-  private lastSpeechMs = -1;
+  /** per channel (0: mixed; 1, 2: a stream of separate channels): speech open, its last event's offset */
+  private speechState = new Map<number, [boolean, number]>();
   private committed = new Set<string>();
   private restarting = new Set<string>();
+
+  /** speech is open (on some channel) */
+  get speechOpen(): boolean {
+    for (const [open] of this.speechState.values()) if (open) return true;
+    return false;
+  }
 
   get resumeOffsetMs(): number {
     return this.committedMs;
@@ -59,9 +66,9 @@ export class StreamTracker {
 
   speech(ev: SpeechEvent): boolean {
     const started = ev.type === SpeechEvent_Type.SPEECH_STARTED;
-    if (ev.offsetMs < this.lastSpeechMs || started === this.speechOpen) return false;
-    this.speechOpen = started;
-    this.lastSpeechMs = ev.offsetMs;
+    const [open, lastMs] = this.speechState.get(ev.channel ?? 0) ?? [false, -1];
+    if (ev.offsetMs < lastMs || started === open) return false;
+    this.speechState.set(ev.channel ?? 0, [started, ev.offsetMs]);
     return true;
   }
 

@@ -121,6 +121,9 @@ export interface StreamOptions extends RequestOptions {
   simultaneous?: boolean | { stepMs?: number; agreement?: number };
   /** speak into a room (docs/rooms.md): its listeners hear this stream in their languages */
   room?: { name: string; participant?: string };
+  /** stereo PCM (`channels: 2`) whose channels are parties, each heard on its own: every event
+   * names its `channel` (1, 2; a segment's `speaker` too); such a stream is not resumed */
+  separateChannels?: boolean;
   /** the duration assumed for an Opus packet whose TOC cannot be read (20) */
   packetMs?: number;
   /** the most audio kept for a resume while no final result arrives (300 s; null: no bound) */

@@ -113,11 +113,16 @@ describe("StreamTracker", () => {
 
   test("speech events alternate; a resumed call's commits of the open segment start over", () => {
     const t = new StreamTracker();
-    const ev = (type: SpeechEvent_Type, offsetMs: number) => ({ type, offsetMs });
+    const ev = (type: SpeechEvent_Type, offsetMs: number, channel = 0) => ({ type, offsetMs, channel });
     assert.ok(t.speech(ev(SpeechEvent_Type.SPEECH_STARTED, 100)));
     assert.ok(!t.speech(ev(SpeechEvent_Type.SPEECH_STARTED, 100)));
     assert.ok(t.speech(ev(SpeechEvent_Type.SPEECH_ENDED, 900)));
     assert.ok(!t.speech(ev(SpeechEvent_Type.SPEECH_STARTED, 500))); // before the last one
+    // a stream of separate channels: each channel's events alternate on their own
+    assert.ok(t.speech(ev(SpeechEvent_Type.SPEECH_STARTED, 300, 1)));
+    assert.ok(t.speech(ev(SpeechEvent_Type.SPEECH_STARTED, 200, 2)));
+    assert.ok(!t.speech(ev(SpeechEvent_Type.SPEECH_STARTED, 300, 1)));
+    assert.ok(t.speech(ev(SpeechEvent_Type.SPEECH_ENDED, 700, 2)) && t.speechOpen);
     const c = { segmentId: 0, targetLanguage: "spa" } as never;
     assert.deepEqual(t.commit(c), { restart: false });
     t.newCall();

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 import pytest_asyncio
 
@@ -118,6 +119,25 @@ async def test_translate_and_a_stream_go_from_the_detected_language_into_the_oth
     segments = [r.segment for r in got if r.HasField("segment")]
     assert len(segments) == 4
     check_directions(segments, ["eng", "spa"])
+
+
+async def test_a_conversation_per_channel_pair_goes_each_channels_way(plain: LiveServer, shared_audio: Path) -> None:
+    """Separate channels (a party each) in a conversation: each channel's turns are identified among
+    the conversation's languages and translated into the others, its own turns its prior."""
+    _, left = shared_pcm(shared_audio, "jfk.flac")
+    _, right = shared_pcm(shared_audio, "silero_test.wav")
+    n = len(left)
+    stereo = (np.stack([left, right[:n]], axis=1) * 32768).astype("<i2").tobytes()
+    cfg = pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=2),
+        conversation=talk("eng", "spa"),
+        channel_mode=pb.CHANNEL_MODE_SEPARATE,
+    )
+    got = await stream(plain, [pb.StreamingTranslateRequest(config=cfg), *audio_msgs(stereo)])
+    assert got[0].started.config.channel_mode == pb.CHANNEL_MODE_SEPARATE
+    segments = [r.segment for r in got if r.HasField("segment")]
+    check_directions(segments, ["eng", "spa"])
+    assert {s.channel for s in segments} == {1, 2} and all(s.speaker == s.channel for s in segments)
 
 
 async def test_three_languages_translate_into_the_two_not_spoken(plain: LiveServer, shared_audio: Path) -> None:

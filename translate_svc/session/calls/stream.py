@@ -30,6 +30,7 @@ from translate_svc.errors import InvalidInput, LimitReached, ServiceError, Shutt
 from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.admission import Admission
+from translate_svc.session.calls.channels import ChannelStreams, check_separable, open_channels
 from translate_svc.session.calls.clock import StreamClock, Verdict, clock_config, ending
 from translate_svc.session.calls.lifecycle import SessionRecord
 from translate_svc.session.calls.renditions import paid_renditions
@@ -59,6 +60,9 @@ from translate_svc.session.tenants.tenant import ALL_ROOMS, DEFAULT_TENANT, Room
 from translate_svc.types import SegmentResult, TranslationTask
 
 logger = logging.getLogger(__name__)
+
+#: what a stream's driver drives: one session, or one per channel (``channels.py``)
+Stream = StreamSession | ChannelStreams
 
 
 #: a timer that fires this late (s) found the event loop itself behind: the server paused (a long
@@ -109,7 +113,7 @@ class StreamDriver:
         self.call = call
         self._segments: Counter[str] = Counter()  # results sent, by status
         self._charged_ms = 0  # the stream's audio drawn from the tenant's budget so far
-        self._session: StreamSession | None = None
+        self._session: Stream | None = None
         self._open = False  # audio is still taken (not ended by half-close, a limit or an error)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0  # when the timer is due (the loop's clock)
@@ -215,7 +219,7 @@ class StreamDriver:
             if not self._gone:  # (a client that went away is told nothing)
                 raise error
 
-    def _log_call(self, session: StreamSession | None, code: str) -> None:
+    def _log_call(self, session: Stream | None, code: str) -> None:
         if self.call is None:
             return
         config, audio_s = None, 0.0
@@ -233,7 +237,7 @@ class StreamDriver:
             return max(self._error_drain_s, until - asyncio.get_running_loop().time())
         return self._error_drain_s
 
-    async def _start(self, reading: asyncio.Task[StreamRequest | None], admission: Admission) -> StreamSession:
+    async def _start(self, reading: asyncio.Task[StreamRequest | None], admission: Admission) -> Stream:
         """The config (the first message, within ``limits.config_timeout_ms`` of the call's start,
         else OUT_OF_RANGE: an unconfigured call holds a stream slot) -> the open session."""
         loop = asyncio.get_running_loop()
@@ -254,6 +258,8 @@ class StreamDriver:
             raise InvalidInput(
                 f"the first message must be `config`, got `{request_name(first)}`: send the StreamingConfig first"
             )
+        if first.separate_channels:
+            check_separable(first.format, resume=first.resume, room=first.room is not None, speakers=first.ear.speakers)
         detect = list(first.detect) if first.detect is not None else None
         self._seat.admits(first.room)  # a room's speaker key opens only a stream into its room
         if first.room is not None:
@@ -276,6 +282,12 @@ class StreamDriver:
             self.tenant.name, first.glossaries, task.target_languages, task.source_language or ""
         )
         task = change.with_stored(task, stored)
+        hooks = StreamHooks(on_drain=self._drained, on_stop=self.end, on_output=self._seat.output)
+        if first.separate_channels:  # a session per channel, one stream's events (``channels.py``)
+            parts = await open_channels(self._m, first, task, self.tenant, admission, hooks)
+            self._session, self._open = parts, True
+            self._clock.opened(loop.time())
+            return parts
         session = await self._m.open_stream(
             first.format,
             task,
@@ -284,7 +296,7 @@ class StreamDriver:
             resume=first.resume,
             tenant=self.tenant,
             admission=admission,
-            hooks=StreamHooks(on_drain=self._drained, on_stop=self.end, on_output=self._seat.output),
+            hooks=hooks,
         )
         if first.room is not None:
 
@@ -314,7 +326,7 @@ class StreamDriver:
 
     # -- the request side ---------------------------------------------------------------------
 
-    async def _read(self, requests: AsyncIterator[StreamRequest], session: StreamSession) -> None:
+    async def _read(self, requests: AsyncIterator[StreamRequest], session: Stream) -> None:
         """Feed audio and apply controls while the stream is open; after its end, read and drop what
         the client still sends until it half-closes. Half-close while open finishes the session."""
         loop = asyncio.get_running_loop()
@@ -358,7 +370,7 @@ class StreamDriver:
         if self._ending is not None:
             await self._ending
 
-    def _gone_mid_stream(self, session: StreamSession) -> None:
+    def _gone_mid_stream(self, session: Stream) -> None:
         """The client went away (``Gone``): as a cancelled call, its queued work is dropped and the
         stream ends ``CANCELLED`` at once (results for nobody are neither computed nor sent)."""
         if session.jobs.ended:
@@ -369,7 +381,7 @@ class StreamDriver:
         self._disarm()
         session.fail(ServiceError("the client went away"))  # ``events`` raises it at once
 
-    async def _apply(self, session: StreamSession, req: StreamRequest) -> None:
+    async def _apply(self, session: Stream, req: StreamRequest) -> None:
         if isinstance(req, AudioIn):
             if req.timestamp is None:
                 await session.feed(req.data)
@@ -408,7 +420,7 @@ class StreamDriver:
         else:
             raise InvalidInput("`config` was sent twice: send it once, as the first message")
 
-    def _changed(self, session: StreamSession, what: TaskChange) -> TranslationTask:
+    def _changed(self, session: Stream, what: TaskChange) -> TranslationTask:
         """The stream's task with one change applied to the task it runs with now (``task/change.py``:
         what the change does not name is kept), the one way a running stream's task is rewritten:
         its client's Update (targets or a conversation's languages, voice, rate) keeps the rates its
@@ -418,10 +430,11 @@ class StreamDriver:
         ``InvalidInput``."""
         return change.change(self._m.card, self._m.limits, session.task, what)
 
-    def _charge(self, session: StreamSession, *, final: bool = False) -> QuotaSpent | None:
+    def _charge(self, session: Stream, *, final: bool = False) -> QuotaSpent | None:
         """Draw the audio received since the last charge from the tenant's budget, a second or more
-        at a time (``final``: what is left), and count it; QuotaSpent once the budget is spent."""
-        new_ms = session.audio_received_ms - self._charged_ms
+        at a time (``final``: what is left), and count it (each channel's, where the channels are
+        heard apart); QuotaSpent once the budget is spent."""
+        new_ms = session.heard_ms - self._charged_ms
         if new_ms <= 0 or (new_ms < 1000 and not final):
             return None
         self._charged_ms += new_ms
@@ -569,7 +582,7 @@ async def _drop_rest(
         await _stop(task)
 
 
-def _started(session: StreamSession, manager: SessionManager) -> StreamStarted:
+def _started(session: Stream, manager: SessionManager) -> StreamStarted:
     return StreamStarted(
         session_id=session.session_id,
         resume_token=session.resume_token,
@@ -581,6 +594,7 @@ def _started(session: StreamSession, manager: SessionManager) -> StreamStarted:
         card=manager.card,
         limits=manager.limits,
         notices=session.notices,
+        separate_channels=isinstance(session, ChannelStreams),
     )
 
 

@@ -102,9 +102,11 @@ class StreamSession:
         on_close: Callable[[StreamSession], None] | None = None,
         recorder: Callable[[str, str], Recorder | None] | None = None,
         vad_start: VadSnapshot | None = None,
+        channel: int | None = None,
     ) -> None:
         """``vad_start``: the VAD's state at this stream's first sample (a snapshot moved onto it,
-        its ``sample`` 0; only with a resume's lead-in): a job resumed from a checkpoint."""
+        its ``sample`` 0; only with a resume's lead-in): a job resumed from a checkpoint.
+        ``channel``: of raw PCM, the one channel this session hears (0-based; None: their mix)."""
         self.session_id = uuid.uuid4().hex
         #: names the stream across calls; a resumed call keeps its token
         self.resume_token = resume.token if resume is not None else self.session_id
@@ -130,7 +132,7 @@ class StreamSession:
         self.interim_interval_ms = interim_interval_ms
         self._limits = limits
         self._fair_share = fair_share
-        self.timeline = Timeline(fmt, limits, resume.offset_ms if resume is not None else 0)
+        self.timeline = Timeline(fmt, limits, resume.offset_ms if resume is not None else 0, channel=channel)
         lead_in_ms = resume.lead_in_ms if resume is not None else 0
         if vad_start is not None and vad_start.sample != 0:
             raise ValueError("a stream's VAD starts from a snapshot taken at its first sample")
@@ -225,6 +227,11 @@ class StreamSession:
 
     @property
     def audio_received_ms(self) -> int:
+        return self.timeline.audio_received_ms
+
+    @property
+    def heard_ms(self) -> int:
+        """The audio it was given to hear, as its tenant is charged for it: what it received."""
         return self.timeline.audio_received_ms
 
     @property

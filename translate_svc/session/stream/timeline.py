@@ -49,7 +49,10 @@ class Timeline:
         offset_ms: int = 0,
         *,
         clock: Callable[[], float] = time.monotonic,
+        channel: int | None = None,
     ) -> None:
+        """``channel``: raw PCM's one channel heard (0-based), not the channels' mix: a stream of
+        separate channels (``session/calls/channels.py``)."""
         self.fmt = fmt
         self._limits = limits
         self._clock = clock
@@ -63,7 +66,8 @@ class Timeline:
         self.heard_rate = fmt.heard_rate
         self._per = fmt.sample_rate_hz // self.heard_rate
         self._opus = OpusStreamDecoder(fmt.channels, self.heard_rate) if fmt.encoding is AudioEncoding.OPUS else None
-        self._decode = self._opus.decode if self._opus is not None else functools.partial(decode_raw, fmt=fmt)
+        raw = functools.partial(decode_raw, fmt=fmt, channel=channel)
+        self._decode = self._opus.decode if self._opus is not None else raw
         self._resampler = StreamResampler(self.heard_rate, MODEL_SAMPLE_RATE)
         #: the timeline's length in input samples (filled gaps included; a resume starts at its offset)
         self.input_frames = round(offset_ms * fmt.sample_rate_hz / 1000)

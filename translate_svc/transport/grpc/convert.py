@@ -286,7 +286,12 @@ def text_result_to_pb(r: SegmentResult) -> pb.TextResult:
 def commit_to_pb(c: Commit) -> pb.Commit:
     t = c.translation
     msg = pb.Commit(
-        segment_id=c.segment_id, target_language=t.target_language, text=t.text, source_ms=c.source_ms, final=c.final
+        segment_id=c.segment_id,
+        target_language=t.target_language,
+        text=t.text,
+        source_ms=c.source_ms,
+        final=c.final,
+        channel=c.channel,
     )
     if t.audio is not None and len(t.audio):  # an empty chunk is no chunk: the field stays absent
         _speech_to_pb(t, msg.speech)
@@ -302,6 +307,7 @@ def interim_to_pb(r: InterimResult) -> pb.InterimResult:
         start_ms=r.start_ms,
         end_ms=r.end_ms,
         timing=pb.Timing(queue_ms=r.timing.queue_ms, model_ms=r.timing.model_ms, total_ms=r.timing.total_ms),
+        channel=r.channel,
     )
     _add_texts(msg, r.transcript, r.translations)
     return msg
@@ -413,7 +419,15 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
         conversation=conversation(cfg),
         stated_language=stated_language(cfg),
         parties=parties(cfg),
+        separate_channels=channel_mode(cfg.channel_mode, "config.channel_mode"),
     )
+
+
+def channel_mode(mode: int, field: str) -> bool:
+    """A ``ChannelMode``: whether the channels are heard apart (SEPARATE) or mixed."""
+    if mode not in (pb.CHANNEL_MODE_MIXED, pb.CHANNEL_MODE_SEPARATE):
+        raise InvalidInput(f"{field} {mode} is unknown: send MIXED or SEPARATE")
+    return mode == pb.CHANNEL_MODE_SEPARATE
 
 
 def simultaneous(msg: pb.SimultaneousConfig, has: bool) -> SimultaneousOptions | None:
@@ -477,6 +491,7 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
             ),
             terms=terms_to_pb(s.task.terms[: len(s.task.terms) - s.task.stored_terms]),  # its own, not a glossary's
             simultaneous=simultaneous_to_pb(s.task.simultaneous),
+            channel_mode=pb.CHANNEL_MODE_SEPARATE if s.separate_channels else pb.CHANNEL_MODE_MIXED,
         ),
         model=model_card_to_pb(s.card),
         limits=limits_to_pb(s.limits),
@@ -496,7 +511,9 @@ def stream_event_to_pb(ev: StreamStarted | StreamEvent) -> pb.StreamingTranslate
         return pb.StreamingTranslateResponse(interim=interim_to_pb(ev))
     if isinstance(ev, SpeechEvent):
         kind = pb.SpeechEvent.SPEECH_STARTED if ev.started else pb.SpeechEvent.SPEECH_ENDED
-        return pb.StreamingTranslateResponse(speech_event=pb.SpeechEvent(type=kind, offset_ms=ev.offset_ms))
+        return pb.StreamingTranslateResponse(
+            speech_event=pb.SpeechEvent(type=kind, offset_ms=ev.offset_ms, channel=ev.channel)
+        )
     if isinstance(ev, Draining):
         return pb.StreamingTranslateResponse(
             draining=pb.Draining(deadline_unix_ms=ev.deadline_unix_ms, remaining_ms=ev.remaining_ms)

@@ -296,8 +296,7 @@ class TranslatorServicer:
 
     def _clip_request(self, request: pb.TranslateRequest, content: bytes) -> ClipRequest:
         convert.check_lists(request, self._m.limits)
-        if request.channel_mode not in (pb.CHANNEL_MODE_MIXED, pb.CHANNEL_MODE_SEPARATE):
-            raise InvalidInput(f"channel_mode {request.channel_mode} is unknown: send MIXED or SEPARATE")
+        separate = convert.channel_mode(request.channel_mode, "channel_mode")
         detect = convert.detection(request.language_detection, request.HasField("language_detection"))
         output = output_options(request.output, request.HasField("output"))
         fit = speech_fit(request.fit, request.HasField("fit"), self._fit_default)
@@ -315,7 +314,7 @@ class TranslatorServicer:
             convert.conversation(request),
             convert.stated_language(request),
             convert.parties(request),
-            request.channel_mode == pb.CHANNEL_MODE_SEPARATE,
+            separate,
         )
 
     def _render_clip(self, clip: ClipResult) -> pb.TranslateResponse:

@@ -380,7 +380,9 @@ def segment(msg: pb.SegmentResult) -> Segment:
 def commit(msg: pb.Commit) -> Commit:
     speech = _speech(msg.target_language, msg.text, msg.speech if msg.HasField("speech") else None, msg.words)
     speech = dataclasses.replace(speech, avg_logprob=_logprob(msg))
-    return Commit(segment_id=msg.segment_id, translation=speech, source_ms=msg.source_ms, final=msg.final)
+    return Commit(
+        segment_id=msg.segment_id, translation=speech, source_ms=msg.source_ms, final=msg.final, channel=msg.channel
+    )
 
 
 def interim(msg: pb.InterimResult) -> Interim:
@@ -391,14 +393,15 @@ def interim(msg: pb.InterimResult) -> Interim:
         transcript=msg.transcript.text if msg.HasField("transcript") else None,
         translations=tuple(Translation(t.target_language, t.text) for t in msg.translations),
         timing=_timing(msg.timing),
+        channel=msg.channel,
     )
 
 
 def speech_event(msg: pb.SpeechEvent) -> SpeechEvent | None:
     if msg.type == pb.SpeechEvent.SPEECH_STARTED:
-        return SpeechEvent(SpeechEventType.STARTED, msg.offset_ms)
+        return SpeechEvent(SpeechEventType.STARTED, msg.offset_ms, msg.channel)
     if msg.type == pb.SpeechEvent.SPEECH_ENDED:
-        return SpeechEvent(SpeechEventType.ENDED, msg.offset_ms)
+        return SpeechEvent(SpeechEventType.ENDED, msg.offset_ms, msg.channel)
     return None
 
 

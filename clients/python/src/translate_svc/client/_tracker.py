@@ -11,7 +11,8 @@ already has may come again. The tracker lets each through once:
   beginning: its commits start over. They are delivered, the first per target marked ``restart``
   (what the lost call committed of it was already heard and cannot be taken back; the segment's
   final result holds the resumed call's text);
-- speech events alternate started/ended with non-decreasing offsets: a repeat is dropped.
+- speech events alternate started/ended with non-decreasing offsets (on each channel of a stream
+  of separate channels): a repeat is dropped.
 
 It also knows where a lost stream resumes: the end of the last final result, or the drain's
 ``resume_offset_ms`` when a server handed the stream over. A segment that came back UNAVAILABLE
@@ -32,8 +33,9 @@ class StreamTracker:
         self.next_segment_id = 0
         #: audio before this (ms, original timeline) produced every result it will: resume here
         self.committed_ms = 0
-        self.speech_open = False
-        self._last_speech_ms = -1
+        #: per channel (0: the channels mixed; 1, 2: a stream of separate channels), whether its
+        #: speech is open and the offset of its last speech event
+        self._speech: dict[int, tuple[bool, int]] = {}
         #: (segment id, target) of open segments with commits delivered from the current call
         self._committed: set[tuple[int, str]] = set()
         #: the same from earlier calls: their next commit on this call starts the text over
@@ -73,12 +75,17 @@ class StreamTracker:
         self._restarting |= self._committed
         self._committed = set()
 
+    @property
+    def speech_open(self) -> bool:
+        """Speech is open (on some channel)."""
+        return any(open_ for open_, _ in self._speech.values())
+
     def speech(self, ev: SpeechEvent) -> bool:
         started = ev.type is SpeechEventType.STARTED
-        if ev.offset_ms < self._last_speech_ms or started == self.speech_open:
+        open_, last_ms = self._speech.get(ev.channel, (False, -1))
+        if ev.offset_ms < last_ms or started == open_:
             return False
-        self.speech_open = started
-        self._last_speech_ms = ev.offset_ms
+        self._speech[ev.channel] = (started, ev.offset_ms)
         return True
 
     def drained(self, resume_offset_ms: int) -> None:

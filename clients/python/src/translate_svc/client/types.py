@@ -321,8 +321,8 @@ class Segment:
     #: identification ran, ``language_scores`` is empty); None: an older server, or no detection
     chosen_language: str | None = None
     language_source: str | None = None
-    #: ``translate(separate_channels=True)``: the channel it was spoken on (1, 2; also its
-    #: ``speaker``); 0: the channels mixed
+    #: ``translate(separate_channels=True)`` and ``stream(separate_channels=True)``: the channel it
+    #: was spoken on (1, 2; also its ``speaker``); 0: the channels mixed
     channel: int = 0
 
     @property
@@ -354,6 +354,8 @@ class Interim:
     transcript: str | None
     translations: tuple[Translation, ...]
     timing: Timing
+    #: ``stream(separate_channels=True)``: the channel it is heard on (1, 2); 0: the channels mixed
+    channel: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -377,6 +379,8 @@ class Commit:
     source_ms: int
     final: bool = False
     restart: bool = False
+    #: ``stream(separate_channels=True)``: the channel it is heard on (1, 2); 0: the channels mixed
+    channel: int = 0
 
     @property
     def target(self) -> str:
@@ -400,6 +404,8 @@ class SpeechEventType(str, Enum):
 class SpeechEvent:
     type: SpeechEventType
     offset_ms: int
+    #: ``stream(separate_channels=True)``: the channel it was heard on (1, 2); 0: the channels mixed
+    channel: int = 0
 
 
 @dataclass(frozen=True)

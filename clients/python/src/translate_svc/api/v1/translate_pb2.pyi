@@ -608,20 +608,22 @@ class LanguageDetection(_message.Message):
     def __init__(self, enabled: bool = ..., candidates: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class InterimResult(_message.Message):
-    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing")
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "channel")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     start_ms: int
     end_ms: int
     transcript: Transcript
     translations: _containers.RepeatedCompositeFieldContainer[Translation]
     timing: Timing
-    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ...) -> None: ...
+    channel: int
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., channel: _Optional[int] = ...) -> None: ...
 
 class SegmentResult(_message.Message):
     __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language", "speech_in_commits", "speaker", "speakers_revised", "channel")
@@ -946,7 +948,7 @@ class VadOptions(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ..., eagerness: _Optional[str] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous", "room", "noise_suppression", "speakers", "glossaries", "conversation")
+    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous", "room", "noise_suppression", "speakers", "glossaries", "conversation", "channel_mode")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -962,6 +964,7 @@ class StreamingConfig(_message.Message):
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_MODE_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -977,7 +980,8 @@ class StreamingConfig(_message.Message):
     speakers: int
     glossaries: _containers.RepeatedScalarFieldContainer[str]
     conversation: Conversation
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ..., room: _Optional[_Union[RoomSpeaking, _Mapping]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
+    channel_mode: ChannelMode
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ..., room: _Optional[_Union[RoomSpeaking, _Mapping]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., channel_mode: _Optional[_Union[ChannelMode, str]] = ...) -> None: ...
 
 class RoomSpeaking(_message.Message):
     __slots__ = ("name", "participant")
@@ -1146,7 +1150,7 @@ class Draining(_message.Message):
     def __init__(self, deadline_unix_ms: _Optional[int] = ..., remaining_ms: _Optional[int] = ...) -> None: ...
 
 class SpeechEvent(_message.Message):
-    __slots__ = ("type", "offset_ms")
+    __slots__ = ("type", "offset_ms", "channel")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[SpeechEvent.Type]
@@ -1157,12 +1161,14 @@ class SpeechEvent(_message.Message):
     SPEECH_ENDED: SpeechEvent.Type
     TYPE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     type: SpeechEvent.Type
     offset_ms: int
-    def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
+    channel: int
+    def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ..., channel: _Optional[int] = ...) -> None: ...
 
 class Commit(_message.Message):
-    __slots__ = ("segment_id", "target_language", "text", "speech", "source_ms", "final", "words", "avg_logprob")
+    __slots__ = ("segment_id", "target_language", "text", "speech", "source_ms", "final", "words", "avg_logprob", "channel")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -1171,6 +1177,7 @@ class Commit(_message.Message):
     FINAL_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
     AVG_LOGPROB_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     target_language: str
     text: str
@@ -1179,7 +1186,8 @@ class Commit(_message.Message):
     final: bool
     words: _containers.RepeatedCompositeFieldContainer[WordTiming]
     avg_logprob: float
-    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: bool = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ..., avg_logprob: _Optional[float] = ...) -> None: ...
+    channel: int
+    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: bool = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ..., avg_logprob: _Optional[float] = ..., channel: _Optional[int] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
     __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms", "packets_reordered", "packets_duplicate", "packets_late", "audio_concealed_ms")

@@ -386,6 +386,7 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls, DetectCalls):
         participant: str | None = None,
         noise_suppression: bool = False,
         speakers: int = 0,
+        separate_channels: bool = False,
         **output_fields: Unpack[OutputFields],
     ) -> AsyncStream:
         """A live stream; use as ``async with client.stream(...) as s:``.
@@ -408,7 +409,10 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls, DetectCalls):
         and spans, while this stream carries only its own ``targets`` (none: ASR only, with
         ``source``). A room speaker needs ``source`` (or ``detect``) and cannot be ``simultaneous``
         (the server refuses both with INVALID_ARGUMENT); a resumed stream keeps its room.
-        ``noise_suppression`` and ``speakers``: as in ``translate``.
+        ``noise_suppression`` and ``speakers``: as in ``translate``. ``separate_channels``: stereo
+        PCM (``channels=2``) whose channels are heard each on its own, one party each: every
+        event says its ``channel`` (1, 2; a segment's ``speaker`` too), results come in the order
+        the channels' speech began; such a stream is not resumed (a dropped connection ends it).
         """
         if max_buffered_events < 1:
             raise ValueError("max_buffered_events must be at least 1")
@@ -425,6 +429,7 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls, DetectCalls):
             noise_suppression=pb.NOISE_SUPPRESSION_RNNOISE if noise_suppression else pb.NOISE_SUPPRESSION_OFF,
             speakers=speakers,
             glossaries=list(glossaries),
+            channel_mode=pb.CHANNEL_MODE_SEPARATE if separate_channels else pb.CHANNEL_MODE_MIXED,
         )
         buffer = ReplayBuffer(
             rate=fmt.sample_rate, frame_bytes=fmt.frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s

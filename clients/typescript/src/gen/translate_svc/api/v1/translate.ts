@@ -1172,7 +1172,11 @@ export interface InterimResult {
   /** text only (no audio) */
   translations: Translation[];
   /** queue_ms, model_ms; total_ms from request to ready */
-  timing: Timing | undefined;
+  timing:
+    | Timing
+    | undefined;
+  /** StreamingConfig.channel_mode SEPARATE: the channel it is heard on (1, 2); else 0 */
+  channel: number;
 }
 
 export interface SegmentResult {
@@ -1679,7 +1683,18 @@ export interface StreamingConfig {
    * as in TranslateRequest; not with simultaneous or room. StreamStarted.config echoes it (then
    * without target_languages and language_detection); StreamUpdate.conversation changes it
    */
-  conversation: Conversation | undefined;
+  conversation:
+    | Conversation
+    | undefined;
+  /**
+   * how a stereo stream's channels are heard (docs/api.md "Channels as parties"): mixed (the
+   * default), or each channel on its own as one party (an agent and a caller), as if each were
+   * streamed alone: every event names its channel (1, 2; a result's speaker is its channel too),
+   * segment ids are the stream's, given in the order the channels' speech began, and results come
+   * in that order. SEPARATE takes raw PCM (not OPUS) with format.channels 2; not with speakers,
+   * room or resume; each channel holds a stream slot and both channels' seconds count.
+   */
+  channelMode: ChannelMode;
 }
 
 export interface RoomSpeaking {
@@ -1919,6 +1934,8 @@ export interface Draining {
 export interface SpeechEvent {
   type: SpeechEvent_Type;
   offsetMs: number;
+  /** StreamingConfig.channel_mode SEPARATE: the channel it was heard on (1, 2); else 0 */
+  channel: number;
 }
 
 export enum SpeechEvent_Type {
@@ -1994,7 +2011,11 @@ export interface Commit {
    * adds, each from the step that chose it (a final commit's with the end of text); unset when it
    * adds none (a speech-only commit) or the value is not computed
    */
-  avgLogprob?: number | undefined;
+  avgLogprob?:
+    | number
+    | undefined;
+  /** StreamingConfig.channel_mode SEPARATE: the channel it is heard on (1, 2); else 0 */
+  channel: number;
 }
 
 export interface StreamEnd {
@@ -7282,7 +7303,7 @@ export const LanguageDetection: MessageFns<LanguageDetection> = {
 };
 
 function createBaseInterimResult(): InterimResult {
-  return { segmentId: 0, startMs: 0, endMs: 0, transcript: undefined, translations: [], timing: undefined };
+  return { segmentId: 0, startMs: 0, endMs: 0, transcript: undefined, translations: [], timing: undefined, channel: 0 };
 }
 
 export const InterimResult: MessageFns<InterimResult> = {
@@ -7304,6 +7325,9 @@ export const InterimResult: MessageFns<InterimResult> = {
     }
     if (message.timing !== undefined) {
       Timing.encode(message.timing, writer.uint32(50).fork()).join();
+    }
+    if (message.channel !== 0) {
+      writer.uint32(56).int32(message.channel);
     }
     return writer;
   },
@@ -7369,6 +7393,14 @@ export const InterimResult: MessageFns<InterimResult> = {
             message.timing = Timing.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.channel = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7403,6 +7435,7 @@ export const InterimResult: MessageFns<InterimResult> = {
         ? object.translations.map((e: any) => Translation.fromJSON(e))
         : [],
       timing: isSet(object.timing) ? Timing.fromJSON(object.timing) : undefined,
+      channel: isSet(object.channel) ? globalThis.Number(object.channel) : 0,
     };
   },
 
@@ -7426,6 +7459,9 @@ export const InterimResult: MessageFns<InterimResult> = {
     if (message.timing !== undefined) {
       obj.timing = Timing.toJSON(message.timing);
     }
+    if (message.channel !== 0) {
+      obj.channel = Math.round(message.channel);
+    }
     return obj;
   },
 
@@ -7444,6 +7480,7 @@ export const InterimResult: MessageFns<InterimResult> = {
     message.timing = (object.timing !== undefined && object.timing !== null)
       ? Timing.fromPartial(object.timing)
       : undefined;
+    message.channel = object.channel ?? 0;
     return message;
   },
 };
@@ -10855,6 +10892,7 @@ function createBaseStreamingConfig(): StreamingConfig {
     speakers: 0,
     glossaries: [],
     conversation: undefined,
+    channelMode: 0,
   };
 }
 
@@ -10904,6 +10942,9 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
     }
     if (message.conversation !== undefined) {
       Conversation.encode(message.conversation, writer.uint32(122).fork()).join();
+    }
+    if (message.channelMode !== 0) {
+      writer.uint32(128).int32(message.channelMode);
     }
     return writer;
   },
@@ -11041,6 +11082,14 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
             message.conversation = Conversation.decode(reader, reader.uint32());
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.channelMode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -11094,6 +11143,11 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
         ? object.glossaries.map((e: any) => globalThis.String(e))
         : [],
       conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
+      channelMode: isSet(object.channelMode)
+        ? channelModeFromJSON(object.channelMode)
+        : isSet(object.channel_mode)
+        ? channelModeFromJSON(object.channel_mode)
+        : 0,
     };
   },
 
@@ -11144,6 +11198,9 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
     if (message.conversation !== undefined) {
       obj.conversation = Conversation.toJSON(message.conversation);
     }
+    if (message.channelMode !== 0) {
+      obj.channelMode = channelModeToJSON(message.channelMode);
+    }
     return obj;
   },
 
@@ -11181,6 +11238,7 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
     message.conversation = (object.conversation !== undefined && object.conversation !== null)
       ? Conversation.fromPartial(object.conversation)
       : undefined;
+    message.channelMode = object.channelMode ?? 0;
     return message;
   },
 };
@@ -12961,7 +13019,7 @@ export const Draining: MessageFns<Draining> = {
 };
 
 function createBaseSpeechEvent(): SpeechEvent {
-  return { type: 0, offsetMs: 0 };
+  return { type: 0, offsetMs: 0, channel: 0 };
 }
 
 export const SpeechEvent: MessageFns<SpeechEvent> = {
@@ -12971,6 +13029,9 @@ export const SpeechEvent: MessageFns<SpeechEvent> = {
     }
     if (message.offsetMs !== 0) {
       writer.uint32(16).int64(message.offsetMs);
+    }
+    if (message.channel !== 0) {
+      writer.uint32(24).int32(message.channel);
     }
     return writer;
   },
@@ -13004,6 +13065,14 @@ export const SpeechEvent: MessageFns<SpeechEvent> = {
             message.offsetMs = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.channel = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -13024,6 +13093,7 @@ export const SpeechEvent: MessageFns<SpeechEvent> = {
         : isSet(object.offset_ms)
         ? globalThis.Number(object.offset_ms)
         : 0,
+      channel: isSet(object.channel) ? globalThis.Number(object.channel) : 0,
     };
   },
 
@@ -13035,6 +13105,9 @@ export const SpeechEvent: MessageFns<SpeechEvent> = {
     if (message.offsetMs !== 0) {
       obj.offsetMs = Math.round(message.offsetMs);
     }
+    if (message.channel !== 0) {
+      obj.channel = Math.round(message.channel);
+    }
     return obj;
   },
 
@@ -13045,6 +13118,7 @@ export const SpeechEvent: MessageFns<SpeechEvent> = {
     const message = createBaseSpeechEvent();
     message.type = object.type ?? 0;
     message.offsetMs = object.offsetMs ?? 0;
+    message.channel = object.channel ?? 0;
     return message;
   },
 };
@@ -13059,6 +13133,7 @@ function createBaseCommit(): Commit {
     final: false,
     words: [],
     avgLogprob: undefined,
+    channel: 0,
   };
 }
 
@@ -13087,6 +13162,9 @@ export const Commit: MessageFns<Commit> = {
     }
     if (message.avgLogprob !== undefined) {
       writer.uint32(65).double(message.avgLogprob);
+    }
+    if (message.channel !== 0) {
+      writer.uint32(72).int32(message.channel);
     }
     return writer;
   },
@@ -13168,6 +13246,14 @@ export const Commit: MessageFns<Commit> = {
             message.avgLogprob = reader.double();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.channel = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -13206,6 +13292,7 @@ export const Commit: MessageFns<Commit> = {
         : isSet(object.avg_logprob)
         ? globalThis.Number(object.avg_logprob)
         : undefined,
+      channel: isSet(object.channel) ? globalThis.Number(object.channel) : 0,
     };
   },
 
@@ -13235,6 +13322,9 @@ export const Commit: MessageFns<Commit> = {
     if (message.avgLogprob !== undefined) {
       obj.avgLogprob = floatToJson(message.avgLogprob);
     }
+    if (message.channel !== 0) {
+      obj.channel = Math.round(message.channel);
+    }
     return obj;
   },
 
@@ -13253,6 +13343,7 @@ export const Commit: MessageFns<Commit> = {
     message.final = object.final ?? false;
     message.words = object.words?.map((e) => WordTiming.fromPartial(e)) || [];
     message.avgLogprob = object.avgLogprob ?? undefined;
+    message.channel = object.channel ?? 0;
     return message;
   },
 };
