@@ -17,6 +17,7 @@ import numpy as np
 import pyloudnorm
 import pytest
 import pytest_asyncio
+import soundfile
 import soxr
 
 from tests.support import videos
@@ -87,6 +88,20 @@ async def test_the_dub_command_writes_the_dubbed_video(live: LiveServer, shared_
     assert 20 * np.log10(np.abs(oversampled).max()) <= -1.5
     wrong = await asyncio.to_thread(run_cli, "job", "fetch", job_id, "--format", "video", "-o", loud, "--loudness", "x")
     fails(wrong, 2, "--loudness x", "ebu_r128")
+    # a dubbed track's WAV at a loudness too (issue 100: the WAV download's loudness)
+    wav = tmp_path / "talk.spa.wav"
+    fetched = await asyncio.to_thread(
+        run_cli, "job", "fetch", job_id, "--format", "wav", "--language", "spa", "--loudness", "-20", "-o", wav,
+        "--server", f"127.0.0.1:{live.port}", process=True, timeout=300,
+    )  # fmt: skip
+    assert fetched.code == 0 and f"wrote {wav}" in fetched.out, fetched.err
+    dub, rate = soundfile.read(wav, dtype="float64")
+    assert abs(pyloudnorm.Meter(rate).integrated_loudness(dub) - -20) <= 1.0
+    fails(
+        await asyncio.to_thread(run_cli, "job", "fetch", job_id, "--format", "json", "--loudness", "-20"),
+        2,
+        "--format wav",
+    )
 
 
 async def test_the_dub_command_takes_one_rate_without_fitting(

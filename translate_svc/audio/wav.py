@@ -1,4 +1,5 @@
-"""A WAV file's header (RIFF/WAVE) read from the bytes at hand: what its samples are, and where they begin.
+"""A WAV file's header (RIFF/WAVE) read from the bytes at hand: what its samples are, and where they begin;
+and the canonical header of the PCM16 files the service writes (``pcm16_header``).
 
 For a stream that sends a WAV file from its first byte as raw samples (NVIDIA Riva's
 ``AudioChunkFileIterator`` does): the header is checked and cut, never taken for samples; and for
@@ -79,3 +80,17 @@ def format_tag(data: bytes, end: int | None = None) -> int | None:
         if chunk == b"fmt ":
             return int.from_bytes(data[body : body + 2], "little") if body + 2 <= limit else None
     return None
+
+
+def pcm16_header(data_bytes: int, rate: int, channels: int = 1) -> bytes:
+    """A canonical 44-byte RIFF header of PCM16 (``channels`` interleaved) whose samples take
+    ``data_bytes``."""
+    block = 2 * channels
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, WAVE_FORMAT_PCM, channels, rate, rate * block, block, 16)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )

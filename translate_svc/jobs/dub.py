@@ -93,6 +93,12 @@ async def placements(store: JobKeeper, job_id: str, language: str, rate: int) ->
     return out
 
 
+def done_track_length(source: tuple[int, int] | None, duration_ms: int, rate: int) -> int:
+    """A done job's dubbed track's length in samples at ``rate``: its audio's, exactly where the job
+    read it to its end and kept its (frames, rate) (``source``), else as long as it was probed."""
+    return round(source[0] * rate / source[1]) if source else duration_ms * rate // 1000
+
+
 def speaking(places: list[tuple[int, int]], length: int, overflow: DubOverflow) -> list[tuple[int, int]]:
     """Where the track's speech is ([start, end) in samples), as ``DubTrack`` places it."""
     spans = []

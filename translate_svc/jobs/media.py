@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from translate_svc.errors import InvalidInput
+from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.jobs import untrusted
-from translate_svc.jobs.untrusted import Probed, VideoOrder
+from translate_svc.jobs.untrusted import Probed, VideoOrder, WavOrder
 from translate_svc.sandbox.pool import OverLimit, Sandbox, SandboxLimits, Worker
 from translate_svc.settings.media import MediaSettings
 from translate_svc.types import AudioFormat
@@ -107,6 +107,21 @@ class JobMedia:
             return await self.sandbox.run(tenant, cpu_s, untrusted.make_video, order)
         except OverLimit as e:
             raise self.refused(e, size) from None
+
+    async def dubbed_wav(self, tenant: str, order: WavOrder, minutes: float) -> int:
+        """The dubbed track ``order`` asks for, brought to its loudness (``untrusted.make_dubbed_wav``):
+        its size. Budgeted as one track written and measured (``media.cpu_s_per_audio_minute`` and
+        ``media.cpu_s_per_loudness_minute`` a minute)."""
+        s = self.settings
+        cpu_s = s.cpu_s + (s.cpu_s_per_audio_minute + s.cpu_s_per_loudness_minute) * minutes
+        try:
+            return await self.sandbox.run(tenant, cpu_s, untrusted.make_dubbed_wav, order)
+        except OverLimit as e:  # the service's own track: a budget too small, not the caller's doing
+            raise ServiceError(
+                f"making the dubbed track at a loudness went past its {e.kind} bound (media.cpu_s_per_audio_minute, "
+                "media.cpu_s_per_loudness_minute, media.memory_mb): fetch it as made (no loudness), or ask the "
+                "operator to raise them"
+            ) from None
 
     def refused(self, e: OverLimit, size: int) -> InvalidInput:
         """A bound reached, in the words of an upload of ``size`` bytes."""

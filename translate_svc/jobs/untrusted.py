@@ -6,7 +6,9 @@ there; ``translate_svc/sandbox/``): never in the server's process, nor on a pool
 - ``open_reader``, ``seek_reader``, ``read`` and ``close_reader``: the job's audio a block at a
   time, for its run, in a process the run holds (the reader lives in the process between calls);
 - ``make_video``: a done video job's dubbed video (``audio/remux.py``), written to a file the
-  server then sends.
+  server then sends;
+- ``make_dubbed_wav``: a done job's dubbed track as a WAV file brought to a loudness (the track
+  made again for each measuring pass: ``audio/loudness.py``).
 
 Every argument and answer is a plain value (paths, numbers, frozen dataclasses, float32 arrays):
 the server loads answers with ``sandbox.answers``. One call at a time per process.
@@ -16,14 +18,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from translate_svc.audio.loudness import LoudnessTarget
+from translate_svc.audio.loudness import LoudnessTarget, normalised, plan_loudness
 from translate_svc.audio.media import MediaInfo, MediaKind, inspect_media
 from translate_svc.audio.remux import DubInput, Remux, SubtitleInput, remux
+from translate_svc.audio.wav import pcm16_header
 from translate_svc.jobs.dub import TrackReader, speaking
 from translate_svc.jobs.reader import AudioBlocks, probe_length, probe_media
 from translate_svc.settings.jobs import DubOverflow
@@ -158,4 +162,44 @@ def make_video(order: VideoOrder) -> int:
     finally:
         for reader in readers:
             reader.close()
+    return order.out.stat().st_size
+
+
+@dataclass(frozen=True)
+class WavOrder:
+    """A done job's dubbed track as ``jobs/video.py`` asks it: the target's speech file (``speech``)
+    placed as ``places`` says on a track of ``length`` samples at ``rate``, brought to ``loudness``,
+    written to ``out`` as a mono PCM16 WAV."""
+
+    speech: Path
+    places: tuple[tuple[int, int], ...]
+    length: int
+    rate: int
+    overflow: DubOverflow
+    loudness: LoudnessTarget
+    out: Path
+
+
+#: the track's samples made (and measured) at once
+_WAV_PIECE = 16_000
+
+
+def make_dubbed_wav(order: WavOrder) -> int:
+    """The dubbed track written to ``order.out`` at its loudness (the gain found by passes over the
+    track as it plays, then written through the same gain and limiter); its size in bytes."""
+
+    def pieces() -> Iterator[np.ndarray]:
+        reader = TrackReader(order.speech, list(order.places), order.length, order.overflow)
+        try:
+            while len(x := reader.read(_WAV_PIECE)):
+                yield x.astype(np.float32) / 32768.0
+        finally:
+            reader.close()
+
+    target = order.loudness
+    plan = plan_loudness(pieces, order.rate, 1, target)
+    with open(order.out, "wb") as f:
+        f.write(pcm16_header(2 * order.length, order.rate))
+        for y in normalised(pieces(), order.rate, 1, plan.gain_db, target.true_peak_dbtp):
+            f.write(np.round(np.clip(y, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes())
     return order.out.stat().st_size

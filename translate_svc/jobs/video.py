@@ -34,11 +34,11 @@ from translate_svc.audio.media import MediaKind
 from translate_svc.audio.remux import SubtitleInput
 from translate_svc.errors import Conflict, InvalidInput, Overloaded, shown
 from translate_svc.jobs.credentials import JobCredentials
-from translate_svc.jobs.dub import PAGE, placements
+from translate_svc.jobs.dub import PAGE, done_track_length, placements
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.media import JobMedia
 from translate_svc.jobs.model import JobState, JobStatus
-from translate_svc.jobs.untrusted import DubOrder, VideoOrder
+from translate_svc.jobs.untrusted import DubOrder, VideoOrder, WavOrder
 from translate_svc.settings.jobs import DubOverflow, JobSettings
 
 #: the source's audio under the dub while it speaks, by default (a voice-over's usual duck)
@@ -93,6 +93,14 @@ class MadeVideo:
     size: int
     #: the time the remux took (seconds)
     seconds: float
+
+
+@dataclass(frozen=True)
+class MadeTrack:
+    """A dubbed track made to ``path`` as a WAV (the caller streams and deletes it)."""
+
+    path: Path
+    size: int
 
 
 @dataclass
@@ -152,6 +160,52 @@ class VideoMaker:
                 sign = functools.partial(credentials.sign, out, kinds, job.job_id, title, tuple(languages))
                 made = await loop.run_in_executor(self._pool, sign)
             return MadeVideo(out, kind, made, time.perf_counter() - started)
+        except BaseException:
+            await loop.run_in_executor(self._pool, _unlink, out)
+            raise
+        finally:
+            self._busy -= 1
+
+    async def make_track(
+        self, store: JobKeeper, job: JobStatus, language: str, loudness: LoudnessTarget, overflow: DubOverflow
+    ) -> MadeTrack:
+        """A done job's dubbed track of ``language`` as a WAV brought to ``loudness`` (the WAV
+        download's ``?loudness=``), made in a media process of the tenant's on one of the process's
+        ``jobs.max_remuxing`` slots; the caller streams and deletes it. ``InvalidInput`` naming what
+        to change; the job not done: ``Conflict`` (the loudness is the whole track's); busy:
+        ``Overloaded``."""
+        if job.state is not JobState.DONE:
+            raise Conflict(
+                f"the job is {job.state.value}: a dubbed track at a loudness is made once the job is done (its "
+                "loudness is the whole track's); fetch it without loudness meanwhile"
+            )
+        if language not in job.spec.languages:
+            raise InvalidInput(f"no dubbed track of {shown(language)}: ask for one of the job's targets")
+        if not job.spec.speech:
+            raise InvalidInput("this job was submitted with speech off: it has no dubbed track")
+        if self._busy >= self._slots:
+            raise Overloaded(
+                f"this server makes {self._slots} dubbed videos and tracks at once (jobs.max_remuxing): ask again "
+                "shortly",
+                retry_after_ms=5000,
+            )
+        loop = asyncio.get_running_loop()
+        self._busy += 1
+        out = store.folder(job.job_id) / f"dubbed.out.{secrets.token_hex(6)}.wav"
+        try:
+            rate = job.spec.track_rate
+            places = await placements(store, job.job_id, language, rate)
+            source = await loop.run_in_executor(self._pool, store.source_length, job.job_id)
+            length = done_track_length(source, job.duration_ms, rate)
+            order = WavOrder(
+                store.track_path(job.job_id, language), tuple(places), length, rate, overflow, loudness, out
+            )
+            size = await self._media.dubbed_wav(job.tenant, order, job.duration_ms / 60_000)
+            if self._credentials is not None and self._credentials.signs("audio/wav"):
+                title = f"{job.job_id}-{language[:16]}.wav"
+                sign = functools.partial(self._credentials.sign, out, "audio/wav", job.job_id, title, (language,))
+                size = await loop.run_in_executor(self._pool, sign)
+            return MadeTrack(out, size)
         except BaseException:
             await loop.run_in_executor(self._pool, _unlink, out)
             raise

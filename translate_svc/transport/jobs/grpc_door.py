@@ -258,8 +258,16 @@ class JobsDoor:
                     if msg.format == pb.JOB_RESULTS_JSON:
                         chunks = render.json_chunks(store, job)
                     elif msg.format == pb.JOB_RESULTS_DUBBED_WAV:
+                        loudness = options.loudness_from_pb(msg.loudness) if msg.HasField("loudness") else None
                         _, chunks = await render.dubbed(
-                            store, job, msg.language, self._settings.dub_overflow, reads, self.desk.jobs.credentials
+                            store,
+                            job,
+                            msg.language,
+                            self._settings.dub_overflow,
+                            reads,
+                            self.desk.jobs.credentials,
+                            loudness=loudness,
+                            maker=self.desk.jobs.videos,
                         )
                     elif msg.format == pb.JOB_RESULTS_VIDEO:
                         ask = options.video_from_pb(msg.video)

@@ -192,18 +192,24 @@ def video_from_query(query: Mapping[str, str]) -> VideoAsk:
         gain = float(query.get("mix_gain_db", DEFAULT_MIX_GAIN_DB))
     except ValueError:
         raise InvalidInput("mix_gain_db: a number of dB (-60..0), the source's level under the dub") from None
-    loudness = query.get("loudness")
-    peak = query.get("true_peak_dbtp")
-    numeric = loudness is not None and _numeric(loudness)
-    preset, lufs = ("", _number(loudness, "loudness")) if numeric and loudness else (loudness, None)
     return VideoAsk(
         languages=languages,
         original=_flag(query, "original", False),
         mix=VoiceOver(mix),
         mix_gain_db=gain,
         subtitles=_flag(query, "subtitles", True),
-        loudness=loudness_target(preset, lufs, None if peak is None else _number(peak, "true_peak_dbtp")),
+        loudness=loudness_from_query(query),
     )
+
+
+def loudness_from_query(query: Mapping[str, str]) -> LoudnessTarget | None:
+    """``loudness`` (a preset or a number of LUFS) and ``true_peak_dbtp`` of a query (a video's, a
+    dubbed track's: ``GET /v1/jobs/{id}/dubbed/{language}?loudness=``); None: as made."""
+    loudness = query.get("loudness")
+    peak = query.get("true_peak_dbtp")
+    numeric = loudness is not None and _numeric(loudness)
+    preset, lufs = ("", _number(loudness, "loudness")) if numeric and loudness else (loudness, None)
+    return loudness_target(preset, lufs, None if peak is None else _number(peak, "true_peak_dbtp"))
 
 
 def video_from_pb(msg: pb.VideoOptions) -> VideoAsk:
@@ -211,20 +217,22 @@ def video_from_pb(msg: pb.VideoOptions) -> VideoAsk:
     mix = {pb.VOICE_OVER_DUB: VoiceOver.DUB, pb.VOICE_OVER_DUCK: VoiceOver.DUCK}.get(msg.mix)
     if mix is None:
         raise InvalidInput("video.mix: VOICE_OVER_DUB or VOICE_OVER_DUCK")
-    loud = msg.loudness
     return VideoAsk(
         languages=tuple(msg.languages),
         original=msg.original,
         mix=mix,
         mix_gain_db=msg.mix_gain_db if msg.HasField("mix_gain_db") else DEFAULT_MIX_GAIN_DB,
         subtitles=not msg.no_subtitles,
-        loudness=loudness_target(
-            loud.preset,
-            loud.integrated_lufs if loud.HasField("integrated_lufs") else None,
-            loud.true_peak_dbtp if loud.HasField("true_peak_dbtp") else None,
-        )
-        if msg.HasField("loudness")
-        else None,
+        loudness=loudness_from_pb(msg.loudness) if msg.HasField("loudness") else None,
+    )
+
+
+def loudness_from_pb(loud: pb.Loudness) -> LoudnessTarget | None:
+    """A ``Loudness`` message (a video's tracks, a dubbed track's download)."""
+    return loudness_target(
+        loud.preset,
+        loud.integrated_lufs if loud.HasField("integrated_lufs") else None,
+        loud.true_peak_dbtp if loud.HasField("true_peak_dbtp") else None,
     )
 
 

@@ -12,17 +12,19 @@ import contextlib
 import functools
 import json
 import secrets
-import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from translate_svc.audio.loudness import LoudnessTarget
+from translate_svc.audio.wav import pcm16_header
 from translate_svc.errors import InvalidInput
 from translate_svc.jobs.credentials import JobCredentials
-from translate_svc.jobs.dub import TrackReader, placements
+from translate_svc.jobs.dub import TrackReader, done_track_length, placements
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobState, JobStatus
 from translate_svc.jobs.tracks import TRACK_WIDTH
+from translate_svc.jobs.video import VideoMaker
 from translate_svc.session.work import Offload
 from translate_svc.settings.jobs import DubOverflow
 from translate_svc.subtitles import Cue, srt_document, vtt_document
@@ -88,13 +90,23 @@ async def dubbed(
     overflow: DubOverflow,
     reads: Offload,
     credentials: JobCredentials | None = None,
+    *,
+    loudness: LoudnessTarget | None = None,
+    maker: VideoMaker | None = None,
 ) -> tuple[int, AsyncIterator[bytes]]:
     """The target's dubbed track as WAV (mono PCM16 at the job's track rate: ``jobs/dub.py``, each
     segment's speech at its segment's start, ``overflow`` saying what speech running past the next
     segment does): as long as the audio once the job is done (its exact length when the job read
     it to its end), else the audio done so far (``done_ms``). Its size in bytes and its chunks.
     With ``credentials`` the track is made into a file in the job's folder first, signed (a C2PA
-    manifest covers the whole file), then sent and deleted."""
+    manifest covers the whole file), then sent and deleted. With ``loudness`` (a done job's only),
+    ``maker`` makes the file in a media process, brought to it (``VideoMaker.make_track``), signed
+    there too."""
+    if loudness is not None:
+        if maker is None:
+            raise InvalidInput("this server makes no dubbed files on request: fetch the track without loudness")
+        made = await maker.make_track(store, job, language, loudness, overflow)
+        return made.size, _sent_then_removed(made.path, reads)
     size, chunks = await _dubbed(store, job, language, overflow, reads)
     if credentials is None:
         return size, chunks
@@ -138,7 +150,7 @@ async def _dubbed(
     length = job.done_ms * rate // 1000
     if job.state is JobState.DONE:
         source = await reads(functools.partial(store.source_length, job.job_id))
-        length = round(source[0] * rate / source[1]) if source else job.duration_ms * rate // 1000
+        length = done_track_length(source, job.duration_ms, rate)
     return 44 + length * TRACK_WIDTH, _dub_chunks(store, job, language, path, length, overflow, reads)
 
 
@@ -210,11 +222,4 @@ def _unlink(path: Path) -> None:
 
 def wav_header(data_bytes: int, rate: int = MODEL_SAMPLE_RATE) -> bytes:
     """A canonical 44-byte RIFF header of mono PCM16."""
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + data_bytes)
-        + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * TRACK_WIDTH, TRACK_WIDTH, 16)
-        + b"data"
-        + struct.pack("<I", data_bytes)
-    )
+    return pcm16_header(data_bytes, rate)

@@ -206,6 +206,7 @@ class JobRoutes:
         return web.Response(text=text, content_type="application/x-subrip" if kind == "srt" else "text/vtt")
 
     async def _dubbed(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        loudness = options.loudness_from_query(request.query)
         job = await self.desk.get(caller.tenant, request.match_info["id"])
         size, chunks = await render.dubbed(
             self.desk.jobs.store,
@@ -214,6 +215,8 @@ class JobRoutes:
             self._settings.dub_overflow,
             self._admission.file_reads(caller),
             self.desk.jobs.credentials,
+            loudness=loudness,
+            maker=self.desk.jobs.videos,
         )
         return await self._stream(request, chunks, "audio/wav", size)
 

@@ -263,8 +263,8 @@ def fetch(
             raise CliError(f"--format {format} needs --output FILE")
         if mix not in ("dub", "duck"):
             raise CliError("--mix: dub or duck")
-        if loudness_value(loudness, true_peak) is not None and format != "video":
-            raise CliError("--loudness: a video's dubbed tracks (--format video)")
+        if loudness_value(loudness, true_peak) is not None and format not in ("video", "wav"):
+            raise CliError("--loudness: a dubbed track's (--format wav) or a video's dubbed tracks (--format video)")
 
     async def work(client: AsyncTranslateClient) -> int:
         if format == "video":
@@ -285,7 +285,10 @@ def fetch(
                 sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
             return EXIT_OK
-        size = await client.save_job_results(job_id, output, format, language)
+        level = loudness_value(loudness, true_peak) if format == "wav" else None
+        size = await client.save_job_results(
+            job_id, output, format, language, loudness=level, true_peak_dbtp=true_peak if level is not None else None
+        )
         out.print(f"wrote {output} ({size} bytes)")
         return EXIT_OK
 

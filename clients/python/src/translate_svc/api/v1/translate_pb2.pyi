@@ -332,16 +332,18 @@ class CancelJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobResultsRequest(_message.Message):
-    __slots__ = ("job_id", "format", "language", "video")
+    __slots__ = ("job_id", "format", "language", "video", "loudness")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
+    LOUDNESS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     format: JobResultsFormat
     language: str
     video: VideoOptions
-    def __init__(self, job_id: _Optional[str] = ..., format: _Optional[_Union[JobResultsFormat, str]] = ..., language: _Optional[str] = ..., video: _Optional[_Union[VideoOptions, _Mapping]] = ...) -> None: ...
+    loudness: Loudness
+    def __init__(self, job_id: _Optional[str] = ..., format: _Optional[_Union[JobResultsFormat, str]] = ..., language: _Optional[str] = ..., video: _Optional[_Union[VideoOptions, _Mapping]] = ..., loudness: _Optional[_Union[Loudness, _Mapping]] = ...) -> None: ...
 
 class VideoOptions(_message.Message):
     __slots__ = ("languages", "original", "mix", "mix_gain_db", "no_subtitles", "loudness")

@@ -194,14 +194,26 @@ class JobCalls:
         return JobList(tuple(job_of(j) for j in got.jobs), got.next_page_token)
 
     async def job_result_chunks(
-        self, job_id: str, format: str = "json", language: str = "", *, video: pb.VideoOptions | None = None
+        self,
+        job_id: str,
+        format: str = "json",
+        language: str = "",
+        *,
+        video: pb.VideoOptions | None = None,
+        loudness: str | float | None = None,
+        true_peak_dbtp: float | None = None,
     ) -> AsyncIterator[bytes]:
         """The results as a document (``json``, ``srt``, ``vtt`` of ``language``: a target or
-        ``transcript``), a target's dubbed track (``wav``) or a video job's dubbed video
-        (``video``, holding what ``video`` says: ``save_job_video``), chunk by chunk."""
+        ``transcript``), a target's dubbed track (``wav``; of a done job brought to ``loudness``,
+        as ``save_job_video``'s) or a video job's dubbed video (``video``, holding what ``video``
+        says: ``save_job_video``), chunk by chunk."""
         if format not in _FORMATS:
             raise ValueError(f"format: one of {', '.join(_FORMATS)}")
+        if (loudness is not None or true_peak_dbtp is not None) and format != "wav":
+            raise ValueError("loudness and true_peak_dbtp are a dubbed track's (format='wav'); a video's: video=")
         request = pb.GetJobResultsRequest(job_id=job_id, format=_FORMATS[format], language=language, video=video)
+        if loudness is not None or true_peak_dbtp is not None:
+            request.loudness.CopyFrom(_loudness_pb(loudness, true_peak_dbtp))
         request_id = uuid.uuid4().hex
         address = self.addresses[0]
         call = self._stub(address, SERVICE).GetJobResults(request, metadata=self._metadata_for(request_id))
@@ -245,12 +257,8 @@ class JobCalls:
         )
         if mix_gain_db is not None:
             options.mix_gain_db = mix_gain_db
-        if isinstance(loudness, str):
-            options.loudness.preset = loudness
-        elif loudness is not None:
-            options.loudness.integrated_lufs = float(loudness)
-        if true_peak_dbtp is not None:
-            options.loudness.true_peak_dbtp = true_peak_dbtp
+        if loudness is not None or true_peak_dbtp is not None:
+            options.loudness.CopyFrom(_loudness_pb(loudness, true_peak_dbtp))
         size = 0
         with open(path, "wb") as f:  # noqa: ASYNC230 (a chunk at a time, written as it comes)
             async for chunk in self.job_result_chunks(job_id, "video", video=options):
@@ -260,11 +268,34 @@ class JobCalls:
                     on_received(size)
         return size
 
-    async def save_job_results(self, job_id: str, path: Path | str, format: str = "json", language: str = "") -> int:
-        """``job_result_chunks`` written to ``path`` as they come; returns the bytes written."""
+    async def save_job_results(
+        self,
+        job_id: str,
+        path: Path | str,
+        format: str = "json",
+        language: str = "",
+        *,
+        loudness: str | float | None = None,
+        true_peak_dbtp: float | None = None,
+    ) -> int:
+        """``job_result_chunks`` written to ``path`` as they come (a dubbed track, ``wav``, at
+        ``loudness`` where given); returns the bytes written."""
         size = 0
         with open(path, "wb") as f:  # noqa: ASYNC230 (a chunk at a time, written as it comes)
-            async for chunk in self.job_result_chunks(job_id, format, language):
+            chunks = self.job_result_chunks(job_id, format, language, loudness=loudness, true_peak_dbtp=true_peak_dbtp)
+            async for chunk in chunks:
                 f.write(chunk)
                 size += len(chunk)
         return size
+
+
+def _loudness_pb(loudness: str | float | None, true_peak_dbtp: float | None) -> pb.Loudness:
+    """A dubbed track's loudness: a preset's name or a number of LUFS, and its true-peak ceiling."""
+    msg = pb.Loudness()
+    if isinstance(loudness, str):
+        msg.preset = loudness
+    elif loudness is not None:
+        msg.integrated_lufs = float(loudness)
+    if true_peak_dbtp is not None:
+        msg.true_peak_dbtp = true_peak_dbtp
+    return msg

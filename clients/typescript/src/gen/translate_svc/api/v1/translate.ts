@@ -722,7 +722,14 @@ export interface GetJobResultsRequest {
   format: JobResultsFormat;
   language: string;
   /** with JOB_RESULTS_VIDEO */
-  video: VideoOptions | undefined;
+  video:
+    | VideoOptions
+    | undefined;
+  /**
+   * with JOB_RESULTS_DUBBED_WAV of a done job: the track brought to a loudness under a true-peak
+   * ceiling (docs/dubbing.md "Loudness"); unset: as the vocoder made it
+   */
+  loudness: Loudness | undefined;
 }
 
 /** What a dubbed video holds (issue 90; GET /v1/jobs/{id}/video's query). */
@@ -4530,7 +4537,7 @@ export const CancelJobRequest: MessageFns<CancelJobRequest> = {
 };
 
 function createBaseGetJobResultsRequest(): GetJobResultsRequest {
-  return { jobId: "", format: 0, language: "", video: undefined };
+  return { jobId: "", format: 0, language: "", video: undefined, loudness: undefined };
 }
 
 export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
@@ -4546,6 +4553,9 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
     }
     if (message.video !== undefined) {
       VideoOptions.encode(message.video, writer.uint32(34).fork()).join();
+    }
+    if (message.loudness !== undefined) {
+      Loudness.encode(message.loudness, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -4595,6 +4605,14 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
             message.video = VideoOptions.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.loudness = Loudness.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4617,6 +4635,7 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
       format: isSet(object.format) ? jobResultsFormatFromJSON(object.format) : 0,
       language: isSet(object.language) ? globalThis.String(object.language) : "",
       video: isSet(object.video) ? VideoOptions.fromJSON(object.video) : undefined,
+      loudness: isSet(object.loudness) ? Loudness.fromJSON(object.loudness) : undefined,
     };
   },
 
@@ -4634,6 +4653,9 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
     if (message.video !== undefined) {
       obj.video = VideoOptions.toJSON(message.video);
     }
+    if (message.loudness !== undefined) {
+      obj.loudness = Loudness.toJSON(message.loudness);
+    }
     return obj;
   },
 
@@ -4647,6 +4669,9 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
     message.language = object.language ?? "";
     message.video = (object.video !== undefined && object.video !== null)
       ? VideoOptions.fromPartial(object.video)
+      : undefined;
+    message.loudness = (object.loudness !== undefined && object.loudness !== null)
+      ? Loudness.fromPartial(object.loudness)
       : undefined;
     return message;
   },
