@@ -240,16 +240,18 @@ async def test_16_largest_clips_beside_4_live_streams_are_admitted_up_to_the_cap
     go = asyncio.Event()
 
     async def held() -> AsyncIterator[pb.TranslateRequest]:
-        """The request with the clip's first 16 KiB (within HTTP/2's first window: its write ends
-        without the server reading it), then the rest in 1 MiB messages once ``go`` is set. A call
-        refused at admission (before it reads) so ends while its client sends nothing: grpc-python
-        reports the server's status, not its own write failing as the call ends (grpc/grpc#36066,
-        INTERNAL "Failed execute_batch", seen under load when all 16 sent at once)."""
+        """Nothing until ``go`` is set (the call opened: its headers), then the request with the
+        clip's first 16 KiB and the rest in 1 MiB messages. A call refused at admission (as it
+        opens, before it reads) so ends while its client has no write in flight: grpc-python
+        reports the server's status, not its own write failing as the call ends (grpc/grpc#36066:
+        a send that fails turns the call's status into INTERNAL "Failed execute_batch"; seen under
+        load when all 16 sent at once, and under four busy loops when each sent its first 16 KiB
+        at once, 2026-11-30)."""
+        await go.wait()
         first = pb.TranslateRequest()
         first.CopyFrom(head)
         first.audio.content = clip[:FIRST_BYTES]
         yield first
-        await go.wait()
         for at in range(FIRST_BYTES, len(clip), MB):
             yield pb.TranslateRequest(audio=pb.AudioInput(content=clip[at : at + MB]))
 

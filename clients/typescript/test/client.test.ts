@@ -42,15 +42,22 @@ let certs: { ca: string; cert: string; key: string };
 const minute = wavPcm16("silero_test.wav"); // 60 s of speech and pauses, 16 kHz mono
 const jfk = readFileSync(join(SHARED_AUDIO, "jfk.flac"));
 
+// The streams here compare their segments with a clip's of the same audio: a sender that a busy
+// machine keeps from sending for a second would have its open speech closed (limits.stall_close_ms,
+// tested in the server's suite) and its segment split where the clip's is not (seen in CI, the
+// test's Node process starved beside the suite, 2026-11-30): the servers wait 30 s for a stalled sender.
+const PATIENT = { LIMITS__STALL_CLOSE_MS: "30000" };
+
 before(async () => {
   certs = testCertificates();
   const tokens = ["--tokens-file", "{dir}/tokens"];
   [main, first, tls] = await Promise.all([
-    serve({ args: tokens, files: { tokens: TOKENS } }),
-    serve({ args: tokens, files: { tokens: TOKENS }, env: { SERVER__DRAIN_S: "0.5" } }),
+    serve({ args: tokens, files: { tokens: TOKENS }, env: PATIENT }),
+    serve({ args: tokens, files: { tokens: TOKENS }, env: { ...PATIENT, SERVER__DRAIN_S: "0.5" } }),
     serve({
       args: [...tokens, "--tls-cert", "{dir}/cert.pem", "--tls-key", "{dir}/key.pem"],
       files: { tokens: TOKENS, "cert.pem": certs.cert, "key.pem": certs.key },
+      env: PATIENT,
     }),
   ]);
 });

@@ -1,7 +1,7 @@
 """Issue 52 (left from issue 34): a token-less client that keeps reopening half-sent HTTP requests
 does not keep a token holder's WebSocket out. A real ``translate-svc serve`` process (its memory
-read from /proc) whose HTTP port takes ``CAP`` connections; the flooder keeps more than that open
-from 127.0.0.1, reopening each as the server closes it, while a token holder opens sessions from
+read from /proc) whose HTTP port takes ``CAP`` connections; the flooder (a process of its own) keeps more than that
+open from 127.0.0.1, reopening each as the server closes it, while a token holder opens sessions from
 127.0.0.2 (another machine, as far as the server can tell) and another tenant's gRPC calls and
 health ``Check`` are timed. Before the fix every session was answered 503: the cap was full of
 half-sent requests."""
@@ -17,10 +17,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.attacks.unread import half_sent_loop, ws_session
+from tests.support.attacks.process import AttackProcess
+from tests.support.attacks.unread import ws_session
 from tests.support.proc import memory_kb
 from tests.support.server_process import ServerProcess
-from tests.support.waiting import until
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -68,27 +68,35 @@ async def _other_tenant(port: int, worst: list[float]) -> None:
 
 
 async def test_half_sent_requests_reopened_by_a_tokenless_client_keep_no_token_holder_out(
-    server: ServerProcess,
+    server: ServerProcess, tmp_path: Path
 ) -> None:
     port = server.info.http_port
     assert port is not None
     before = memory_kb(server.info.pid)["VmRSS"]
-    stop, opened, worst = asyncio.Event(), [0], [0.0]
-    flood = [asyncio.create_task(half_sent_loop(port, stop, opened)) for _ in range(FLOODERS)]
+    worst = [0.0]
+    stop_file = tmp_path / "stop"
+    # the flood in a process of its own: its connections' churn is not the timed client's loop
+    flood = AttackProcess(
+        "half_sent",
+        *("--port", str(port), "--flooders", str(FLOODERS), "--started-at", str(4 * CAP)),
+        *("--stop-file", str(stop_file)),
+    )
     timing = asyncio.create_task(_other_tenant(server.port, worst))
     got: list[str] = []
     try:
-        await until(lambda: opened[0] >= 4 * CAP, 30)  # the cap is full, and its connections churn
+        await flood.started()  # the cap is full, and its connections churn
         for _ in range(TRIES):
             got.append(await ws_session(port, HOLDER, "127.0.0.2"))
             await asyncio.sleep(0.5)
         grown_mb = (memory_kb(server.info.pid)["VmRSS"] - before) / 1024
-        churned = opened[0]
         assert not timing.done(), timing  # no call of the other tenant failed
+        stop_file.touch()
+        churned = (await flood.result())["opened"]
     finally:
-        stop.set()
+        stop_file.touch()
+        flood.stop()
         timing.cancel()
-        await asyncio.gather(*flood, timing, return_exceptions=True)
+        await asyncio.gather(timing, return_exceptions=True)
     assert got == ["ok"] * TRIES, got
     assert churned > 4 * CAP + TRIES  # the flood went on while the sessions opened
     assert worst[0] < ON_TIME_S, f"the other tenant's Check + ListLanguages took {worst[0]:.2f} s"
