@@ -4,10 +4,14 @@ then discarded never hold a result back; one end for the stream (issue 99 item 4
 
 from __future__ import annotations
 
+import pytest
+
 from translate_svc.errors import LimitReached
 from translate_svc.session.calls.channels import ChannelOrder
 from translate_svc.session.events import Draining, SpeechEvent, StreamEnded
 from translate_svc.types import InterimResult, SegmentResult
+
+pytestmark = pytest.mark.unit
 
 
 def result(own: int, start_ms: int) -> SegmentResult:
