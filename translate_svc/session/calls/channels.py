@@ -53,6 +53,13 @@ from translate_svc.types import (
 SEPARABLE = (AudioEncoding.LINEAR16, AudioEncoding.FLOAT32, AudioEncoding.MULAW, AudioEncoding.ALAW)
 
 
+#: speaker labels asked beside separate channels (a stream's or a clip's), refused
+SPEAKERS_BESIDE_CHANNELS = (
+    "speakers and separate channels are both set: each channel is its own speaker (labelled with its channel); "
+    "drop speakers"
+)
+
+
 def check_separable(fmt: AudioFormat, *, resume: Resume | None, room: bool, speakers: int) -> None:
     """What a stream of separate channels cannot take, refused saying what to send instead."""
     if fmt.encoding not in SEPARABLE:
@@ -66,10 +73,7 @@ def check_separable(fmt: AudioFormat, *, resume: Resume | None, room: bool, spea
             "format.channels to 2, or send MIXED"
         )
     if speakers:
-        raise InvalidInput(
-            "speakers and separate channels are both set: each channel is its own speaker (labelled with its "
-            "channel); drop speakers"
-        )
+        raise InvalidInput(SPEAKERS_BESIDE_CHANNELS)
     if room:
         raise InvalidInput("a room's speaker is one voice: a stream of separate channels cannot speak into a room")
     if resume is not None:

@@ -26,6 +26,7 @@ from translate_svc.errors import InvalidInput, LimitReached
 from translate_svc.observability import access, tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.calls.accounting import accounted
+from translate_svc.session.calls.channels import SPEAKERS_BESIDE_CHANNELS
 from translate_svc.session.events import ClipResult
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream.session import StreamSession
@@ -183,10 +184,7 @@ class ClipDriver:
         as its ``speaker``), their segments merged in source-time order and numbered again. Both
         channels' seconds are drawn from the tenant's budget."""
         if task.ear.speakers:
-            raise InvalidInput(
-                "speakers and separate channels are both set: each channel is its own speaker (labelled with "
-                "its channel); drop speakers"
-            )
+            raise InvalidInput(SPEAKERS_BESIDE_CHANNELS)
         limits = self._m.limits
         loop = asyncio.get_running_loop()
         decoded = [
