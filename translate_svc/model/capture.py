@@ -9,9 +9,11 @@ bucket's: model/stages/shapes.py) inside a capture region (model/regions.py):
 - on CUDA, while ``capturing`` (the warm-up: every bucket runs there before the server says
   ready), the first call of a bucket runs it eagerly twice (kernels loaded, plans made), then
   captures it into a graph with static input and output buffers; every later call copies its
-  inputs into that bucket's buffers, replays, and returns copies of the outputs (so a later replay
-  never overwrites what a caller holds), but for those a caller reads before the next replay
-  (``lend``: a launch saved, and the copy's memory). A bucket met after the warm-up runs eagerly
+  inputs into that bucket's buffers, replays, and returns copies of the outputs, queued right
+  after the replay. Never the buffers themselves: the graphs of a thread share one memory pool,
+  so a graph's outputs may lie in memory another graph (captured before it) uses for its
+  intermediates, and any later replay of that other graph overwrites them (seen on an H200,
+  2026-11-30: durations read as 10^18 frames). A bucket met after the warm-up runs eagerly
   (a graph miss, counted on every device: ``translate_svc_model_graph_misses_total{stage}``); a
   capture that fails leaves the bucket eager, logged and counted
   (``translate_svc_model_capture_failures_total{stage}``), never a failed start;
@@ -21,7 +23,8 @@ bucket's: model/stages/shapes.py) inside a capture region (model/regions.py):
   that it never reads the device.
 
 Graphs of one thread share one memory pool (``thread_pool``): one thread's replays never overlap,
-so their intermediate buffers may; each graph's outputs are its own. A stage
+so their intermediate buffers may; a graph's outputs are live only until the next replay of any
+graph of the pool, hence the copy after each replay. A stage
 that two threads run (text-to-unit and the vocoder: on the finish thread for segments, on the model
 thread for texts) has graphs per thread, each warmed and captured on its own thread.
 
@@ -38,7 +41,7 @@ import logging
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +95,7 @@ class GraphedStage:
     With graphs on and no CUDA device (the CUDA plan on a CPU: model/build.py), each bucket keeps
     the static buffers a graph would have and every call copies its inputs in and its outputs out
     as on CUDA, running the stage eagerly on the static inputs: the copies are counted where the
-    GPU's host pays them, and an output handed out without a copy (``lend``) is overwritten by the
-    next call as a replay overwrites it, so a caller that read it late fails on a CPU too."""
+    GPU's host pays them."""
 
     def __init__(self, name: str, run: Callable[..., Tensor | tuple[Tensor, ...]], device: torch.device) -> None:
         self.name = name
@@ -120,16 +122,12 @@ class GraphedStage:
             local.graphs, local.pool = {}, thread_pool()
         return local.graphs, local.pool
 
-    def __call__(
-        self, key: Hashable | None, *inputs: Tensor, lend: bool | Collection[int] = False, **fixed: Any
-    ) -> tuple[Tensor, ...]:
+    def __call__(self, key: Hashable | None, *inputs: Tensor, **fixed: Any) -> tuple[Tensor, ...]:
         """The stage on ``inputs`` (``key``: their bucket, which ``fixed``, the stage's other
         arguments, are part of; None: shapes that do not repeat, never captured).
 
-        ``lend``: the outputs (True: all; else their indices) handed out as the bucket's own
-        output buffers, without a copy: valid until this thread's next call of this stage on the
-        same key, for a caller that reads them (a copy into another stage, a read to the host)
-        before that; the others are copied out (a caller may keep them).
+        The outputs are copies (a caller may keep them): the bucket's own output buffers are
+        overwritten by later replays of this thread's graphs (the module docstring).
 
         A key this thread first meets after the warm-up (``capturing`` off) is a **graph miss**:
         on CUDA it runs eagerly, one launch a kernel; it is counted (``misses``,
@@ -164,8 +162,7 @@ class GraphedStage:
             else:
                 for out, got in zip(entry.outputs, _tuple(run(*entry.inputs)), strict=True):
                     out.copy_(got)
-        lent = range(len(entry.outputs)) if lend is True else () if lend is False else lend
-        return tuple(o if k in lent else o.clone() for k, o in enumerate(entry.outputs))
+        return tuple(o.clone() for o in entry.outputs)
 
     def _capture(
         self, key: Hashable, inputs: Sequence[Tensor], pool: GraphPool, run: Callable[..., Any]

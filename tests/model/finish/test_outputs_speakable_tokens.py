@@ -8,6 +8,7 @@ checkpoint, no model run. The filter through the runner is tests/model/finish/te
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -28,6 +29,7 @@ class Pieces:
     def __init__(self) -> None:
         self.pieces = {PAD: "<pad>", UNK: "<unk>", START: "<s>", EOS: "</s>", ENG: "__eng__"}
         self.all_special_ids = [PAD, UNK, START, EOS, ENG]
+        self.unk_token = "<unk>"
 
     def id(self, word: str) -> int:
         for i, p in self.pieces.items():
@@ -88,3 +90,18 @@ def test_padding_is_cut_from_the_end_only_and_a_row_without_text_is_told_apart()
     assert outputs._has_text([START, ENG, 7, EOS], gen)
     assert not outputs._has_text([START, ENG, EOS], gen)
     assert not outputs._has_text([START, ENG], gen)
+
+
+def test_an_id_past_the_tokenizers_pieces_is_shown_as_the_unknown_token(test_model_dir: Path) -> None:
+    """The full-size random checkpoint's model writes ids from its real 256,102-token vocabulary,
+    its tokenizer knows a few dozen (convert_ids_to_tokens gives None for the rest): its finish
+    failed on an H200 (2026-11-30). The real tokenizer, such ids read as its unknown token."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(test_model_dir)
+    known = tok.convert_tokens_to_ids("a")
+    past = len(tok) + 1000
+    assert tok.convert_ids_to_tokens([past]) == [None]  # what the finish is given
+    seq = (tok.bos_token_id, tok.convert_tokens_to_ids("__eng__"), known, past, 256_000, tok.eos_token_id)
+    shown = outputs._tokens(tok, seq, [-0.5, -0.25, -0.125, -1.0])
+    assert shown == (("a", -0.5), (tok.unk_token, -0.25), (tok.unk_token, -0.125))

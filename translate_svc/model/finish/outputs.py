@@ -337,12 +337,17 @@ def _output(batch: _Batch, k: int, item: ModelInput, mine: list[FinishRow], spee
 
 
 def _tokens(tokenizer: Any, seq: Sequence[int], values: Sequence[float]) -> tuple[tuple[str, float], ...]:
-    """A row's chosen text tokens (special tokens left out) as text, each with its value."""
+    """A row's chosen text tokens (special tokens left out) as text, each with its value. An id
+    the tokenizer has no piece for (a model whose output vocabulary is larger than its tokenizer's,
+    as the full-size random checkpoint's) reads as the unknown token, never a failed finish."""
     special = set(tokenizer.all_special_ids)
     ids = list(seq[2 : 2 + len(values)])
     pieces = tokenizer.convert_ids_to_tokens(ids)
+    unknown = tokenizer.unk_token or ""
     return tuple(
-        (piece.replace(WORD_START, " "), v) for t, piece, v in zip(ids, pieces, values, strict=True) if t not in special
+        ((piece if piece is not None else unknown).replace(WORD_START, " "), v)
+        for t, piece, v in zip(ids, pieces, values, strict=True)
+        if t not in special
     )
 
 

@@ -126,9 +126,7 @@ class TextToUnit:
         encoder, the characters' embeddings and the duration predictor), then the units (the
         decoder layers and the LM head). Between them the host reads each row's unit total (the
         units' width depends on the predicted durations): one read a batch; the characters' width
-        follows from the tokens on the host. The units and durations returned may be the graphs'
-        own outputs (model/capture.py ``lend``): read or copy them before this thread's next
-        text-to-unit call (the finish reads them within its own call)."""
+        follows from the tokens on the host."""
         gen = self.model.generation_config
         pad = gen.pad_token_id
         real = sequences.shape[0]
@@ -161,7 +159,6 @@ class TextToUnit:
             forced_units,
             chars=char_width,
             forced=forced,
-            lend=True,
         )
         counts_all: list[int] = host_read([totals])[0].tolist()  # the one read: each row's units
         unit_width = self._width(max(counts_all, default=0))
@@ -197,7 +194,7 @@ class TextToUnit:
                 char_hidden = torch.nn.functional.pad(char_hidden, (0, 0, 0, width - chars))
                 durations = torch.nn.functional.pad(durations, (0, width - chars))
                 key = (rows, width)
-        return self.units(key, char_hidden, durations, lend=True, width=width)
+        return self.units(key, char_hidden, durations, width=width)
 
     def warm(self, rows: int, text: int, chars: int, units: int) -> None:
         """Run every kernel of a call of ``rows`` rows at these widths once (the engine's warm-up,

@@ -182,11 +182,8 @@ class MaskedVocoder:
         else:
             groups = [[r] for r in range(len(unit_lens))]
         guessing = self._guessing
-        # under graphs a bucket's outputs are lent, not copied (model/capture.py), where no other
-        # group of this call runs that bucket before the results' read
-        firsts = [(bucket_rows(len(g)), self._width(max(unit_lens[r] for r in g))) for g in groups]
         started = []
-        for k, group in enumerate(groups):
+        for group in groups:
             picked = (
                 units
                 if group == list(range(units.shape[0]))
@@ -201,18 +198,13 @@ class MaskedVocoder:
                     unit_frames=unit_frames,
                     speeds=None if speeds is None else [speeds[r] for r in group],
                     fits=None if fits is None else [fits[r] for r in group],
-                    lend=guessing and firsts.count(firsts[k]) == 1,
                 )
             )
         if guessing:  # HiFi-GAN at a width guessed on the host, checked with the results
             widths = [self.guess.frames(d.own, d.slowest, d.unit_frames) for d in started]
         else:  # every group's frames per row: one read
             widths = [int(w.max()) for w in host_read([d.frames for d in started])]
-        seconds = [(b[0], self._width(w)) for b, w in zip(firsts, widths, strict=True)]
-        done = [
-            self.hifigan(d, w, lend=guessing and seconds.count(seconds[k]) == 1)
-            for k, (d, w) in enumerate(zip(started, widths, strict=True))
-        ]
+        done = [self.hifigan(d, w) for d, w in zip(started, widths, strict=True)]
         # each row's waveform, cut, frames per unit and rate as made: one read
         host = results(done)
         if self._guessing:  # a group whose frames outgrew the guess is made again at its own
@@ -274,13 +266,11 @@ class MaskedVocoder:
         unit_frames: int | None = None,
         speeds: Sequence[float] | None = None,
         fits: Sequence[SpeechFit | None] | None = None,
-        lend: bool = False,
     ) -> _Started:
         """A group's first part: its units' embeddings and durations and each row's frames. With
         ``bucket``, the rows are padded to a row bucket (copies of the first, cut off after) and
         the units to a length bucket. ``speeds``: each row's speaking rate (None: 1); ``fits``:
-        each row's time to fit its speech in (``fitted``; None: its speed). ``lend``: its outputs
-        are the graph's own, read before this bucket's next replay on this thread."""
+        each row's time to fit its speech in (``fitted``; None: its speed)."""
         real = len(unit_lens)
         rates = [1.0] * real if speeds is None else [float(s) for s in speeds]
         fitting = [self._fit_row(f) for f in (fits or [None] * real)]
@@ -310,7 +300,7 @@ class MaskedVocoder:
         if self.bucket is None and len(unit_lens) == 1:  # one unpadded row: the upstream forward as it is
             return _Started(real, list(unit_lens[:real]), None, units, meta, rate, unit_frames, fit, slowest)
         key = (*units.shape, unit_frames) if self.bucket is not None else None
-        parts = self.first(key, units, meta, rate, fit, lend=lend, unit_frames=unit_frames)
+        parts = self.first(key, units, meta, rate, fit, unit_frames=unit_frames)
         return _Started(real, list(unit_lens[:real]), parts, units, meta, rate, unit_frames, fit, slowest)
 
     def _fit_row(self, fit: SpeechFit | None) -> tuple[float, float, float]:
@@ -334,11 +324,11 @@ class MaskedVocoder:
         return n
 
     def hifigan(
-        self, started: _Started, frame_width: int, *, lend: bool = False
+        self, started: _Started, frame_width: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """A group's second part: HiFi-GAN over ``frame_width`` frames (a bucket of it, with
         ``bucket``). Returns the waveforms, each row's cut, its frames per unit and the rate it
-        was made at (its real rows); ``lend``: as ``durations``'."""
+        was made at (its real rows)."""
         real = started.real
         if started.parts is None:  # one unpadded row: the plain call, no mask
             return self._plain(started.units, started.meta, started.rate, started.unit_frames, started.fit)
@@ -357,7 +347,7 @@ class MaskedVocoder:
                 # padding alone, and the padding is zero units of zero frames
                 hidden, dur = to_width(hidden, span), to_width(dur, span)
                 key = (hidden.shape[0], frame_width)
-        wav, cut_samples = self.second(key, hidden, lang, spkr, dur, frames, cut, lend=lend, width=frame_width)
+        wav, cut_samples = self.second(key, hidden, lang, spkr, dur, frames, cut, width=frame_width)
         return wav[:real], cut_samples[:real], dur[:real], rate[:real]
 
     def _first(
