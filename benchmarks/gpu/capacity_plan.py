@@ -35,13 +35,13 @@ class Phase:
 #: its 190 (load about 21 s on the H200, 2026-11-26): 210 batches and 694 stage calls at batch 64
 #: (benchmarks/gpu/warmup_check.py --count-only), twice the t2u and vocoder calls with the finish thread.
 PHASES = (
-    Phase("checkpoint", 60, "the full-size random checkpoint built on the GPU (skipped when it exists)"),
+    Phase("checkpoint", 30, "the full-size random checkpoint built on the GPU (skipped when it exists)"),
     Phase("serve_graphs", 190, "serve with the defaults (CUDA graphs) up to its ready file: load + warm-up"),
     Phase("one_stream", 45, "one 30 s stream: its p50 / p95 alone on the server (about 39 s)"),
     Phase("ramp_graphs", 120, "steps of N streams, 28 s each: 6 s start, 4 s stagger, 15 s, 3 s drain", True),
     Phase("stop_graphs", 10, "SIGTERM, then wait"),
-    Phase("serve_eager", 60, "serve with every graph off (stage_graphs, decode_graphs): load + warm-up"),
-    Phase("ramp_eager", 55, "one or two steps from the graphs' answer", True),
+    Phase("serve_eager", 85, "serve with every graph off (stage_graphs, decode_graphs): load + warm-up"),
+    Phase("ramp_eager", 60, "one or two steps from the graphs' answer", True),
     Phase("stop_eager", 10, "SIGTERM, then wait"),
 )
 
