@@ -117,3 +117,49 @@ def test_the_parser_reads_what_prometheus_client_writes() -> None:
     steps.labels("run").inc(7)
     steps.labels("skipped").inc(2)
     assert parse_metrics(generate_latest(reg).decode()) == Reading(3.5, 2**30, 7.0, 2.0)
+
+
+async def test_a_metrics_page_answered_late_once_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server at its capacity can answer /metrics after the read's timeout: the bench asks again
+    (in a loaded `make test` a step's figures were lost to one late answer); a page that never comes
+    gives no reading after ``READ_TRIES``. A real HTTP server on loopback, late on purpose."""
+    import http.server
+    import threading
+    import time
+
+    from translate_svc.client_cli.load import metrics
+
+    page = (
+        b"# TYPE translate_svc_simultaneous_steps_total counter\n"
+        b'translate_svc_simultaneous_steps_total{outcome="run"} 7.0\n'
+    )
+    asked: list[float] = []
+    late = {"first": 1}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(time.monotonic())
+            if len(asked) <= late["first"]:
+                time.sleep(0.6)  # past the read's timeout
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(metrics, "READ_TIMEOUT_S", 0.2)
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    try:
+        got = await metrics.read_metrics(url)
+        assert got is not None and got.steps_run == 7.0 and len(asked) == 2
+        late["first"] = len(asked) + metrics.READ_TRIES  # every try late from now on
+        asked_before = len(asked)
+        assert await metrics.read_metrics(url) is None
+        assert len(asked) - asked_before == metrics.READ_TRIES
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -128,14 +128,20 @@ class SeamlessRunner:
         self, max_rows: int, longest_s: float, deadline: float | None, *, row_seconds: float | None = None
     ) -> int:
         """t2u's and the vocoder's buckets (``model_api/runner.py`` ``ShapeWarmable``;
-        ``SeamlessStages.warm_speech``, up to ``row_seconds`` a batch), on the model thread and,
-        where the stepping decoder finishes jobs on a thread of its own, on that thread too (its
-        cuDNN plans and CUDA graphs are its own); then each decode pool's static step and its
-        admissions."""
-        calls = self.stages.warm_speech(max_rows, longest_s, deadline, row_seconds=row_seconds)
+        ``SeamlessStages.warm_speech``, up to ``row_seconds`` a batch) and each decode pool's static
+        step and admissions, in the order live segments need them, so that a warm-up cut by its
+        ``deadline`` has run what they meet first: t2u and the vocoder where live segments are
+        finished (the stepping decoder's finish thread, whose cuDNN plans and CUDA graphs are its
+        own; else the model thread), then the pools, then (with a finish thread) t2u and the
+        vocoder on the model thread, which then speaks texts and renditions alone. On an H200
+        (2026-11-30) the model thread's ran first and a 100 s warm-up ended inside them: the
+        finish thread's buckets were left to the live batches."""
+
+        def speech() -> int:
+            return self.stages.warm_speech(max_rows, longest_s, deadline, row_seconds=row_seconds)
+
         stage = self._stepper.stage if self._stepper is not None else None
-        if stage is not None:
-            calls += stage.call(lambda: self.stages.warm_speech(max_rows, longest_s, deadline, row_seconds=row_seconds))
+        calls = speech() if stage is None else stage.call(speech)  # where live segments speak
         # each decode pool's admissions: every row bucket a batch can bring, at every encoder width
         widths = self.stages.speech_encoder.encoder_widths(longest_s)
         language = sorted(self.stages.text_lang_ids)[0]
@@ -144,7 +150,7 @@ class SeamlessRunner:
             if deadline is None or time.perf_counter() < deadline:
                 calls += warm_steps(pool)
                 calls += warm_admissions(pool, range(1, max_rows + 1), widths, language)
-        return calls
+        return calls if stage is None else calls + speech()
 
     @property
     def retranslator(self) -> Retranslator:

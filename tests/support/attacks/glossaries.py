@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -51,6 +52,7 @@ def served(env: dict[str, str] | None = None, tokens_text: str = TOKENS) -> Iter
         yield server
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)  # the glossaries' database and the tokens file
 
 
 def rows(n: int, tag: str, chars: int = 60, target: str = "spa") -> list[dict[str, str]]:

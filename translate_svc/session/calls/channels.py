@@ -12,16 +12,20 @@ How the channels' events become one stream's:
 
 - **Ids**: a segment gets the stream's next id when it is first named, by its speech's start
   (``SpeechEvent``, its channel's first segment of the region), a caption, a commit or its result;
-  so ids follow the order the channels' speech was heard in. A caption or commit may name speech
-  that is then discarded (shorter than ``min_speech_ms``, e.g. the rest of a region the length cap
-  cut): its channel's ``SpeechEvent`` end says which ids its region used, and an id named past them
-  is dropped (no result will carry it; the next segment of that channel takes a new one). A
-  caption of a channel's speech before its start is sure (``min_speech_ms``) is not sent: a blip's
-  would name an id that only the channel's next speech fills, holding the other channel back.
-- **Order**: results go out in id order, so in the order their speech began: a channel's result
-  waits for the other channel's speech that began before it (at most a segment: ``max_segment_ms``,
-  and its model time). Speech events, captions and commits go out as they come, each naming its
-  channel.
+  so ids follow the order the channels' speech was heard beginning: at real time the order it
+  began; audio sent faster than real time to a busy server can be heard further on one channel
+  than the other (each channel's session runs on its own), and then a start later in the audio may
+  take the earlier id (seen in a loaded `make test`: a burst of 11 s, starts 320 ms apart). A
+  caption or commit may name speech that is then discarded (shorter than ``min_speech_ms``, e.g.
+  the rest of a region the length cap cut): its channel's ``SpeechEvent`` end says which ids its
+  region used, and an id named past them is dropped (no result will carry it; the next segment of
+  that channel takes a new one). A caption of a channel's speech before its start is sure
+  (``min_speech_ms``) is not sent: a blip's would name an id that only the channel's next speech
+  fills, holding the other channel back.
+- **Order**: results go out in id order, so in the order their speech was heard beginning: a
+  channel's result waits for the other channel's speech heard beginning before it (at most a
+  segment: ``max_segment_ms``, and its model time). Speech events, captions and commits go out as
+  they come, each naming its channel.
 - **The end**: one ``StreamEnded`` once every channel's came (its segments the channels' sum, its
   limit the first given), a server's drain notice once.
 """

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: how long one read of /metrics may take (a step goes on unmeasured past it)
 READ_TIMEOUT_S = 5.0
+#: reads of /metrics before the bench gives a reading up
+READ_TRIES = 3
 #: the most of a /metrics page read (the server's is about 100 KB)
 MAX_PAGE_BYTES = 8 * 2**20
 
@@ -101,9 +103,12 @@ def _get(url: str) -> str:
 
 
 async def read_metrics(url: str) -> Reading | None:
-    """One read of ``url`` (None: it failed; the failure is logged and the step goes on)."""
-    try:
-        return parse_metrics(await asyncio.to_thread(_get, url))
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
-        logger.warning("cannot read %s: %s", url, e)
-        return None
+    """A read of ``url``, tried ``READ_TRIES`` times (a server at its capacity can answer /metrics
+    late: one slow answer must not lose a step's figures); None: every try failed, logged, and the
+    step goes on without them."""
+    for attempt in range(1, READ_TRIES + 1):
+        try:
+            return parse_metrics(await asyncio.to_thread(_get, url))
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+            logger.warning("cannot read %s (try %d of %d): %s", url, attempt, READ_TRIES, e)
+    return None
