@@ -45,9 +45,12 @@ def _width_from_columns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def render(path: tuple[str, ...], width: int) -> list[str]:
+    """The help as printed on stdout. ``result.output`` would also hold stderr, and CliRunner swaps the
+    process's sys.stderr: a line another test's leftover thread writes there meanwhile (CI saw a
+    105-column line in the root help at 80) is not the help."""
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output
-    return [ANSI.sub("", line).rstrip() for line in result.output.splitlines()]
+    return [ANSI.sub("", line).rstrip() for line in result.stdout.splitlines()]
 
 
 def description(lines: list[str]) -> list[str]:
