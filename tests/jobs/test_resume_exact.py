@@ -21,7 +21,6 @@ real ``kill -9`` of a server process: tests/jobs/test_restart.py.)"""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import aiohttp
 import pytest
 
 from tests.support.fake_runner import FakeRunner
-from tests.support.jobs import JobsOverHttp, long_clip
+from tests.support.jobs import JobsOverHttp, killed_after, long_clip
 from tests.support.live_server import make_settings, serving
 from tests.support.stepped_call import NO_MODEL
 from translate_svc.jobs import checkpoints
@@ -45,22 +44,6 @@ def settings(jobs_dir: Path) -> Any:
     s.jobs.quiet_wait_s = 0
     s.jobs.max_part_bytes = 64 * 1024**2
     return s
-
-
-def killed_after(jobs_dir: Path, job_id: str, k: int, done_ms: int, audio: bytes) -> None:
-    """The job as a process killed after storing its k-th segment leaves it, its lease lapsed."""
-    db = sqlite3.connect(jobs_dir / "jobs.sqlite3")
-    try:
-        db.execute("DELETE FROM segments WHERE job_id = ? AND seq >= ?", (job_id, k))
-        db.execute(
-            "UPDATE jobs SET state = 'running', segments = ?, done_ms = ?, owner = 'dead', lease = 0, expires = 0 "
-            "WHERE id = ?",
-            (k, done_ms, job_id),
-        )
-        db.commit()
-    finally:
-        db.close()
-    (jobs_dir / "jobs" / job_id / "audio").write_bytes(audio)  # deleted when the job ended
 
 
 def spans(segments: list[dict[str, Any]]) -> list[tuple[int, int, str]]:

@@ -6,6 +6,7 @@ made and followed by a client over either port (issue 91)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,22 @@ def long_clip(shared_audio: Path, out: Path, repeats: int = REPEATS) -> Path:
     samples, rate = sf.read(shared_audio / "jfk.flac", dtype="int16")
     sf.write(out, np.tile(samples, (repeats, 1)), rate, format="WAV", subtype="PCM_16")
     return out
+
+
+def killed_after(jobs_dir: Path, job_id: str, k: int, done_ms: int, audio: bytes) -> None:
+    """The job as a process killed after storing its k-th segment leaves it, its lease lapsed."""
+    db = sqlite3.connect(jobs_dir / "jobs.sqlite3")
+    try:
+        db.execute("DELETE FROM segments WHERE job_id = ? AND seq >= ?", (job_id, k))
+        db.execute(
+            "UPDATE jobs SET state = 'running', segments = ?, done_ms = ?, owner = 'dead', lease = 0, expires = 0 "
+            "WHERE id = ?",
+            (k, done_ms, job_id),
+        )
+        db.commit()
+    finally:
+        db.close()
+    (jobs_dir / "jobs" / job_id / "audio").write_bytes(audio)  # deleted when the job ended
 
 
 def base(server: ServerProcess) -> str:

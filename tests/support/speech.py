@@ -5,6 +5,7 @@ whole clip."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,21 @@ def read_16k(path: Path) -> np.ndarray:
     audio, rate = sf.read(path, dtype="float32", always_2d=True)
     x = audio.mean(axis=1)
     return x if rate == 16000 else resample(x, rate, 16000)
+
+
+def two_parties(shared_audio: Path, seconds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two different speakers, ``seconds`` each at 16 kHz (jfk.flac padded with silence, the start of
+    silero_test.wav): the channels of a stereo call's parties."""
+    n = seconds * 16000
+    left, right = read_16k(shared_audio / "jfk.flac")[:n], read_16k(shared_audio / "silero_test.wav")[:n]
+    return np.pad(left, (0, n - len(left))), right
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
+    """``samples`` (frames, or frames x channels) as a PCM16 WAV file's bytes."""
+    out = io.BytesIO()
+    sf.write(out, samples, rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()
 
 
 def shared_pcm(shared_audio: Path, name: str) -> tuple[bytes, np.ndarray]:

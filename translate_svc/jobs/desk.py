@@ -26,6 +26,7 @@ from translate_svc.jobs.request import JobRequest
 from translate_svc.jobs.store import TenantFull
 from translate_svc.jobs.tracks import TRACK_WIDTH
 from translate_svc.jobs.worker import JobWorker
+from translate_svc.session.calls.channels import SPEAKERS_BESIDE_CHANNELS
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import ear as ears
 from translate_svc.session.task import checks
@@ -89,6 +90,8 @@ class JobDesk:
             raise InvalidInput(
                 "output.speech_encoding: a job's dubbed track is a WAV of PCM16 samples: leave it LINEAR16 (or unset)"
             )
+        if request.separate_channels:
+            _check_separable(request, raw)
         JobSpec(vad=request.vad).vad_config(self._m.vad_defaults)  # a bad option refused now, naming it
         checks.resolve_task(
             self._m.card,
@@ -118,6 +121,7 @@ class JobDesk:
             glossaries=tuple(glossaries),
             conversation=request.conversation or (),
             vad=request.vad,
+            separate_channels=request.separate_channels,
         )
 
     async def create(self, tenant: Tenant, spec: JobSpec, url: str | None) -> JobStatus:
@@ -264,3 +268,16 @@ class JobDesk:
             expires=time.time(),
             only_from=(JobState.CANCELLED,),
         )
+
+
+def _check_separable(request: JobRequest, raw: bool) -> None:
+    """What a job of separate channels cannot take, refused now: raw samples of other than 2
+    channels, speaker labels beside the channels (a container's channels are counted by its probe:
+    ``intake.py``)."""
+    if raw and request.channels != 2:
+        raise InvalidInput(
+            f"channel_mode separate needs 2 interleaved channels; format.channels is {request.channels}: set it to "
+            "2, or leave channel_mode mixed"
+        )
+    if request.ear.speakers:
+        raise InvalidInput(SPEAKERS_BESIDE_CHANNELS)

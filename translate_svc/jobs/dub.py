@@ -22,7 +22,7 @@ video: one track, whoever asks for it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -93,6 +93,17 @@ async def placements(store: JobKeeper, job_id: str, language: str, rate: int) ->
     return out
 
 
+async def segment_channels(store: JobKeeper, job_id: str) -> list[int]:
+    """Each finished segment's channel (1, 2: a job of separate channels; 0: the channels mixed),
+    in segment order, as ``placements`` lists them."""
+    out: list[int] = []
+    after = -1
+    while page := await store.segments(job_id, after, PAGE):
+        after += len(page)
+        out.extend(int(seg.get("channel", 0)) for seg in page)
+    return out
+
+
 def done_track_length(source: tuple[int, int] | None, duration_ms: int, rate: int) -> int:
     """A done job's dubbed track's length in samples at ``rate``: its audio's, exactly where the job
     read it to its end and kept its (frames, rate) (``source``), else as long as it was probed."""
@@ -113,24 +124,34 @@ def speaking(places: list[tuple[int, int]], length: int, overflow: DubOverflow) 
 
 class TrackReader:
     """A target's dubbed track of ``length`` samples, made as it is read (``DubTrack``) from its
-    speech file (None: no segment had speech in it) and the segments' ``placements``. Synchronous
-    (a worker thread's): ``read`` the next samples, then ``close``."""
+    speech file (None: no segment had speech in it) and the segments' ``placements``; ``keep``:
+    which segments it places (one per place; the others' speech is passed over: a channel's track
+    of a job of separate channels), None: all. Synchronous (a worker thread's): ``read`` the next
+    samples, then ``close``."""
 
-    def __init__(self, speech: Path | None, places: list[tuple[int, int]], length: int, overflow: DubOverflow) -> None:
+    def __init__(
+        self,
+        speech: Path | None,
+        places: list[tuple[int, int]],
+        length: int,
+        overflow: DubOverflow,
+        keep: Sequence[bool] | None = None,
+    ) -> None:
         self._file: BinaryIO | None = None
         if speech is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._file = open(speech, "rb")  # closed by close()
-        self._pieces = self._made(places, DubTrack(length, overflow))
+        self._pieces = self._made(places, DubTrack(length, overflow), keep)
         self._piece, self._at = b"", 0
 
-    def _made(self, places: list[tuple[int, int]], track: DubTrack) -> Iterator[bytes]:
-        for start, n in places:
+    def _made(self, places: list[tuple[int, int]], track: DubTrack, keep: Sequence[bool] | None) -> Iterator[bytes]:
+        for i, (start, n) in enumerate(places):
             speech = np.zeros(0, np.int16)
             if n and self._file is not None:
                 data = self._file.read(n * 2)
                 speech = np.frombuffer(data[: len(data) - len(data) % 2], "<i2")
-            yield from track.add(start, speech)
+            if keep is None or keep[i]:
+                yield from track.add(start, speech)
         yield from track.finish()
 
     def read_bytes(self, size: int) -> bytes:
@@ -156,3 +177,42 @@ class TrackReader:
     def close(self, *_: Any) -> None:
         if self._file is not None:
             self._file.close()
+
+
+class ChannelTrackReader:
+    """The dubbed track of a job of separate channels: a channel per party (``channels`` of them),
+    each that channel's segments' speech placed as a track of its own (``TrackReader``), the
+    channels interleaved. ``segment_channels``: each place's channel (1..). Synchronous, as
+    ``TrackReader``."""
+
+    def __init__(
+        self,
+        speech: Path | None,
+        places: list[tuple[int, int]],
+        segment_channels: Sequence[int],
+        channels: int,
+        length: int,
+        overflow: DubOverflow,
+    ) -> None:
+        self.channels = channels
+        self._readers: list[TrackReader] = []
+        try:
+            for channel in range(1, channels + 1):
+                keep = [c == channel for c in segment_channels]
+                self._readers.append(TrackReader(speech, places, length, overflow, keep))
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self, n: int) -> np.ndarray:
+        """The next ``n`` frames (int16, frames x channels)."""
+        return np.stack([r.read(n) for r in self._readers], axis=1)
+
+    def read_bytes(self, size: int) -> bytes:
+        """The track's next ``size`` bytes of interleaved PCM16 (whole frames: fewer when ``size``
+        is not a multiple of a frame's bytes; b"" after its end)."""
+        return self.read(size // (2 * self.channels)).astype("<i2").tobytes()
+
+    def close(self, *_: Any) -> None:
+        for reader in self._readers:
+            reader.close()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import aiohttp
 
-from translate_svc.errors import Overloaded
+from translate_svc.errors import InvalidInput, Overloaded
 from translate_svc.fetch import ClipRefused, Fetcher
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.media import JobMedia, Probed
@@ -139,7 +139,12 @@ async def check_probed(
 ) -> None:
     """A probed upload within the tenant's caps: the bytes its jobs keep with ``tracks`` more (its
     dubbed tracks; None: not checked), and its hours (its length recorded under them); 429 naming
-    the cap."""
+    the cap. A job of separate channels needs an upload of 2 (400 saying so)."""
+    if job.spec.separate_channels and probed.channels != 2:
+        raise InvalidInput(
+            f"channel_mode separate needs audio of 2 channels, one a party; the upload has {probed.channels}: send a "
+            "stereo file, or submit the job with channel_mode mixed"
+        )
     if probed.longer:
         raise over_cap(TenantFull("hours", caps.hours - left_s / 3600), caps, probed.duration_ms, at_least=True)
     if tracks is not None:

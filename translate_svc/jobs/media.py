@@ -81,15 +81,16 @@ class JobMedia:
 
     @contextlib.asynccontextmanager
     async def reader(
-        self, tenant: str, path: Path, fmt: AudioFormat, size: int, start_ms: int = 0
+        self, tenant: str, path: Path, fmt: AudioFormat, size: int, start_ms: int = 0, *, keep_channels: bool = False
     ) -> AsyncIterator[MediaBlocks]:
         """The job's audio from ``start_ms`` on, read in a process held for the block
-        (``Overloaded`` at once when the tenant's share or the processes are all taken)."""
+        (``Overloaded`` at once when the tenant's share or the processes are all taken);
+        ``keep_channels``: blocks of frames x channels, not mixed."""
         async with self.sandbox.lease(tenant) as worker:
             blocks = MediaBlocks(self, worker, size)
             try:
-                blocks.rate, blocks.frames = await worker.call(
-                    self.cpu_s(size), untrusted.open_reader, path, fmt, start_ms
+                blocks.rate, blocks.frames, blocks.channels = await worker.call(
+                    self.cpu_s(size), untrusted.open_reader, path, fmt, start_ms, keep_channels
                 )
             except OverLimit as e:
                 raise self.refused(e, size) from None
@@ -157,6 +158,7 @@ class MediaBlocks:
 
     rate: int
     frames: int | None
+    channels: int
 
     def __init__(self, media: JobMedia, worker: Worker, size: int) -> None:
         self._media = media
@@ -164,7 +166,8 @@ class MediaBlocks:
         self._size = size
 
     async def read(self, frames: int) -> np.ndarray:
-        """The next ``frames`` frames, mono float32 in [-1, 1] (fewer at the end, none after it)."""
+        """The next ``frames`` frames, float32 in [-1, 1] (fewer at the end, none after it): mono, or
+        frames x channels where the reader keeps them."""
         try:
             return await self._worker.call(self._media.cpu_s(self._size), untrusted.read, frames)
         except OverLimit as e:

@@ -86,6 +86,11 @@ class JobSpec:
     #: ``vad`` settings as they are when it runs (``vad_config``); empty: the server's (as a spec
     #: stored before it existed reads)
     vad: tuple[tuple[str, float | int | str], ...] = ()
+    #: the channels are parties (``channel_mode`` SEPARATE): each of the audio's 2 channels
+    #: segmented and translated on its own, each segment labelled with its channel (and as its
+    #: speaker), the dubbed WAV a channel per party (``jobs/translation.py``, ``dub.py``); False:
+    #: the channels mixed (as a spec stored before it existed reads)
+    separate_channels: bool = False
 
     def vad_config(self, defaults: SegmenterConfig) -> SegmenterConfig:
         """The job's VAD settings: its own options over ``defaults`` (InvalidInput names a bad one)."""
@@ -199,6 +204,8 @@ class JobStatus:
             out["conversation"] = {"languages": list(self.spec.conversation)}
         if self.spec.vad:  # the VAD options it set, as the request named them
             out["vad"] = dict(self.spec.vad)
+        if self.spec.separate_channels:
+            out["channel_mode"] = "separate"
         return out
 
 
@@ -229,7 +236,8 @@ def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dic
     confidence, null where not computed; ``speaker``: its label with ``speakers`` on
     (else 0). ``speech_rate``: the rate its speech was made at (null without speech);
     ``overlap_ms``: with ``fit``, how far the speech runs past the next segment's start (0: it
-    fits; null without ``fit``)."""
+    fits; null without ``fit``); ``channel``: in a job of separate channels, the channel it was
+    spoken on (1, 2; absent otherwise)."""
     out: dict[str, Any] = {
         "segment_id": segment_id,
         "start_ms": r.start_ms + shift_ms,
@@ -250,6 +258,8 @@ def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dic
         ],
         "speaker": r.speaker,
     }
+    if r.channel:  # a job of separate channels: the channel it was spoken on (1, 2)
+        out["channel"] = r.channel
     if r.detected is not None:
         out["detected_language"] = r.detected.language
     if r.error is not None:

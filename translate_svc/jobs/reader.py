@@ -26,21 +26,24 @@ from translate_svc.types import AudioEncoding, AudioFormat
 
 class AudioBlocks:
     """The audio of one job from ``start_frame`` on; ``read`` gives the next block (empty: the end).
-    ``close`` when done."""
+    ``keep_channels``: each block is (frames x ``channels``), not mixed to mono (a job of
+    separate channels). ``close`` when done."""
 
-    def __init__(self, path: Path, fmt: AudioFormat, start_frame: int = 0) -> None:
+    def __init__(self, path: Path, fmt: AudioFormat, start_frame: int = 0, *, keep_channels: bool = False) -> None:
         self._fmt = fmt
         self._raw = fmt.encoding is not AudioEncoding.CONTAINER
+        self._keep = keep_channels
         self._file: sf.SoundFile | None = None
         self._media: MediaAudio | None = None
         self.frames: int | None = None
         kind = None if self._raw else media_kind(path)
         if kind is not None:
             self._media = MediaAudio(path, kind, start_frame=start_frame)
-            self.rate = self._media.rate
+            self.rate, self.channels = self._media.rate, self._media.channels
             self.frames = self._media.frames
             return
         if self._raw:
+            self.channels = fmt.channels
             self.rate = fmt.sample_rate_hz
             self._frame_bytes = SAMPLE_WIDTH[AudioEncoding(fmt.encoding)] * fmt.channels
             size = path.stat().st_size
@@ -64,7 +67,7 @@ class AudioBlocks:
         if f.format not in CONTAINER_FORMATS or (f.format in ("WAV", "WAVEX") and f.subtype not in WAV_SUBTYPES):
             f.close()
             raise InvalidInput(f"audio container {str(f.format)[:16]} {str(f.subtype)[:16]} is not accepted")
-        self.rate = int(f.samplerate)
+        self.rate, self.channels = int(f.samplerate), int(f.channels)
         check_container_rate(self.rate)
         if not 1 <= f.channels <= MAX_CONTAINER_CHANNELS:
             f.close()
@@ -78,12 +81,17 @@ class AudioBlocks:
                 raise _unreadable() from None
 
     def read(self, frames: int) -> np.ndarray:
-        """The next ``frames`` frames (fewer at the end), mono float32 in [-1, 1]."""
+        """The next ``frames`` frames (fewer at the end), float32 in [-1, 1]: mono, or (frames x
+        channels) when the channels are kept."""
         if self._raw:
             data = self._fh.read(frames * self._frame_bytes)
+            if self._keep:
+                return np.stack(
+                    [decode_raw(data, self._fmt, allow_empty=True, channel=c) for c in range(self.channels)], axis=1
+                )
             return decode_raw(data, self._fmt, allow_empty=True)
         if self._media is not None:
-            return self._media.read(frames)
+            return self._media.read_frames(frames) if self._keep else self._media.read(frames)
         assert self._file is not None
         try:
             got = self._file.read(frames, dtype="float32", always_2d=True)
@@ -92,6 +100,9 @@ class AudioBlocks:
         if not np.isfinite(got).all():
             raise InvalidInput("the audio holds a non-finite value: send finite samples in [-1, 1]")
         np.clip(got, -1.0, 1.0, out=got)
+        if self._keep:
+            kept: np.ndarray = got
+            return kept
         if got.shape[1] == 1:
             return np.ascontiguousarray(got[:, 0], dtype=np.float32)
         mono: np.ndarray = got.mean(axis=1, dtype=np.float32)
@@ -131,11 +142,14 @@ def probe_media(path: Path, fmt: AudioFormat, max_seconds: float) -> MediaInfo |
     return None if kind is None else inspect_media(path, kind, max_seconds=max_seconds)
 
 
-def probe_length(path: Path, fmt: AudioFormat, max_seconds: float, at_most_s: float | None = None) -> tuple[int, bool]:
+def probe_length(
+    path: Path, fmt: AudioFormat, max_seconds: float, at_most_s: float | None = None
+) -> tuple[int, bool, int]:
     """The audio's length in ms, checked readable and within ``max_seconds`` (from its header, or
     its size for raw samples; a container without a length is read through once, a block at a
-    time, to ``at_most_s`` at most: the tenant's job hours left), and whether it was read to
-    ``at_most_s`` without its end (it is longer: the length given is ``at_most_s``)."""
+    time, to ``at_most_s`` at most: the tenant's job hours left), whether it was read to
+    ``at_most_s`` without its end (it is longer: the length given is ``at_most_s``), and its
+    channels."""
     blocks = AudioBlocks(path, fmt)
     try:
         frames = blocks.frames
@@ -153,6 +167,6 @@ def probe_length(path: Path, fmt: AudioFormat, max_seconds: float, at_most_s: fl
             )
         if frames == 0:
             raise InvalidInput("the upload holds no audio frames: upload the audio, then complete the job")
-        return math.floor(seconds * 1000), longer
+        return math.floor(seconds * 1000), longer, blocks.channels
     finally:
         blocks.close()

@@ -31,6 +31,8 @@ class JobRequest:
     #: the VAD options the request set (``VadOptions``' fields, named as ``SegmenterConfig``'s),
     #: over the server's ``vad`` settings; checked by the desk
     vad: tuple[tuple[str, float | int | str], ...] = ()
+    #: the channels are parties (``channel_mode`` SEPARATE): each translated on its own
+    separate_channels: bool = False
 
 
 def fit_default(settings: JobSettings) -> DubFit:

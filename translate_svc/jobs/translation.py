@@ -19,6 +19,9 @@ the waits below (it has no engine work) and before the slice's clock starts. The
 its audio to 16 kHz itself (``checkpoints.JobAudio``; its session takes 16 kHz), so that a
 pre-roll's output can be thrown away and checked.
 
+A job of separate channels (``JobSpec.separate_channels``) runs a session per channel, fed
+together, their results one job's as a live stream's channels' are (``_translate_channels``).
+
 A job is its tenant's work, admitted as its Translate calls are
 (``SessionManager.admit_job``): it holds one of the tenant's ``translate_calls`` while it runs and
 is not started while the tenant's audio budget is spent. Each second it feeds is drawn from that
@@ -49,12 +52,14 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from translate_svc.errors import Overloaded, ServiceError
+from translate_svc.errors import InvalidInput, Overloaded, ServiceError
 from translate_svc.jobs import checkpoints
 from translate_svc.jobs.checkpoints import Checkpoint, CheckpointMismatch, Grid, JobAudio, Tails
+from translate_svc.jobs.dub import PAGE
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.lifecycle import JobRun, Yielded
 from translate_svc.jobs.media import JobMedia, MediaBlocks
@@ -63,6 +68,7 @@ from translate_svc.jobs.pace import EnginePace
 from translate_svc.jobs.store import ResumePoint
 from translate_svc.jobs.voices import JobVoices
 from translate_svc.observability import metrics
+from translate_svc.session.calls.channels import ChannelStreams
 from translate_svc.session.events import MAX_LEAD_IN_MS
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream.session import StreamSession
@@ -167,10 +173,15 @@ class JobTranslation:
             async with contextlib.AsyncExitStack() as stack:
                 try:
                     blocks = await stack.enter_async_context(
-                        self.media.reader(tenant.name, path, spec.fmt, job.received_bytes)
+                        self.media.reader(
+                            tenant.name, path, spec.fmt, job.received_bytes, keep_channels=spec.separate_channels
+                        )
                     )
                 except Overloaded as e:
                     raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+                if spec.separate_channels:
+                    await self._translate_channels(job, tenant, run, task, point, blocks, reads)
+                    return
                 # a resumed job hears again its audio from a checkpoint (or the start) before its
                 # resume point, only listened to (``Resume.lead_in_ms``): its VAD enters the point
                 # as it was there
@@ -240,16 +251,88 @@ class JobTranslation:
                 )
                 await loop.run_in_executor(reads, checkpoints.remove, self.store.folder(job.job_id))
             except BaseException:
-                session.abort()
-                collect.cancel()
-                await asyncio.gather(collect, return_exceptions=True)
+                await _stopped(session, collect)
                 raise
         finally:
             session.close()
 
+    async def _translate_channels(
+        self,
+        job: JobStatus,
+        tenant: Tenant,
+        run: JobRun,
+        task: TranslationTask,
+        point: ResumePoint,
+        blocks: MediaBlocks,
+        reads: ThreadPoolExecutor,
+    ) -> None:
+        """A job of separate channels (``JobSpec.separate_channels``): a session per channel, each
+        fed its channel at 16 kHz as a job of that channel alone would be, their results one job's
+        in the order their speech began (``session.calls.channels``: the live streams' own), each
+        labelled with its channel. A resumed run hears each channel again from the audio's start,
+        only listened to up to that channel's last stored segment (no checkpoints: each channel's
+        VAD would need its own; the lead-in has no engine work)."""
+        spec, loop = job.spec, asyncio.get_running_loop()
+        if blocks.channels != 2:  # the probe checked it; a file changed since is refused the same way
+            raise InvalidInput(f"channel_mode separate needs audio of 2 channels; the upload has {blocks.channels}")
+        leads = await self._channel_leads(job.job_id, point, blocks.channels)
+        vad = spec.vad_config(self._m.vad_defaults)
+        sessions: list[StreamSession] = []
+        try:
+            for lead_ms in leads:
+                sessions.append(
+                    await self._m.open_job(
+                        AudioFormat(AudioEncoding.FLOAT32, MODEL_SAMPLE_RATE, 1), task, vad, tenant, lead_in_ms=lead_ms
+                    )
+                )
+        except BaseException as e:
+            for opened in sessions:
+                opened.close()
+            if isinstance(e, Overloaded):  # the ear's streams are full: its tenant's or this process's
+                raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+            raise
+        streams = ChannelStreams(sessions)
+        try:
+            run.start(streams.session_id, spec.fmt, task)
+            for each in sessions:
+                self._m.engine.background(each.session_id)
+            VAD_BACKGROUND.set(True)
+            pace = EnginePace(self.settings.engine_share)
+            came = asyncio.Event()
+            collect = asyncio.create_task(
+                self._collect(job, streams, point, 0, run, pace, came), name=f"job-results-{job.job_id}"
+            )
+            try:
+                audio = ChannelAudio(blocks.rate, blocks.channels)
+                lead_frames = min(leads) * blocks.rate // 1000
+                fed = await self._feed(
+                    _Channels(sessions), blocks, tenant, reads, pace, came, lead_frames, run, audio, 0, len(sessions)
+                )
+                await streams.finish()
+                await collect
+                await loop.run_in_executor(reads, self.store.write_source_length, job.job_id, fed, blocks.rate)
+            except BaseException:
+                await _stopped(streams, collect)
+                raise
+        finally:
+            streams.close()
+
+    async def _channel_leads(self, job_id: str, point: ResumePoint, channels: int) -> list[int]:
+        """Each channel's lead-in (ms): the end of its last stored segment (0: none), read from the
+        stored segments (those are the first of each channel's, in the order they began)."""
+        leads = [0] * channels
+        after = -1
+        while after + 1 < point.segments and (page := await self.store.segments(job_id, after, PAGE)):
+            after += len(page)
+            for seg in page:
+                channel = int(seg.get("channel", 0))
+                if 1 <= channel <= channels:
+                    leads[channel - 1] = max(leads[channel - 1], int(seg["end_ms"]))
+        return leads
+
     async def _feed(
         self,
-        session: StreamSession,
+        session: _Sink,
         blocks: MediaBlocks,
         tenant: Tenant,
         reads: ThreadPoolExecutor,
@@ -257,15 +340,17 @@ class JobTranslation:
         came: asyncio.Event,
         lead_frames: int = 0,
         run: JobRun | None = None,
-        audio: JobAudio | None = None,
+        audio: JobAudio | ChannelAudio | None = None,
         skip_frames: int = 0,
+        channels: int = 1,
     ) -> int:
         """Feed the job's audio to its session (through ``audio``: at 16 kHz); the frames fed.
         ``skip_frames``: a resume's pre-roll, only resampled (``JobAudio`` throws its output away).
         ``lead_frames``: the lead-in's, translated before the job was resumed: heard again a block
         at a time, not charged again, with none of the waits that pace the rest (the lead-in has no
         engine work), and before the slice's clock starts (a long lead-in never eats the slice it
-        was heard for)."""
+        was heard for). ``channels``: the parties heard apart (a job of separate channels): each
+        second is charged once for each, as ``Translate``'s separate channels are."""
         loop = asyncio.get_running_loop()
         audio = audio or JobAudio(blocks.rate)
         step = max(1, round(FEED_S * blocks.rate))
@@ -300,7 +385,7 @@ class JobTranslation:
                     await came.wait()
                 await turn.check()
                 piece = samples[at : at + step]
-                await self._draw(tenant, len(piece) / blocks.rate, turn, run)
+                await self._draw(tenant, channels * len(piece) / blocks.rate, turn, run)
                 pause = pace.take()
                 if pause and self._streams_beside():
                     await asyncio.sleep(pause)
@@ -391,7 +476,7 @@ class JobTranslation:
     async def _collect(
         self,
         job: JobStatus,
-        session: StreamSession,
+        session: StreamSession | ChannelStreams,
         point: ResumePoint,
         start_ms: int,
         run: JobRun,
@@ -405,7 +490,10 @@ class JobTranslation:
         job_id, rate = job.job_id, job.spec.track_rate
         seq = point.segments
         first: int | None = None
-        async for ev in session.events():
+        # (a job of separate channels: its feed also wakes when a result is read that waits for an
+        # earlier one in order, ``ChannelStreams.events``)
+        events = session.events(came.set) if isinstance(session, ChannelStreams) else session.events()
+        async for ev in events:
             came.set()
             if not isinstance(ev, SegmentResult):
                 continue
@@ -491,8 +579,60 @@ class _Plan:
         return self.start_ms * PER_MS
 
 
+async def _stopped(session: StreamSession | ChannelStreams, collect: asyncio.Task[None]) -> None:
+    """A run that failed or was cancelled: its session aborted, its results' task ended."""
+    session.abort()
+    collect.cancel()
+    await asyncio.gather(collect, return_exceptions=True)
+
+
+class _Sink(Protocol):
+    """What ``_feed`` feeds: a job's session (``StreamSession``), or its channels' (``_Channels``)."""
+
+    @property
+    def unread(self) -> int: ...
+
+    async def feed_samples(self, samples: np.ndarray) -> None: ...
+
+
+class _Channels:
+    """A job's channels' sessions as one ``_Sink``: each 16 kHz block (samples x channels) fed a
+    column to each channel's session."""
+
+    def __init__(self, sessions: list[StreamSession]) -> None:
+        self._sessions = sessions
+
+    @property
+    def unread(self) -> int:
+        return sum(s.unread for s in self._sessions)
+
+    async def feed_samples(self, samples: np.ndarray) -> None:
+        for channel, session in enumerate(self._sessions):
+            await session.feed_samples(np.ascontiguousarray(samples[:, channel]))
+
+
+class ChannelAudio:
+    """``JobAudio`` for each channel of a job of separate channels: ``process`` takes input
+    frames x channels (or an empty array) and gives 16 kHz samples x channels (each channel its
+    own soxr stream, fed the same number of frames: they give the same number out)."""
+
+    tails: Tails | None = None
+
+    def __init__(self, rate: int, channels: int) -> None:
+        self._each = [JobAudio(rate) for _ in range(channels)]
+
+    def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        columns = [
+            audio.process(np.ascontiguousarray(samples[:, c]) if len(samples) else np.zeros(0, np.float32), last)
+            for c, audio in enumerate(self._each)
+        ]
+        if len({len(x) for x in columns}) != 1:
+            raise RuntimeError(f"the channels' resamplers gave {[len(x) for x in columns]} samples")
+        return np.stack(columns, axis=1)
+
+
 async def _give(
-    session: StreamSession, audio: JobAudio, reads: ThreadPoolExecutor, samples: np.ndarray, last: bool = False
+    session: _Sink, audio: JobAudio | ChannelAudio, reads: ThreadPoolExecutor, samples: np.ndarray, last: bool = False
 ) -> None:
     """Input samples resampled on the read thread, then to the session at 16 kHz (their
     checkpoints' digests noted first: a checkpoint is taken only once its samples are scored)."""

@@ -28,7 +28,7 @@ from translate_svc.audio.loudness import LoudnessTarget, normalised, plan_loudne
 from translate_svc.audio.media import MediaInfo, MediaKind, inspect_media
 from translate_svc.audio.remux import DubInput, Remux, SubtitleInput, remux
 from translate_svc.audio.wav import pcm16_header
-from translate_svc.jobs.dub import TrackReader, speaking
+from translate_svc.jobs.dub import ChannelTrackReader, TrackReader, speaking
 from translate_svc.jobs.reader import AudioBlocks, probe_length, probe_media
 from translate_svc.settings.jobs import DubOverflow
 from translate_svc.types import AudioFormat
@@ -45,12 +45,14 @@ class Probed:
     longer: bool = False
     #: the upload's SHA-256 (hex): the source its files' content credentials name
     sha256: str | None = None
+    #: its audio's channels
+    channels: int = 1
 
 
 def probe(path: Path, fmt: AudioFormat, max_seconds: float, at_most_s: float | None = None) -> Probed:
     media = probe_media(path, fmt, max_seconds)
-    duration_ms, longer = probe_length(path, fmt, max_seconds, at_most_s)
-    return Probed(duration_ms, media, longer, _sha256(path))
+    duration_ms, longer, channels = probe_length(path, fmt, max_seconds, at_most_s)
+    return Probed(duration_ms, media, longer, _sha256(path), channels)
 
 
 def _sha256(path: Path) -> str:
@@ -64,20 +66,23 @@ def _sha256(path: Path) -> str:
 #: the job's reader in this process, between calls (``open_reader`` to ``close_reader``), and the
 #: file and format it reads (``seek_reader`` opens them again)
 _reader: AudioBlocks | None = None
-_opened: tuple[Path, AudioFormat] | None = None
+_opened: tuple[Path, AudioFormat, bool] | None = None
 
 
-def open_reader(path: Path, fmt: AudioFormat, start_ms: int) -> tuple[int, int | None]:
-    """The job's audio opened at ``start_ms``: its rate and its stated length in frames (None: none)."""
+def open_reader(
+    path: Path, fmt: AudioFormat, start_ms: int, keep_channels: bool = False
+) -> tuple[int, int | None, int]:
+    """The job's audio opened at ``start_ms``: its rate, its stated length in frames (None: none)
+    and its channels (each block frames x channels when ``keep_channels``)."""
     global _reader, _opened
     close_reader()
-    blocks = AudioBlocks(path, fmt)
+    blocks = AudioBlocks(path, fmt, keep_channels=keep_channels)
     if start_ms:
         rate = blocks.rate
         blocks.close()
-        blocks = AudioBlocks(path, fmt, start_frame=start_ms * rate // 1000)
-    _reader, _opened = blocks, (path, fmt)
-    return blocks.rate, blocks.frames
+        blocks = AudioBlocks(path, fmt, start_frame=start_ms * rate // 1000, keep_channels=keep_channels)
+    _reader, _opened = blocks, (path, fmt, keep_channels)
+    return blocks.rate, blocks.frames, blocks.channels
 
 
 def seek_reader(frame: int) -> None:
@@ -86,13 +91,14 @@ def seek_reader(frame: int) -> None:
     global _reader
     if _opened is None:
         raise RuntimeError("seek before open_reader")
-    path, fmt = _opened
+    path, fmt, keep = _opened
     close_reader()
-    _reader = AudioBlocks(path, fmt, start_frame=frame)
+    _reader = AudioBlocks(path, fmt, start_frame=frame, keep_channels=keep)
 
 
 def read(frames: int) -> np.ndarray:
-    """The next ``frames`` frames, mono float32 (fewer at the end, none after it)."""
+    """The next ``frames`` frames, mono float32, or frames x channels where the reader keeps them
+    (fewer at the end, none after it)."""
     if _reader is None:
         raise RuntimeError("read before open_reader")
     return _reader.read(frames)
@@ -169,7 +175,8 @@ def make_video(order: VideoOrder) -> int:
 class WavOrder:
     """A done job's dubbed track as ``jobs/video.py`` asks it: the target's speech file (``speech``)
     placed as ``places`` says on a track of ``length`` samples at ``rate``, brought to ``loudness``,
-    written to ``out`` as a mono PCM16 WAV."""
+    written to ``out`` as a PCM16 WAV: mono, or a channel per party where ``segment_channels``
+    gives each place's channel (a job of separate channels: ``channels`` of them)."""
 
     speech: Path
     places: tuple[tuple[int, int], ...]
@@ -178,6 +185,8 @@ class WavOrder:
     overflow: DubOverflow
     loudness: LoudnessTarget
     out: Path
+    segment_channels: tuple[int, ...] = ()
+    channels: int = 1
 
 
 #: the track's samples made (and measured) at once
@@ -188,8 +197,17 @@ def make_dubbed_wav(order: WavOrder) -> int:
     """The dubbed track written to ``order.out`` at its loudness (the gain found by passes over the
     track as it plays, then written through the same gain and limiter); its size in bytes."""
 
+    channels = order.channels
+
     def pieces() -> Iterator[np.ndarray]:
-        reader = TrackReader(order.speech, list(order.places), order.length, order.overflow)
+        places = list(order.places)
+        reader: TrackReader | ChannelTrackReader
+        if channels > 1:
+            reader = ChannelTrackReader(
+                order.speech, places, order.segment_channels, channels, order.length, order.overflow
+            )
+        else:
+            reader = TrackReader(order.speech, places, order.length, order.overflow)
         try:
             while len(x := reader.read(_WAV_PIECE)):
                 yield x.astype(np.float32) / 32768.0
@@ -197,9 +215,9 @@ def make_dubbed_wav(order: WavOrder) -> int:
             reader.close()
 
     target = order.loudness
-    plan = plan_loudness(pieces, order.rate, 1, target)
+    plan = plan_loudness(pieces, order.rate, channels, target)
     with open(order.out, "wb") as f:
-        f.write(pcm16_header(2 * order.length, order.rate))
-        for y in normalised(pieces(), order.rate, 1, plan.gain_db, target.true_peak_dbtp):
+        f.write(pcm16_header(2 * channels * order.length, order.rate, channels))
+        for y in normalised(pieces(), order.rate, channels, plan.gain_db, target.true_peak_dbtp):
             f.write(np.round(np.clip(y, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes())
     return order.out.stat().st_size

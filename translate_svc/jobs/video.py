@@ -34,7 +34,7 @@ from translate_svc.audio.media import MediaKind
 from translate_svc.audio.remux import SubtitleInput
 from translate_svc.errors import Conflict, InvalidInput, Overloaded, shown
 from translate_svc.jobs.credentials import JobCredentials
-from translate_svc.jobs.dub import PAGE, done_track_length, placements
+from translate_svc.jobs.dub import PAGE, done_track_length, placements, segment_channels
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.media import JobMedia
 from translate_svc.jobs.model import JobState, JobStatus
@@ -197,8 +197,17 @@ class VideoMaker:
             places = await placements(store, job.job_id, language, rate)
             source = await loop.run_in_executor(self._pool, store.source_length, job.job_id)
             length = done_track_length(source, job.duration_ms, rate)
+            heard_on = await segment_channels(store, job.job_id) if job.spec.separate_channels else []
             order = WavOrder(
-                store.track_path(job.job_id, language), tuple(places), length, rate, overflow, loudness, out
+                store.track_path(job.job_id, language),
+                tuple(places),
+                length,
+                rate,
+                overflow,
+                loudness,
+                out,
+                segment_channels=tuple(heard_on),
+                channels=2 if job.spec.separate_channels else 1,
             )
             size = await self._media.dubbed_wav(job.tenant, order, job.duration_ms / 60_000)
             if self._credentials is not None and self._credentials.signs("audio/wav"):

@@ -97,6 +97,13 @@ class _HasEar(Protocol):
     speakers: int
 
 
+def channel_mode(mode: int, field: str) -> bool:
+    """A ``ChannelMode``: whether the channels are heard apart (SEPARATE) or mixed."""
+    if mode not in (pb.CHANNEL_MODE_MIXED, pb.CHANNEL_MODE_SEPARATE):
+        raise InvalidInput(f"{field} {mode} is unknown: send MIXED or SEPARATE")
+    return mode == pb.CHANNEL_MODE_SEPARATE
+
+
 def ear_options(msg: _HasEar, where: str) -> EarOptions:
     """``where``: the message's name in messages ("config", "request")."""
     ns = msg.noise_suppression

@@ -6,7 +6,6 @@ merged in source-time order; a mono clip, and speaker labels beside it, are refu
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,11 +13,10 @@ import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
-import soundfile as sf
 
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import output_options
-from tests.support.speech import read_16k
+from tests.support.speech import two_parties, wav_bytes
 from translate_svc.api.v1 import translate_pb2 as pb
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
@@ -32,17 +30,12 @@ async def live(test_model_dir: Path) -> AsyncIterator[LiveServer]:
         yield server
 
 
-def wav(samples: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    sf.write(out, samples, 16000, format="WAV", subtype="PCM_16")
-    return out.getvalue()
+wav = wav_bytes
 
 
 @pytest.fixture(scope="module")
 def parties(shared_audio: Path) -> tuple[np.ndarray, np.ndarray]:
-    n = SECONDS * 16000
-    left, right = read_16k(shared_audio / "jfk.flac")[:n], read_16k(shared_audio / "silero_test.wav")[:n]
-    return np.pad(left, (0, n - len(left))), right
+    return two_parties(shared_audio, SECONDS)
 
 
 def request(content: bytes, separate: bool = True, speakers: int = 0) -> pb.TranslateRequest:

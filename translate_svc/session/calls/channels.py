@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.session.admission import Admission
@@ -257,11 +257,13 @@ class ChannelStreams:
         for s in self.sessions:
             s.close()
 
-    async def events(self) -> AsyncIterator[StreamEvent]:
+    async def events(self, on_read: Callable[[], None] | None = None) -> AsyncIterator[StreamEvent]:
         """The channels' events as one stream's (``ChannelOrder``), each channel's read one event
         ahead at most (its session's backpressure holds: an event is read when it can go out or
         must wait in order); ends after the one ``StreamEnded`` (raising its limit). A channel's
-        failure is the stream's."""
+        failure is the stream's. ``on_read``: called as each channel's event is read, whether it
+        goes out now or waits in order (a job's feed waits for its sessions' results to be read:
+        one held here is read, and the audio that lets an earlier one finish must come)."""
         readers = [s.events().__aiter__() for s in self.sessions]
         asked: dict[asyncio.Future[StreamEvent], int] = {}
 
@@ -276,6 +278,8 @@ class ChannelStreams:
                 for got in sorted(done, key=asked.__getitem__):
                     channel = asked.pop(got)
                     ev = got.result()  # a channel's failure ends the stream
+                    if on_read is not None:
+                        on_read()
                     if not isinstance(ev, StreamEnded):
                         ask(channel)  # (after its StreamEnded a channel's events raise its limit or end)
                     for out in self.order.take(channel, ev):

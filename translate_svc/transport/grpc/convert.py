@@ -36,7 +36,13 @@ from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, Out
 from translate_svc.session.task.counts import check_counts, split_term_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.grpc.server_info import limits_to_pb, model_card_to_pb
-from translate_svc.transport.proto_options import ear_options, ear_to_pb, output_options, output_options_to_pb
+from translate_svc.transport.proto_options import (
+    channel_mode,
+    ear_options,
+    ear_to_pb,
+    output_options,
+    output_options_to_pb,
+)
 from translate_svc.transport.rpc_errors import RPC_CODES, error_status
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
@@ -421,13 +427,6 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
         parties=parties(cfg),
         separate_channels=channel_mode(cfg.channel_mode, "config.channel_mode"),
     )
-
-
-def channel_mode(mode: int, field: str) -> bool:
-    """A ``ChannelMode``: whether the channels are heard apart (SEPARATE) or mixed."""
-    if mode not in (pb.CHANNEL_MODE_MIXED, pb.CHANNEL_MODE_SEPARATE):
-        raise InvalidInput(f"{field} {mode} is unknown: send MIXED or SEPARATE")
-    return mode == pb.CHANNEL_MODE_SEPARATE
 
 
 def simultaneous(msg: pb.SimultaneousConfig, has: bool) -> SimultaneousOptions | None:

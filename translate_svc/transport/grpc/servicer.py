@@ -58,7 +58,7 @@ from translate_svc.transport.calls import (
 )
 from translate_svc.transport.grpc import clips, convert, server_info
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.proto_options import ear_options, output_options, speech_fit
+from translate_svc.transport.proto_options import channel_mode, ear_options, output_options, speech_fit
 from translate_svc.transport.rpc import (
     audio_path,
     call_deadline,
@@ -296,7 +296,7 @@ class TranslatorServicer:
 
     def _clip_request(self, request: pb.TranslateRequest, content: bytes) -> ClipRequest:
         convert.check_lists(request, self._m.limits)
-        separate = convert.channel_mode(request.channel_mode, "channel_mode")
+        separate = channel_mode(request.channel_mode, "channel_mode")
         detect = convert.detection(request.language_detection, request.HasField("language_detection"))
         output = output_options(request.output, request.HasField("output"))
         fit = speech_fit(request.fit, request.HasField("fit"), self._fit_default)

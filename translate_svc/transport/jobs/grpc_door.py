@@ -87,6 +87,7 @@ def job_to_pb(job: JobStatus) -> pb.Job:
         target_languages=list(job.spec.target_languages),
         conversation=pb.Conversation(languages=job.spec.conversation) if job.spec.conversation else None,
         vad=_vad_pb(job.spec.vad),
+        channel_mode=pb.CHANNEL_MODE_SEPARATE if job.spec.separate_channels else pb.CHANNEL_MODE_MIXED,
     )
 
 

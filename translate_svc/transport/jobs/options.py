@@ -22,7 +22,7 @@ from translate_svc.errors import InvalidInput, shown
 from translate_svc.jobs.request import JobRequest
 from translate_svc.jobs.video import DEFAULT_MIX_GAIN_DB, VideoAsk, VoiceOver
 from translate_svc.session.task.checks import options_at
-from translate_svc.transport.proto_options import ear_options, output_options, speech_fit
+from translate_svc.transport.proto_options import channel_mode, ear_options, output_options, speech_fit
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
     SPEED_MAX,
@@ -55,6 +55,7 @@ KEYS = frozenset(
         "speakers",
         "conversation",
         "vad",
+        "channel_mode",
     }
 )
 FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
@@ -139,6 +140,7 @@ def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
         url=url,
         conversation=_conversation(doc.get("conversation")),
         vad=_vad(doc.get("vad")),
+        separate_channels=_channel_mode(doc.get("channel_mode", "mixed")),
     )
 
 
@@ -167,6 +169,7 @@ def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
         url=msg.url or None,
         conversation=tuple(msg.conversation.languages) if msg.HasField("conversation") else None,
         vad=tuple((f, getattr(msg.vad, f)) for f in VAD_TYPES if msg.vad.HasField(f)),
+        separate_channels=channel_mode(msg.channel_mode, "channel_mode"),
     )
 
 
@@ -354,6 +357,13 @@ def _conversation(value: object) -> tuple[str, ...] | None:
     if not _strings(languages):
         raise InvalidInput("conversation.languages: a list of at most 64 strings of at most 64 characters")
     return tuple(languages)
+
+
+def _channel_mode(value: object) -> bool:
+    """``channel_mode``: ``separate`` (each channel a party) or ``mixed`` (the default)."""
+    if value not in ("mixed", "separate"):
+        raise InvalidInput(f"channel_mode is {shown(value)}: use mixed (the default) or separate")
+    return value == "separate"
 
 
 def _vad(value: object) -> tuple[tuple[str, float | int | str], ...]:

@@ -20,7 +20,7 @@ from translate_svc.audio.loudness import LoudnessTarget
 from translate_svc.audio.wav import pcm16_header
 from translate_svc.errors import InvalidInput
 from translate_svc.jobs.credentials import JobCredentials
-from translate_svc.jobs.dub import TrackReader, done_track_length, placements
+from translate_svc.jobs.dub import ChannelTrackReader, TrackReader, done_track_length, placements, segment_channels
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobState, JobStatus
 from translate_svc.jobs.tracks import TRACK_WIDTH
@@ -94,7 +94,8 @@ async def dubbed(
     loudness: LoudnessTarget | None = None,
     maker: VideoMaker | None = None,
 ) -> tuple[int, AsyncIterator[bytes]]:
-    """The target's dubbed track as WAV (mono PCM16 at the job's track rate: ``jobs/dub.py``, each
+    """The target's dubbed track as WAV (mono PCM16 at the job's track rate, a channel per party for
+    a job of separate channels: ``jobs/dub.py``, each
     segment's speech at its segment's start, ``overflow`` saying what speech running past the next
     segment does): as long as the audio once the job is done (its exact length when the job read
     it to its end), else the audio done so far (``done_ms``). Its size in bytes and its chunks.
@@ -151,7 +152,13 @@ async def _dubbed(
     if job.state is JobState.DONE:
         source = await reads(functools.partial(store.source_length, job.job_id))
         length = done_track_length(source, job.duration_ms, rate)
-    return 44 + length * TRACK_WIDTH, _dub_chunks(store, job, language, path, length, overflow, reads)
+    channels = _track_channels(job)
+    return 44 + length * TRACK_WIDTH * channels, _dub_chunks(store, job, language, path, length, overflow, reads)
+
+
+def _track_channels(job: JobStatus) -> int:
+    """A dubbed track's channels: a channel per party for a job of separate channels, else one."""
+    return 2 if job.spec.separate_channels else 1
 
 
 def _placed_by_samples(seg: dict[str, Any]) -> bool:
@@ -164,10 +171,15 @@ async def _dub_chunks(
     """The WAV: its header, then the track ``DubTrack`` makes from the segments (``TrackReader``:
     the segments' places read a page at a time, then each one's speech from the target's speech
     file in turn), read through ``reads`` a chunk at a time."""
-    rate = job.spec.track_rate
-    yield wav_header(length * TRACK_WIDTH, rate)
+    rate, channels = job.spec.track_rate, _track_channels(job)
+    yield pcm16_header(length * TRACK_WIDTH * channels, rate, channels)
     places = await placements(store, job.job_id, language, rate)
-    reader = await reads(functools.partial(TrackReader, path, places, length, overflow))
+    reader: TrackReader | ChannelTrackReader
+    if channels > 1:  # a channel per party: each channel's segments placed on its own
+        heard_on = await segment_channels(store, job.job_id)
+        reader = await reads(functools.partial(ChannelTrackReader, path, places, heard_on, channels, length, overflow))
+    else:
+        reader = await reads(functools.partial(TrackReader, path, places, length, overflow))
     try:
         while chunk := await reads(functools.partial(reader.read_bytes, 4 * _FILE_CHUNK)):
             yield chunk

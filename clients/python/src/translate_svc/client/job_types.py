@@ -38,6 +38,8 @@ class Job:
     targets: tuple[str, ...]
     #: a conversation's languages (a job submitted with ``conversation``; ``targets`` empty)
     conversation: tuple[str, ...] = ()
+    #: its channels are parties (submitted with ``separate_channels``): each segment says its channel
+    separate_channels: bool = False
 
 
 @dataclass(frozen=True)

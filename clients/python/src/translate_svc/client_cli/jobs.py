@@ -57,6 +57,7 @@ def _json(job: Job) -> dict[str, Any]:
         "segments": job.segments,
         "error": job.error,
         "targets": list(job.targets),
+        "separate_channels": job.separate_channels,
     }
 
 
@@ -113,6 +114,14 @@ def submit(
     to: Annotated[str, typer.Option("--to", help="target languages, comma-separated model codes: spa,fra")] = "",
     source: Annotated[str, typer.Option("--from", help="the source language (a model code)")] = "",
     no_speech: Annotated[bool, typer.Option("--no-speech", help="no dubbed track, text only")] = False,
+    separate_channels: Annotated[
+        bool,
+        typer.Option(
+            "--separate-channels",
+            help="a stereo recording whose channels are parties (an agent and a caller): each channel translated "
+            "on its own, each segment labelled with its channel, the dubbed WAV a channel per party",
+        ),
+    ] = False,
     wait: WaitOpt = False,
     as_json: JsonOpt = False,
     *,
@@ -146,6 +155,7 @@ def submit(
                     on_sent=(lambda n: bars.update(sent, completed=n)) if sent is not None else None,
                     on_created=made.append,
                     vad=vad.options(),
+                    separate_channels=separate_channels,
                 )
             except BaseException:  # the upload or its completion refused, or given up (Ctrl-C)
                 if made:

@@ -248,7 +248,7 @@ class DeleteGlossaryResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url", "noise_suppression", "speakers", "fit", "conversation", "vad")
+    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url", "noise_suppression", "speakers", "fit", "conversation", "vad", "channel_mode")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +260,7 @@ class CreateJobRequest(_message.Message):
     FIT_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     VAD_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_MODE_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -271,10 +272,11 @@ class CreateJobRequest(_message.Message):
     fit: SpeechFit
     conversation: Conversation
     vad: VadOptions
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ...) -> None: ...
+    channel_mode: ChannelMode
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., channel_mode: _Optional[_Union[ChannelMode, str]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "state", "received_bytes", "duration_ms", "done_ms", "progress", "segments", "error", "created_at", "expires_at", "source_language", "target_languages", "conversation", "vad")
+    __slots__ = ("job_id", "state", "received_bytes", "duration_ms", "done_ms", "progress", "segments", "error", "created_at", "expires_at", "source_language", "target_languages", "conversation", "vad", "channel_mode")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +291,7 @@ class Job(_message.Message):
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     VAD_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_MODE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     received_bytes: int
@@ -303,7 +306,8 @@ class Job(_message.Message):
     target_languages: _containers.RepeatedScalarFieldContainer[str]
     conversation: Conversation
     vad: VadOptions
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., received_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., done_ms: _Optional[int] = ..., progress: _Optional[float] = ..., segments: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ...) -> None: ...
+    channel_mode: ChannelMode
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., received_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., done_ms: _Optional[int] = ..., progress: _Optional[float] = ..., segments: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., channel_mode: _Optional[_Union[ChannelMode, str]] = ...) -> None: ...
 
 class UploadJobAudioRequest(_message.Message):
     __slots__ = ("job_id", "offset", "data", "complete")

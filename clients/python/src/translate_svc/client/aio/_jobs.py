@@ -47,6 +47,7 @@ def job_of(msg: pb.Job) -> Job:
         source_language=msg.source_language,
         targets=tuple(msg.target_languages),
         conversation=tuple(msg.conversation.languages),
+        separate_channels=msg.channel_mode == pb.CHANNEL_MODE_SEPARATE,
     )
 
 
@@ -116,6 +117,7 @@ class JobCalls:
         on_created: Callable[[Job], None] | None = None,
         conversation: str | Sequence[str] | None = None,
         vad: VadOptions | None = None,
+        separate_channels: bool = False,
     ) -> Job:
         """A new job of an audio file (WAV, FLAC, OGG, MP3) or a video (MP4, MOV, WebM, MKV: its
         first audio stream is translated, and once done its dubbed video is ``save_job_video``'s),
@@ -130,7 +132,10 @@ class JobCalls:
         each segment is identified among them and translated into the others (docs/api.md
         "Conversations"); each result's ``detected_language`` is its source. ``vad``: the VAD's
         options over the server's, as a stream's (``VadOptions(eagerness="medium")``: a semantic
-        end of turn, docs/api.md "Turns that end on meaning")."""
+        end of turn, docs/api.md "Turns that end on meaning"). ``separate_channels``: a stereo
+        recording whose channels are parties (an agent and a caller), each translated on its own,
+        each segment labelled with its ``channel``, the dubbed WAV a channel per party (docs/api.md
+        "Channels as parties")."""
         if (audio is None) == (url is None):
             raise ValueError("give an audio file or url=, one of them")
         request = pb.CreateJobRequest(
@@ -140,6 +145,7 @@ class JobCalls:
             output=pb.OutputOptions(speech=speech, transcript=transcript, word_timings=word_timings),
             glossaries=list(glossaries),
             url=url or "",
+            channel_mode=pb.CHANNEL_MODE_SEPARATE if separate_channels else pb.CHANNEL_MODE_MIXED,
         )
         if speed != 1.0:  # unset: the model's own rate
             request.output.speed = speed

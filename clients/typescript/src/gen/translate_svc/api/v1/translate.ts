@@ -669,7 +669,16 @@ export interface CreateJobRequest {
    * them: a semantic end of turn for the job's segments ("Turns that end on meaning"); a server
    * without the end-of-turn model runs the silence rule. Job.vad echoes what was set
    */
-  vad: VadOptions | undefined;
+  vad:
+    | VadOptions
+    | undefined;
+  /**
+   * SEPARATE: a stereo recording whose channels are parties (an agent and a caller), each channel
+   * segmented and translated on its own, each segment labelled with its channel (and as its
+   * speaker), in the order its speech began; the dubbed WAV keeps a channel per party
+   * (docs/api.md "Channels as parties"). The audio must have 2 channels; speakers must be 0
+   */
+  channelMode: ChannelMode;
 }
 
 export interface Job {
@@ -697,7 +706,11 @@ export interface Job {
     | Conversation
     | undefined;
   /** the VAD options the job set (only those; the rest are the server's) */
-  vad: VadOptions | undefined;
+  vad:
+    | VadOptions
+    | undefined;
+  /** as CreateJobRequest's */
+  channelMode: ChannelMode;
 }
 
 export interface UploadJobAudioRequest {
@@ -3675,6 +3688,7 @@ function createBaseCreateJobRequest(): CreateJobRequest {
     fit: undefined,
     conversation: undefined,
     vad: undefined,
+    channelMode: 0,
   };
 }
 
@@ -3712,6 +3726,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     }
     if (message.vad !== undefined) {
       VadOptions.encode(message.vad, writer.uint32(90).fork()).join();
+    }
+    if (message.channelMode !== 0) {
+      writer.uint32(96).int32(message.channelMode);
     }
     return writer;
   },
@@ -3817,6 +3834,14 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
             message.vad = VadOptions.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.channelMode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3856,6 +3881,11 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
       fit: isSet(object.fit) ? SpeechFit.fromJSON(object.fit) : undefined,
       conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
       vad: isSet(object.vad) ? VadOptions.fromJSON(object.vad) : undefined,
+      channelMode: isSet(object.channelMode)
+        ? channelModeFromJSON(object.channelMode)
+        : isSet(object.channel_mode)
+        ? channelModeFromJSON(object.channel_mode)
+        : 0,
     };
   },
 
@@ -3894,6 +3924,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     if (message.vad !== undefined) {
       obj.vad = VadOptions.toJSON(message.vad);
     }
+    if (message.channelMode !== 0) {
+      obj.channelMode = channelModeToJSON(message.channelMode);
+    }
     return obj;
   },
 
@@ -3919,6 +3952,7 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
       ? Conversation.fromPartial(object.conversation)
       : undefined;
     message.vad = (object.vad !== undefined && object.vad !== null) ? VadOptions.fromPartial(object.vad) : undefined;
+    message.channelMode = object.channelMode ?? 0;
     return message;
   },
 };
@@ -3939,6 +3973,7 @@ function createBaseJob(): Job {
     targetLanguages: [],
     conversation: undefined,
     vad: undefined,
+    channelMode: 0,
   };
 }
 
@@ -3985,6 +4020,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.vad !== undefined) {
       VadOptions.encode(message.vad, writer.uint32(114).fork()).join();
+    }
+    if (message.channelMode !== 0) {
+      writer.uint32(120).int32(message.channelMode);
     }
     return writer;
   },
@@ -4114,6 +4152,14 @@ export const Job: MessageFns<Job> = {
             message.vad = VadOptions.decode(reader, reader.uint32());
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.channelMode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4174,6 +4220,11 @@ export const Job: MessageFns<Job> = {
         : [],
       conversation: isSet(object.conversation) ? Conversation.fromJSON(object.conversation) : undefined,
       vad: isSet(object.vad) ? VadOptions.fromJSON(object.vad) : undefined,
+      channelMode: isSet(object.channelMode)
+        ? channelModeFromJSON(object.channelMode)
+        : isSet(object.channel_mode)
+        ? channelModeFromJSON(object.channel_mode)
+        : 0,
     };
   },
 
@@ -4221,6 +4272,9 @@ export const Job: MessageFns<Job> = {
     if (message.vad !== undefined) {
       obj.vad = VadOptions.toJSON(message.vad);
     }
+    if (message.channelMode !== 0) {
+      obj.channelMode = channelModeToJSON(message.channelMode);
+    }
     return obj;
   },
 
@@ -4245,6 +4299,7 @@ export const Job: MessageFns<Job> = {
       ? Conversation.fromPartial(object.conversation)
       : undefined;
     message.vad = (object.vad !== undefined && object.vad !== null) ? VadOptions.fromPartial(object.vad) : undefined;
+    message.channelMode = object.channelMode ?? 0;
     return message;
   },
 };
