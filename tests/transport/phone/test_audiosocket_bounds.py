@@ -130,7 +130,9 @@ async def test_silent_audiosocket_calls_cannot_take_other_tenants_streams(
     served = [p for p in peers if not refused(p.log)]
     assert len(served) == 4, f"{len(served)} AudioSocket calls hold streams at once"
     web = FakeTwilio(phone_url(small.server, "twilio"), headers={"Authorization": f"Bearer {WEB_TOKEN}"})
-    log = await web.call(ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", 3.0, 8000)), linger_s=4)
+    # served: its speech comes back (a mark after it). Waited for, not timed: a loaded `make test` saw
+    # the first result come more than the 2 s of quiet a call waits after its audio
+    log = await web.call(ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", 3.0, 8000)), linger_s=60, marks=1)
     assert log.close_code == 1000 and log.marks, "another tenant's phone call was not served"
     for task in holding:
         task.cancel()
