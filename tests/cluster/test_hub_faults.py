@@ -69,8 +69,8 @@ async def test_a_worker_that_loses_the_hub_fails_loudly_and_keeps_no_state_of_it
         shutil.rmtree(folder, ignore_errors=True)
 
 
-async def test_a_hub_that_is_not_there_at_start_is_a_clear_error() -> None:
-    missing = Path(tempfile.mkdtemp(prefix="hub-")) / "cluster.sock"
+async def test_a_hub_that_is_not_there_at_start_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "cluster.sock"
     store = HubStore(missing, "w0", op_timeout_s=1.0)
     with pytest.raises(StoreUnavailable) as failed:
         await store.start()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -43,10 +44,19 @@ class ServerProcess:
         prefix: Sequence[str] = (),
     ) -> None:
         """``prefix``: a command the server runs under (e.g. ``prlimit --fsize=N``, which execs it)."""
-        env = {**os.environ, "TRANSLATE_SVC_SERVER__GRACE_S": "2", "TRANSLATE_SVC_SERVER__DRAIN_S": "1", **(env or {})}
-        self._tmp: Path | None = None
+        # a folder of its own: its ready file, and the server's temporary files (``TMPDIR``: its node's
+        # sockets and metrics, which a server killed by a test cannot remove), removed when it is
+        # stopped or, for one never stopped, when this object goes or the test process ends
+        self._tmp = Path(tempfile.mkdtemp(prefix="serve-ready-"))
+        self._removed = weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        env = {
+            **os.environ,
+            "TMPDIR": str(self._tmp),
+            "TRANSLATE_SVC_SERVER__GRACE_S": "2",
+            "TRANSLATE_SVC_SERVER__DRAIN_S": "1",
+            **(env or {}),
+        }
         if ready_file is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="serve-ready-"))
             ready_file = self._tmp / "ready.json"
         self.ready_file = ready_file
         self.proc = subprocess.Popen(
@@ -90,8 +100,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._removed()
 
 
 @contextlib.contextmanager
@@ -101,8 +110,11 @@ def logged_server(
     """A server on ``model`` (one model thread, a 2 s drain) on ``port`` (0: any), its output in
     ``log``: its process and its port, once ready. ``more``: further ``serve`` options (e.g.
     ``--test-translator stable`` where what is tested is the servers' lifecycle, not the model's)."""
+    tmp = log.with_name(log.name + ".tmp")  # the server's temporary files, removed after it (killed or not)
+    tmp.mkdir(exist_ok=True)
     env = {
         **os.environ,
+        "TMPDIR": str(tmp),
         "TRANSLATE_SVC_SERVER__DRAIN_S": "2",
         "TRANSLATE_SVC_SERVER__GRACE_S": "10",
         "TRANSLATE_SVC_MODEL__CPU_THREADS": "1",
@@ -123,3 +135,4 @@ def logged_server(
             if proc.poll() is None:
                 proc.kill()
             proc.wait(30)
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -444,10 +444,11 @@ const roomSegments = (events: ListenEvent[]): Extract<ListenEvent, { type: "segm
 
 describe("conversations", () => {
   let talk: Server | undefined;
+  let lid = "";
   before(async () => {
     // the test identifier biased to Spanish (translate_svc.app.build_lid_test_checkpoint): its
     // choice among a conversation's languages is known, so the direction is
-    const lid = mkdtempSync(join(tmpdir(), "ts-client-lid-"));
+    lid = mkdtempSync(join(tmpdir(), "ts-client-lid-"));
     const code = "import sys, pathlib; from translate_svc.app import build_lid_test_checkpoint; " +
       "build_lid_test_checkpoint(pathlib.Path(sys.argv[1]), bias='spa')";
     const r = spawnSync(join(VENV, "bin", "python"), ["-c", code, join(lid, "spa")], { encoding: "utf8" });
@@ -456,6 +457,7 @@ describe("conversations", () => {
   });
   after(async () => {
     await talk?.dispose();
+    rmSync(lid, { recursive: true, force: true });
   });
 
   const direction = (seg: pb.SegmentResult): [string, pb.DetectedLanguage_Source | undefined, string[]] => [
