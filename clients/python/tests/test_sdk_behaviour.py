@@ -139,10 +139,15 @@ def spans(segments: Sequence[Segment]) -> list[tuple[int, int]]:
 
 
 async def run_stream(
-    s: AsyncStream, pcm: np.ndarray, *, pause_s: float = 0.0, at: dict[int, Callable[[], Awaitable[None]]] | None = None
+    s: AsyncStream,
+    pcm: np.ndarray,
+    *,
+    pause_s: float = 0.0,
+    at: dict[int, Callable[[], Awaitable[None]]] | None = None,
+    on_event: Callable[[StreamEvent], None] = lambda ev: None,
 ) -> list[StreamEvent]:
-    """Send ``pcm`` in 100 ms chunks (``pause_s`` apart) while reading every event; ``at``: before
-    chunk ``n``, await ``at[n]()``."""
+    """Send ``pcm`` in 100 ms chunks (``pause_s`` apart) while reading every event (each told to
+    ``on_event`` as it comes); ``at``: before chunk ``n``, await ``at[n]()``."""
 
     async def send() -> None:
         for n, c in enumerate(chunks(pcm)):
@@ -154,8 +159,11 @@ async def run_stream(
         await s.close()
 
     sender = asyncio.create_task(send())
+    events: list[StreamEvent] = []
     try:
-        events = [ev async for ev in s]
+        async for ev in s:
+            events.append(ev)
+            on_event(ev)
     except BaseException:
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
@@ -306,7 +314,17 @@ async def test_a_drained_stream_resumes_on_the_second_server_with_the_same_ids_a
     reference = spans(segments_of(await pcm_stream(server.address, minute)))
     first = servers.draining
 
+    past_15s = asyncio.Event()
+
+    def seen(ev: StreamEvent) -> None:
+        if isinstance(ev, Segment) and ev.end_ms >= 15_000:
+            past_15s.set()
+
     async def sigterm() -> None:  # what a rolling restart sends: drain the streams, then stop
+        # once the first server has translated 15 s (a starved one may be many seconds behind the
+        # audio sent, which its transport holds: it then resumes far earlier, and the second
+        # server's VAD, entering from a lead-in, segments more of the minute its own way)
+        await asyncio.wait_for(past_15s.wait(), 120)
         first.proc.terminate()
 
     async with (
@@ -314,7 +332,7 @@ async def test_a_drained_stream_resumes_on_the_second_server_with_the_same_ids_a
         c.stream(targets="spa", source="eng", speech=False) as s,
     ):
         assert s.info is not None and s.info.address == first.address
-        events = await run_stream(s, minute, pause_s=0.1 / SPEED, at={200: sigterm})  # at 20 s
+        events = await run_stream(s, minute, pause_s=0.1 / SPEED, at={200: sigterm}, on_event=seen)  # at 20 s
         assert s.resumes == 1 and s.info.address == server.address
         assert s.repeats_dropped == 0  # the drained server's results stopped where the new call began
     assert await asyncio.to_thread(first.proc.wait, 30) == 0
