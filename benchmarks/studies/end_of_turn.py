@@ -11,8 +11,11 @@ hesitates mid-phrase), ``--splice-ms`` long. A segment end more than 300 ms from
 is a cut mid-sentence. A sentence's close latency is the audio fed past its speech's end when its
 segment is emitted, plus the model's measured time for the decision that closed it (a TURN close
 waits for it). The model's cost per decision is measured here too (wall, one turn a call).
+With an eager end of turn (``--eager F``: each rule's ``eager_threshold`` at F times its own
+threshold; 0: none), the eager ends, those speech resumed after (their speculative work dropped)
+and those a close confirmed (their work kept), and how long before the close a kept one started.
 
-    PYTHONPATH=$PWD python -m benchmarks.studies.end_of_turn [--splice-ms 600] [--json out/turns.json]
+    PYTHONPATH=$PWD python -m benchmarks.studies.end_of_turn [--splice-ms 600] [--eager 0.5] [--json out/turns.json]
 """
 
 from __future__ import annotations
@@ -32,11 +35,14 @@ import soxr
 from tests.support.paths import SHARED_AUDIO
 from tests.support.speech import speech_pcm16
 from translate_svc.vad.segmenter import (
+    EAGERNESS,
     WINDOW_SAMPLES,
+    EagerEnd,
     EndReason,
     Segmenter,
     SegmenterConfig,
     SegmentReady,
+    SpeechResumed,
     TurnQuestion,
 )
 from translate_svc.vad.silero import SileroVad
@@ -89,16 +95,20 @@ def spliced(x: np.ndarray, splice_ms: int) -> tuple[np.ndarray, tuple[float, ...
     return np.concatenate(pieces), ends
 
 
-def run(x: np.ndarray, rule: str, model: SmartTurn, ends: tuple[float, ...]) -> dict[str, Any]:
-    """The segments one rule cuts from ``x`` fed a window at a time, each answer taken at once."""
+def run(x: np.ndarray, rule: str, model: SmartTurn, ends: tuple[float, ...], eager: float = 0.0) -> dict[str, Any]:
+    """The segments one rule cuts from ``x`` fed a window at a time, each answer taken at once;
+    ``eager``: its eager threshold as a fraction of the rule's own."""
     x = np.concatenate([x, np.zeros(RATE, np.float32)])  # a second of silence after the speech
     p = probabilities(x)
-    seg = Segmenter(dataclasses.replace(SegmenterConfig(), eagerness=rule))
+    threshold = eager * EAGERNESS[rule].threshold if rule else 0.0
+    seg = Segmenter(dataclasses.replace(SegmenterConfig(), eagerness=rule, eager_threshold=threshold))
     closes: list[tuple[int, int, EndReason, float]] = []  # start, end, reason, wait (s) past the speech
     asked, model_s = 0, []
+    speculated: list[tuple[int, int, int]] = []  # each eager end's span and the audio fed when it came
+    resumed, kept_ahead_s = 0, []
 
     def take(events: list[Any], fed: int, waited: float) -> None:
-        nonlocal asked
+        nonlocal asked, resumed
         for e in events:
             if isinstance(e, TurnQuestion):
                 asked += 1
@@ -106,8 +116,14 @@ def run(x: np.ndarray, rule: str, model: SmartTurn, ends: tuple[float, ...]) -> 
                 (complete,) = model.complete([e.samples])
                 model_s.append(time.perf_counter() - t0)
                 take(seg.answer(e, complete), fed, waited + model_s[-1])
+            elif isinstance(e, EagerEnd):
+                speculated.append((e.start_sample, e.end_sample, fed))
+            elif isinstance(e, SpeechResumed):
+                resumed += 1
             elif isinstance(e, SegmentReady):
                 closes.append((e.start_sample, e.end_sample, e.reason, waited + (fed - e.end_sample) / RATE))
+                if speculated and speculated[-1][:2] == (e.start_sample, e.end_sample):  # confirmed: kept
+                    kept_ahead_s.append((fed - speculated.pop()[2]) / RATE)
 
     for i in range(len(p)):
         end = min((i + 1) * WINDOW_SAMPLES, len(x))
@@ -125,12 +141,17 @@ def run(x: np.ndarray, rule: str, model: SmartTurn, ends: tuple[float, ...]) -> 
         "questions": asked,
         "model_ms_each": [round(1000 * v, 1) for v in model_s],
         "spans_s": [(round(a / RATE, 2), round(b / RATE, 2), r.value) for a, b, r, _ in closes],
+        "eager_threshold": round(threshold, 3),
+        "eager_ends": len(speculated) + len(kept_ahead_s),
+        "eager_resumed": resumed,
+        "eager_kept_ahead_ms": [round(1000 * v) for v in kept_ahead_s],
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--splice-ms", type=int, default=600)
+    ap.add_argument("--eager", type=float, default=0.0, help="eager_threshold as a fraction of each rule's threshold")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     model = SmartTurn()
@@ -146,16 +167,30 @@ def main() -> None:
             f"+{args.splice_ms} ms mid-phrase": spliced(x, args.splice_ms),
         }.items():
             for rule in RULES:
-                r = run(audio, rule, model, ends)
+                r = run(audio, rule, model, ends, args.eager)
                 report[f"{name} {variant} {rule or 'silence'}"] = r
                 lat = r["sentence_close_ms"]
+                eager = ""
+                if r["eager_threshold"]:
+                    eager = (
+                        f"  eager ends {r['eager_ends']} (resumed {r['eager_resumed']}, kept "
+                        f"{len(r['eager_kept_ahead_ms'])}, started ahead ms {r['eager_kept_ahead_ms']})"
+                    )
                 print(
                     f"{name:8} {variant:22} {rule or 'silence':8} segments {r['segments']:2}  mid-sentence "
-                    f"{r['cut_mid_sentence']:2}  sentence close ms {lat}  questions {r['questions']}"
+                    f"{r['cut_mid_sentence']:2}  sentence close ms {lat}  questions {r['questions']}{eager}"
                 )
     each = [v for r in report.values() for v in r["model_ms_each"]]
     p50, p95 = np.median(each), np.percentile(each, 95)
     print(f"model per decision: {len(each)} decisions, p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    if args.eager:
+        semantic = [r for r in report.values() if r["eager_threshold"]]
+        dropped = sum(r["eager_resumed"] for r in semantic)
+        print(
+            f"eager ends at {args.eager} x each rule's threshold: {sum(r['eager_ends'] for r in semantic)}, "
+            f"dropped (speech resumed) {dropped} = {dropped / max(1, sum(r['segments'] for r in semantic)):.2f} "
+            f"a segment, kept {sum(len(r['eager_kept_ahead_ms']) for r in semantic)}"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))
