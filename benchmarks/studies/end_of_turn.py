@@ -15,7 +15,12 @@ With an eager end of turn (``--eager F``: each rule's ``eager_threshold`` at F t
 threshold; 0: none), the eager ends, those speech resumed after (their speculative work dropped)
 and those a close confirmed (their work kept), and how long before the close a kept one started.
 
-    PYTHONPATH=$PWD python -m benchmarks.studies.end_of_turn [--splice-ms 600] [--eager 0.5] [--json out/turns.json]
+With ``--espeak``, also sentences built for it (espeak-ng's voices, ``apt-get install
+espeak-ng``): each of ``ESPEAK_SENTENCES`` said with a ``--splice-ms`` break (SSML) inside it, where
+a speaker would pause to think, 1.5 s between sentences.
+
+    PYTHONPATH=$PWD python -m benchmarks.studies.end_of_turn [--splice-ms 600] [--eager 0.5] [--espeak]
+        [--json out/turns.json]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import dataclasses
 import io
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +61,17 @@ SENTENCE_ENDS_S = (2.24, 10.59)
 PHRASES_S = ((0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6))
 NEAR_S = 0.3
 RULES = ("", "low", "medium", "high")
+#: sentences with a pause inside each (SSML's break goes at the "|"), as a speaker would pause to
+#: think before the rest: the semantic rule should keep each whole
+ESPEAK_SENTENCES = (
+    "Could you tell me | where the nearest train station is?",
+    "I was thinking that we could | meet again next week.",
+    "The report shows that our sales | went up by ten percent this year.",
+    "If it rains tomorrow, | we will stay at home and read.",
+    "My brother, who lives in Paris, | is coming to visit us in May.",
+    "We need to buy some bread, | some milk, and a few apples.",
+)
+ESPEAK_VOICES = ("en-us", "en-gb+f4", "en-us+m3")
 
 
 def paths(x16: np.ndarray) -> dict[str, np.ndarray]:
@@ -69,6 +86,24 @@ def paths(x16: np.ndarray) -> dict[str, np.ndarray]:
         "24k-pcm": soxr.resample(pcm24.astype(np.float32) / 32768, 24000, RATE, quality="HQ").astype(np.float32),
         "8k-ulaw": soxr.resample(np.asarray(ulaw, np.float32), 8000, RATE, quality="HQ").astype(np.float32),
     }
+
+
+def espeak(voice: str, break_ms: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """``ESPEAK_SENTENCES`` in ``voice`` at 16 kHz, each with a ``break_ms`` pause inside it and
+    1.5 s of silence after it, and where each sentence's speech ends (s)."""
+    pieces, ends, at = [], [], 0
+    for text in ESPEAK_SENTENCES:
+        ssml = "<speak>" + text.replace("|", f'<break time="{break_ms}ms"/>') + "</speak>"
+        wav = subprocess.run(["espeak-ng", "-v", voice, "-m", "--stdout", ssml], check=True, capture_output=True).stdout
+        audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
+        x = soxr.resample(audio, rate, RATE, quality="HQ").astype(np.float32)
+        loud = np.flatnonzero(np.abs(x) > 0.01)
+        x = x[: loud[-1] + 1]  # its speech's end: the last sample above -40 dBFS
+        pieces += [x, np.zeros(RATE * 3 // 2, np.float32)]
+        at += len(x)
+        ends.append(at / RATE)
+        at += RATE * 3 // 2
+    return np.concatenate(pieces), tuple(ends)
 
 
 def probabilities(x: np.ndarray) -> np.ndarray:
@@ -152,6 +187,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--splice-ms", type=int, default=600)
     ap.add_argument("--eager", type=float, default=0.0, help="eager_threshold as a fraction of each rule's threshold")
+    ap.add_argument("--espeak", action="store_true", help="also espeak-ng's sentences with a pause inside each")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     model = SmartTurn()
@@ -161,11 +197,14 @@ def main() -> None:
         RATE,
     ).astype(np.float32)
     report: dict[str, Any] = {}
-    for name, x in paths(x16).items():
-        for variant, (audio, ends) in {
-            "as said": (x, SENTENCE_ENDS_S),
-            f"+{args.splice_ms} ms mid-phrase": spliced(x, args.splice_ms),
-        }.items():
+    inputs = {
+        name: {"as said": (x, SENTENCE_ENDS_S), f"+{args.splice_ms} ms mid-phrase": spliced(x, args.splice_ms)}
+        for name, x in paths(x16).items()
+    }
+    if args.espeak:
+        inputs["espeak"] = {f"{v}, {args.splice_ms} ms": espeak(v, args.splice_ms) for v in ESPEAK_VOICES}
+    for name, variants in inputs.items():
+        for variant, (audio, ends) in variants.items():
             for rule in RULES:
                 r = run(audio, rule, model, ends, args.eager)
                 report[f"{name} {variant} {rule or 'silence'}"] = r
