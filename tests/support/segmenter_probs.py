@@ -11,6 +11,7 @@ import numpy as np
 
 from translate_svc.vad.segmenter import (
     WINDOW_SAMPLES,
+    EagerEnd,
     EndReason,
     Segmenter,
     SegmenterConfig,
@@ -35,6 +36,9 @@ def as_values(events: Sequence[SegmenterEvent], stream: np.ndarray) -> list[obje
         if isinstance(e, SegmentReady):
             np.testing.assert_array_equal(e.samples, stream[e.start_sample : e.end_sample])
             out.append(("segment", e.start_sample, e.end_sample, e.reason))
+        elif isinstance(e, EagerEnd):
+            np.testing.assert_array_equal(e.samples, stream[e.start_sample : e.end_sample])
+            out.append(("eager", e.pause, e.start_sample, e.end_sample))
         else:
             out.append(e)
     return out

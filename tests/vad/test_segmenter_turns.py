@@ -18,12 +18,15 @@ from translate_svc.errors import InvalidInput
 from translate_svc.vad.segmenter import (
     EAGERNESS,
     TURN_CONTEXT_SAMPLES,
+    EagerEnd,
     EndReason,
     Segmenter,
     SegmenterConfig,
     SegmenterEvent,
+    SegmentReady,
     SpeechDiscarded,
     SpeechEnded,
+    SpeechResumed,
     SpeechStarted,
     TurnQuestion,
 )
@@ -139,8 +142,12 @@ def test_segments_are_the_same_however_the_audio_is_chunked_and_whenever_the_ans
     rng = np.random.default_rng(7)
     for trial in range(30):
         walk = np.abs((np.cumsum(rng.normal(0, 0.25, 600)) + 1) % 2 - 1)
+        eagerness = str(rng.choice(list(EAGERNESS)))
         config = dataclasses.replace(
-            DEFAULT, eagerness=str(rng.choice(list(EAGERNESS))), max_segment_ms=int(rng.choice([2500, 15000]))
+            DEFAULT,
+            eagerness=eagerness,
+            max_segment_ms=int(rng.choice([2500, 15000])),
+            eager_threshold=float(rng.choice([0.0, EAGERNESS[eagerness].threshold / 2])),
         )
 
         def answers(q: TurnQuestion) -> float:
@@ -254,3 +261,78 @@ def test_an_eagerness_the_server_does_not_know_is_refused_naming_the_values() ->
         dataclasses.replace(DEFAULT, eagerness="eager")
     assert DEFAULT.eagerness_rule is None
     assert dataclasses.replace(DEFAULT, eagerness="auto").eagerness_rule == EAGERNESS["medium"]
+
+
+# -- the eager end of turn (``eager_threshold``) ------------------------------------------------------
+
+EAGER = dataclasses.replace(MEDIUM, eager_threshold=0.2)
+
+
+def eager_event(value: object) -> bool:
+    """An ``EagerEnd`` (as ``as_values`` shows it) or a ``SpeechResumed``."""
+    return isinstance(value, SpeechResumed) or (isinstance(value, tuple) and value[0] == "eager")
+
+
+def test_an_eager_end_whose_speech_resumes_is_said_and_the_segments_are_the_rules_own() -> None:
+    plain, _ = run(SENTENCE, MEDIUM, lambda q: 0.3 if q.pause == 41 * W else 0.9)
+    eager, asked = run(SENTENCE, EAGER, lambda q: 0.3 if q.pause == 41 * W else 0.9)
+    assert [q.pause for q in asked] == [41 * W, 82 * W]
+    # at the first pause (incomplete at 0.3, eager at 0.2): the segment as the pause would close
+    # it, then speech resumes at window 51; the segments are those without the eager end
+    assert eager == [
+        SpeechStarted(10 * W - 480),
+        ("eager", 41 * W, 10 * W - 480, 41 * W + 480),
+        SpeechResumed(41 * W, 51 * W),
+        segment(10 * W - 480, 82 * W + 480, EndReason.TURN),
+        SpeechEnded(82 * W + 480),
+    ]
+    assert [v for v in eager if not eager_event(v)] == plain
+
+
+def test_an_eager_end_the_bound_confirms_is_the_segment_that_closes() -> None:
+    bound_windows = -(-EAGERNESS["medium"].bound_ms * 16 // W)
+    probs = prob_runs((SIL, 5), (SPEECH, 31), (SIL, bound_windows + 20))
+    values, _ = run(probs, EAGER, lambda q: 0.25, finish=False)
+    eager = [v for v in values if eager_event(v)]
+    closed = [v for v in values if isinstance(v, tuple) and v[0] == "segment"]
+    assert closed == [segment(5 * W - 480, 36 * W + 480)]  # the eager end's span: its work is kept
+    assert eager == [("eager", 36 * W, 5 * W - 480, 36 * W + 480)]  # and no SpeechResumed
+
+
+def test_no_eager_end_below_its_threshold_nor_without_the_setting() -> None:
+    for config, p in ((EAGER, 0.19), (MEDIUM, 0.45)):
+        values, asked = run(SENTENCE, config, lambda q, p=p: p)
+        assert asked
+        assert not [v for v in values if eager_event(v)]
+
+
+def test_a_flush_after_an_eager_end_closes_its_segment_and_nothing_resumes() -> None:
+    probs = prob_runs((SIL, 5), (SPEECH, 31), (SIL, 8))
+    x = index_stream(len(probs) * W)
+    seg = Segmenter(EAGER)
+    events = seg.push(x, np.asarray(probs, np.float32))
+    (q,) = [e for e in events if isinstance(e, TurnQuestion)]
+    (eager,) = [e for e in seg.answer(q, 0.3) if isinstance(e, EagerEnd)]
+    flushed = seg.flush()
+    (closed,) = [e for e in flushed if isinstance(e, SegmentReady)]
+    assert (closed.start_sample, closed.end_sample) == (eager.start_sample, eager.end_sample)
+    more = seg.push(index_stream(10 * W), np.full(10, SPEECH, np.float32))
+    assert not [e for e in more if isinstance(e, SpeechResumed)]
+
+
+def test_an_eager_threshold_asked_needs_an_eagerness_and_sits_below_its_threshold() -> None:
+    with pytest.raises(InvalidInput, match=r"vad\.eager_threshold=0\.2 needs a semantic end of turn"):
+        dataclasses.replace(DEFAULT, eager_threshold=0.2).check_eager()
+    with pytest.raises(
+        InvalidInput, match=r"vad\.eager_threshold=0\.5 is out of range: use a value above 0 and below 0\.5"
+    ):
+        dataclasses.replace(MEDIUM, eager_threshold=0.5).check_eager()
+    with pytest.raises(InvalidInput, match=r"vad\.eager_threshold=-0\.1 is out of range"):
+        dataclasses.replace(MEDIUM, eager_threshold=-0.1)
+    dataclasses.replace(MEDIUM, eager_threshold=0.49).check_eager()
+    # a server's default applies where the stream's eagerness allows it, and is not an error elsewhere
+    server = dataclasses.replace(DEFAULT, eager_threshold=0.4)
+    assert server.eager == 0.0
+    assert [dataclasses.replace(server, eagerness=e).eager for e in ("low", "medium", "high")] == [0.4, 0.4, 0.0]
+    values, _ = run(SENTENCE, dataclasses.replace(server, eagerness="high"), lambda q: 0.29)
+    assert not [v for v in values if eager_event(v)]

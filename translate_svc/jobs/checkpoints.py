@@ -102,7 +102,7 @@ class Checkpoint:
 
 def settings_print(config: SegmenterConfig) -> int:
     """The VAD settings' fingerprint: a checkpoint taken under other settings is not used."""
-    fields = astuple(config)
+    fields = astuple(config)[:-1]  # not eager_threshold: an eager end of turn moves no segment
     if not config.eagerness:  # the silence rule's: as before the semantic end of turn existed
         fields = fields[:-1]
     text = repr(("silero-v5", *fields))

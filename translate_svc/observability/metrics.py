@@ -217,6 +217,20 @@ def unread_held() -> None:
     UNREAD_HELD.inc()
 
 
+EAGER_ENDS = Counter(
+    "translate_svc_eager_ends_total",
+    "eager ends of turn (vad.eager_threshold): a paused segment translated before its pause closed it, by "
+    "outcome: kept (the pause closed it, the result was ready), unfinished (closed before the work was done: "
+    "sent again as a final), resumed (speech went on: dropped), changed (closed otherwise: dropped), refused "
+    "(the engine was behind: not started)",
+    ["outcome"],
+)
+
+
+def eager_end(outcome: str) -> None:
+    EAGER_ENDS.labels(outcome).inc()
+
+
 SIMULTANEOUS_STEPS = Counter(
     "translate_svc_simultaneous_steps_total",
     "simultaneous mode: translations of open speech due every step_ms, by outcome (run, or skipped "

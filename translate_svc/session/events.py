@@ -78,6 +78,9 @@ class StreamConfig:
     #: each channel of 2-channel PCM heard on its own, a party per channel, the events labelled
     #: with their channel (``session/calls/channels.py``)
     separate_channels: bool = False
+    #: the door renders ``EagerEndOfTurn`` and ``TurnResumed`` (gRPC, OpenAI's transcription
+    #: sessions); other doors' streams speculate on an eager end all the same, unsaid
+    turn_events: bool = False
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,38 @@ class Updated:
     error: InvalidInput | None = None
 
 
-StreamEvent = SpeechEvent | SegmentResult | InterimResult | Commit | Draining | Updated | StreamEnded
+@dataclass(frozen=True)
+class EagerEndOfTurn:
+    """An eager end of turn (``vad.eager_threshold``): the end-of-turn model called the turn paused
+    at ``end_ms`` incomplete but likely enough complete that segment ``segment_id``, [start_ms,
+    end_ms), is translated now, in case the pause closes it there; ``TurnResumed`` follows if
+    speech resumes first, else the segment's result (sooner: its work started at the pause)."""
+
+    segment_id: int
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class TurnResumed:
+    """Speech resumed at ``offset_ms`` after an ``EagerEndOfTurn``: segment ``segment_id`` goes on
+    (the translation started for it is dropped; its result comes when it closes)."""
+
+    segment_id: int
+    offset_ms: int
+
+
+StreamEvent = (
+    SpeechEvent
+    | SegmentResult
+    | InterimResult
+    | Commit
+    | Draining
+    | Updated
+    | StreamEnded
+    | EagerEndOfTurn
+    | TurnResumed
+)
 
 
 # -- the unary calls (a whole clip, texts) -------------------------------------------------------

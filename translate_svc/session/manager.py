@@ -236,9 +236,11 @@ class SessionManager:
         admission: Admission | None = None,
         hooks: StreamHooks = NO_HOOKS,
         channel: int | None = None,
+        turn_events: bool = False,
     ) -> StreamSession:
         """A new stream of ``tenant``; ``StreamSession.close`` must be called when it ends.
         ``channel``: raw PCM's one channel it hears (0-based; None: the channels mixed).
+        ``turn_events``: its door renders eager ends of turn (``StreamConfig.turn_events``).
         ``admission``: its slots, taken when its call or socket opened (``admit_stream``); the
         session owns them from here on (released when it closes, or here if it cannot open).
         None: taken now. ``hooks``: its driver's callbacks (a drain, a stop, its output)."""
@@ -263,6 +265,7 @@ class SessionManager:
                 hooks=hooks,
                 recorder=self._recorder(tenant, fmt, task),
                 channel=channel,
+                turn_events=turn_events,
             )
         except BaseException:
             if admission is not None:
@@ -408,6 +411,7 @@ class SessionManager:
         recorder: Callable[[str, str], Recorder | None] | None = None,
         vad_start: VadSnapshot | None = None,
         channel: int | None = None,
+        turn_events: bool = False,
     ) -> StreamSession:
         session = StreamSession(
             self.engine,
@@ -427,6 +431,7 @@ class SessionManager:
             recorder=recorder,
             vad_start=vad_start,
             channel=channel,
+            turn_events=turn_events,
         )
         self.sessions += 1
         return session

@@ -32,6 +32,11 @@ Two deliberate additions:
   pause is not asked again, and the segment closes only if the pause lasts the eagerness's
   ``bound_ms`` (the silence rule, longer), so a breath or a hesitation mid-sentence does not cut
   it. A pause in progress when the cap fires closes there instead of being cut into.
+- An eager end of turn (``eager_threshold``, off by default): an incomplete answer of at least it
+  emits ``EagerEnd``, the segment as it would close at that pause, so its translation can start
+  now (speculation); if speech resumes before the pause closes, ``SpeechResumed`` says the
+  speculation is void (the segment goes on). Any segment emitted ends it: one whose span is the
+  ``EagerEnd``'s is the speculation confirmed.
 - A lead-in (``lead_in``): a resumed call sends again some audio the call it continues had
   translated, so that silero's state enters the resume point as that call's did (a fresh state
   scores speech in progress far lower for about half a second: a tail held open at
@@ -136,6 +141,10 @@ class SegmenterConfig:
     max_segment_ms: int = 15_000
     #: the semantic end of turn's eagerness (``EAGERNESS``); "" (the default): the silence rule
     eagerness: str = ""
+    #: an incomplete answer of at least this starts the paused segment's translation at once
+    #: (``EagerEnd``, then ``SpeechResumed`` if speech resumes); 0 (the default): no eager end.
+    #: The last field: a job checkpoint's fingerprint leaves it out (``jobs/checkpoints.py``)
+    eager_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -143,6 +152,11 @@ class SegmenterConfig:
             problems.append(
                 f"vad.eagerness={self.eagerness!r} is not one this server knows: use {', '.join(EAGERNESS)}, "
                 "or leave it empty for the silence rule"
+            )
+        if not 0.0 <= self.eager_threshold < 1.0:  # NaN too
+            problems.append(
+                f"vad.eager_threshold={self.eager_threshold} is out of range: use a value from 0 (none) up to, "
+                "not including, 1"
             )
         if not 0.0 < self.threshold < 1.0:  # NaN too
             problems.append(f"vad.threshold={self.threshold} is out of range: use a value strictly between 0 and 1")
@@ -165,6 +179,30 @@ class SegmenterConfig:
     def eagerness_rule(self) -> Eagerness | None:
         """The semantic end of turn's rule, or None: the silence rule alone."""
         return EAGERNESS.get(self.eagerness) if self.eagerness else None
+
+    @property
+    def eager(self) -> float:
+        """The eager end of turn's threshold in force: ``eager_threshold`` where the eagerness has
+        one above it (a server's default applies to the streams whose eagerness allows it), else 0."""
+        rule = self.eagerness_rule
+        return self.eager_threshold if rule is not None and self.eager_threshold < rule.threshold else 0.0
+
+    def check_eager(self) -> None:
+        """A caller's own ``eager_threshold`` (not the server's default): refused, saying why,
+        unless the eagerness asked has a threshold above it."""
+        if not self.eager_threshold:
+            return
+        rule = self.eagerness_rule
+        if rule is None:
+            raise VadConfigError(
+                f"vad.eager_threshold={self.eager_threshold} needs a semantic end of turn: set vad.eagerness too, "
+                "or leave vad.eager_threshold at 0"
+            )
+        if self.eager_threshold >= rule.threshold:
+            raise VadConfigError(
+                f"vad.eager_threshold={self.eager_threshold} is out of range: use a value above 0 and below "
+                f"{rule.threshold} (where vad.eagerness={self.eagerness!r} calls a turn complete), or 0 for none"
+            )
 
     @property
     def neg_threshold(self) -> float:
@@ -245,7 +283,31 @@ class TurnQuestion:
     samples: np.ndarray
 
 
-SegmenterEvent = SpeechStarted | SpeechEnded | SegmentReady | SpeechDiscarded | TurnQuestion
+@dataclass(frozen=True, eq=False)
+class EagerEnd:
+    """The model called the turn paused at ``pause`` incomplete, but at least ``eager_threshold``
+    likely complete: were the pause to close it, the segment would be ``samples`` =
+    ``stream[start_sample:end_sample]`` (a full right pad). Its translation may start now."""
+
+    pause: int
+    start_sample: int
+    end_sample: int
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """Speech resumed at ``sample`` after the pause an ``EagerEnd`` was about: its segment goes on."""
+
+    pause: int
+    sample: int
+
+    @property
+    def offset_ms(self) -> int:
+        return samples_to_ms(self.sample)
+
+
+SegmenterEvent = SpeechStarted | SpeechEnded | SegmentReady | SpeechDiscarded | TurnQuestion | EagerEnd | SpeechResumed
 
 
 class _SampleBuffer:
@@ -325,6 +387,8 @@ class Segmenter:
         self._bound = self._min_silence if self._turn is None else max(self._min_silence, self._turn.bound_ms * _PER_MS)
         self._question: TurnQuestion | None = None  # asked and not answered: no window is processed
         self._asked: int | None = None  # the pause (its ``_temp_end``) last asked about
+        self._eager = config.eager
+        self._eager_pause: int | None = None  # the pause of the last EagerEnd, until its segment closes
         self._finishing = False
 
         self._buf = _SampleBuffer()
@@ -467,6 +531,8 @@ class Segmenter:
         assert self._turn is not None and self._triggered and self._temp_end is not None
         if complete >= self._turn.threshold:
             self._close_on_silence(events, question.sample - WINDOW_SAMPLES, EndReason.TURN)
+        elif self._eager and complete >= self._eager:
+            self._eager_end(events, question)
         self._drain(events, final=False)
         self._trim()
         return events
@@ -499,6 +565,9 @@ class Segmenter:
                 return
             self._end_lead_in()
         if p >= self._thr and self._temp_end is not None:
+            if self._eager_pause == self._temp_end:
+                events.append(SpeechResumed(self._eager_pause, cur))
+                self._eager_pause = None
             self._temp_end = None
         if p >= self._thr and not self._triggered:
             self._open(events, cur)
@@ -593,6 +662,15 @@ class Segmenter:
         )
         events.append(self._question)
 
+    def _eager_end(self, events: list[SegmenterEvent], question: TurnQuestion) -> None:
+        """The segment as it would close at ``question``'s pause, for its translation to start now:
+        a full right pad (the pause closes it at the bound, at least two pads on), clipped to the
+        audio the question heard (a pad longer than the pause so far: a close at the bound then
+        gives a longer one, and the spans differ)."""
+        self._eager_pause = question.pause
+        end = min(question.pause + self._pad, question.sample)
+        events.append(EagerEnd(question.pause, self._seg_start, end, self._buf.slice(self._seg_start, end)))
+
     def _close_on_silence(self, events: list[SegmenterEvent], cur: int, reason: EndReason = EndReason.SILENCE) -> None:
         assert self._temp_end is not None
         end_raw = self._temp_end
@@ -631,6 +709,7 @@ class Segmenter:
     def _end_region(self, events: list[SegmenterEvent], sample: int) -> None:
         if self._announced:
             events.append(SpeechEnded(sample))
+        self._eager_pause = None
         self._triggered = False
         self._temp_end = None
 
@@ -672,6 +751,7 @@ class Segmenter:
     def _emit(self, events: list[SegmenterEvent], start: int, end: int, reason: EndReason) -> None:
         events.append(SegmentReady(start, end, self._buf.slice(start, end), reason))
         self._prev_end = end
+        self._eager_pause = None  # the eager end's segment, or another: either way, it is over
         if reason is not EndReason.MAX_LENGTH:
             events.append(SpeechEnded(end))
 

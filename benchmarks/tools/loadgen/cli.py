@@ -88,6 +88,10 @@ def main(
         str | None,
         typer.Option(help="StreamingConfig.vad.eagerness for every stream: low, medium, high, auto (the server's)"),
     ] = None,
+    vad_eager_threshold: Annotated[
+        float | None,
+        typer.Option(help="StreamingConfig.vad.eager_threshold for every stream (with --vad-eagerness)"),
+    ] = None,
     saturation: Annotated[bool, typer.Option("--saturation/--no-saturation", help="run the saturation phase")] = True,
     slo_ms: Annotated[float, typer.Option(help="p95 latency bound for 'streams sustained'")] = report.DEFAULT_SLO_MS,
     behind_s: Annotated[float, typer.Option(help="a stream whose end comes later than this fell behind")] = (
@@ -197,6 +201,7 @@ def main(
         vad_threshold=vad_threshold,
         vad_min_speech_ms=vad_min_speech_ms,
         vad_eagerness=vad_eagerness,
+        vad_eager_threshold=vad_eager_threshold,
         warmup=warmup,
         stream_s=stream_s,
         saturation=saturation,

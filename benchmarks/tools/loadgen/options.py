@@ -58,6 +58,7 @@ class RunOptions:
     vad_threshold: float | None = None  # StreamingConfig.vad.threshold for every stream
     vad_min_speech_ms: int | None = None  # StreamingConfig.vad.min_speech_ms for every stream
     vad_eagerness: str | None = None  # StreamingConfig.vad.eagerness for every stream (a semantic end of turn)
+    vad_eager_threshold: float | None = None  # StreamingConfig.vad.eager_threshold (an eager end of turn)
     stream_s: float = 0.0  # cut or loop every stream's audio to this length (0: the file's)
     saturation: bool = True
 

@@ -55,6 +55,7 @@ def render(doc: dict[str, Any]) -> None:
         + (f", captions every {cfg['interim_ms']} ms" if cfg.get("interim_ms") else "")
         + (f", VAD threshold {cfg['vad_threshold']:g}" if cfg.get("vad_threshold") is not None else "")
         + (f", eagerness {cfg['vad_eagerness']}" if cfg.get("vad_eagerness") else "")
+        + (f", eager end at {cfg['vad_eager_threshold']:g}" if cfg.get("vad_eager_threshold") else "")
         + (f", {cfg['flood_streams']} flood streams at {cfg['flood_speed']:g}x" if cfg.get("flood_streams") else "")
     )
     names = list(results)

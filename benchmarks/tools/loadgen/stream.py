@@ -33,6 +33,7 @@ class StreamParams:
     timeout_s: float = 1800.0
     vad_min_speech_ms: int | None = None
     vad_eagerness: str | None = None
+    vad_eager_threshold: float | None = None
 
     @classmethod
     def of(cls, opts: RunOptions) -> StreamParams:
@@ -45,6 +46,7 @@ class StreamParams:
             opts.timeout_s,
             opts.vad_min_speech_ms,
             opts.vad_eagerness,
+            opts.vad_eager_threshold,
         )
 
 
@@ -67,6 +69,8 @@ def stream_config(params: StreamParams) -> Any:
         cfg.vad.min_speech_ms = params.vad_min_speech_ms
     if params.vad_eagerness is not None:
         cfg.vad.eagerness = params.vad_eagerness
+    if params.vad_eager_threshold is not None:
+        cfg.vad.eager_threshold = params.vad_eager_threshold
     return cfg
 
 

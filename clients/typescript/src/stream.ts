@@ -473,6 +473,12 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
           await this.put({ type: "updated", updated: u });
           break;
         }
+        case "eagerEndOfTurn":
+          await this.put({ type: "eagerEndOfTurn", eager: r.eagerEndOfTurn });
+          break;
+        case "turnResumed":
+          await this.put({ type: "turnResumed", resumed: r.turnResumed });
+          break;
         case "draining":
           this.client.log(`${this.info?.address} is shutting down: the stream moves in ${r.draining.remainingMs} ms`);
           await this.put({ type: "draining", draining: r.draining });

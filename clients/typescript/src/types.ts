@@ -6,6 +6,7 @@
 import type {
   Commit,
   Draining,
+  EagerEndOfTurn,
   InterimResult,
   ListenDropped,
   ListenStarted,
@@ -17,6 +18,7 @@ import type {
   StreamingConfig,
   StreamUpdated,
   Term,
+  TurnResumed,
   VadOptions,
 } from "./gen/translate_svc/api/v1/translate";
 import type { RetryPolicy } from "./retry";
@@ -178,6 +180,10 @@ export type StreamEvent =
   | { type: "commit"; commit: Commit; restart: boolean }
   | { type: "draining"; draining: Draining }
   | { type: "updated"; updated: StreamUpdated }
+  /** `vad.eagerThreshold`: the segment may end here and is translated now (then its result, or `turnResumed`) */
+  | { type: "eagerEndOfTurn"; eager: EagerEndOfTurn }
+  /** speech resumed after an eager end of turn: the segment goes on */
+  | { type: "turnResumed"; resumed: TurnResumed }
   | { type: "ended"; end: StreamEnd };
 
 export interface ListenOptions {

@@ -13,6 +13,7 @@ A server that does not run the model keeps the silence rule and says so in ``Str
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -147,3 +148,116 @@ async def test_the_sdk_asks_for_it_and_reads_what_is_in_force(
     assert (eagerness, notices) == ("medium", ()) and near(got, [PHRASES[0], (PHRASES[1][0], PHRASES[3][1])]), got
     eagerness, notices, got = await run(without_model)
     assert eagerness == "" and len(notices) == 1 and "limits.turn_threads=0" in notices[0] and near(got, PHRASES), got
+
+
+async def eager_stream(
+    live: LiveServer, content: bytes, vad: pb.VadOptions, *, paced_from: int | None = None
+) -> list[pb.StreamingTranslateResponse]:
+    """Every response of a stream of ``content``; from byte ``paced_from`` on, 100 ms a message at
+    real time (a pause as long as a speaker's: the work started at its beginning has its time)."""
+    cfg = pb.StreamingConfig(format=PCM16, source_language="eng", target_languages=["spa"], vad=vad)
+
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=cfg)
+        for i in range(0, len(content), 3200):
+            if paced_from is not None and i >= paced_from:
+                await asyncio.sleep(0.1)
+            yield pb.StreamingTranslateRequest(audio=content[i : i + 3200])
+
+    return [r async for r in live.stub.StreamingTranslate(requests(), timeout=180)]
+
+
+def kinds(responses: list[pb.StreamingTranslateResponse]) -> list[str]:
+    return [r.WhichOneof("response") for r in responses if r.WhichOneof("response") != "speech_event"]
+
+
+async def test_an_eager_end_whose_speech_resumes_says_so_and_loses_nothing(
+    live: LiveServer, shared_audio: Path
+) -> None:
+    """At medium with an eager threshold under what the model reads at the two pauses inside the
+    second sentence (1-4 % complete): each is an eager end of its segment, then resumed; the
+    segments are those of medium alone."""
+    content, _ = shared_pcm(shared_audio, "jfk.flac")
+    out = await eager_stream(live, content, pb.VadOptions(eagerness="medium", eager_threshold=0.001))
+    assert out[0].started.config.vad.eager_threshold == pytest.approx(0.001)
+    eager = [r.eager_end_of_turn for r in out if r.HasField("eager_end_of_turn")]
+    resumed = [r.turn_resumed for r in out if r.HasField("turn_resumed")]
+    segments = [r.segment for r in out if r.HasField("segment")]
+    assert near([(s.start_ms, s.end_ms) for s in segments], [PHRASES[0], (PHRASES[1][0], PHRASES[3][1])])
+    # both pauses of the second sentence (after "ask not", after "can do for you,")
+    assert near(
+        [(e.start_ms, e.end_ms) for e in eager], [(PHRASES[1][0], PHRASES[1][1]), (PHRASES[1][0], PHRASES[2][1])]
+    )
+    assert [e.segment_id for e in eager] == [1, 1] and [t.segment_id for t in resumed] == [1, 1]
+    assert near([(t.offset_ms, t.offset_ms) for t in resumed], [(PHRASES[2][0] + 30,) * 2, (PHRASES[3][0] + 30,) * 2])
+    turns = [k for k in kinds(out) if k in ("eager_end_of_turn", "turn_resumed")]
+    assert turns == ["eager_end_of_turn", "turn_resumed"] * 2
+    last_resumed = max(i for i, r in enumerate(out) if r.HasField("turn_resumed"))
+    assert [r.segment.segment_id for r in out[last_resumed:] if r.HasField("segment")] == [1]
+    assert all(s.status.code == 0 for s in segments)
+
+
+async def test_an_eager_end_the_pause_confirms_is_the_segments_result(live: LiveServer, shared_audio: Path) -> None:
+    """ "ask not", then 3 s of silence at real time, at high (its bound: 2 s): the pause after it is
+    an eager end (the model reads it 1-3 % complete), and the bound closes the segment there: its
+    result has the eager end's span and nothing resumed. The work started at the pause is kept when
+    done by then, else sent again as a final (``translate_svc_eager_ends_total``): one of the two."""
+    content, _ = shared_pcm(shared_audio, "jfk.flac")
+    ask_not = content[PHRASES[1][0] * 32 : (PHRASES[1][1] + 300) * 32]  # 16 kHz PCM16: 32 bytes a ms
+    audio = ask_not + bytes(32 * 3000)
+    before = confirmed()
+    out = await eager_stream(
+        live, audio, pb.VadOptions(eagerness="high", eager_threshold=0.001), paced_from=len(ask_not)
+    )
+    # the last eager end is the pause that lasts (a short one between "ask" and "not" may come first, resumed)
+    *resumed_ends, eager = [r.eager_end_of_turn for r in out if r.HasField("eager_end_of_turn")]
+    assert len([r for r in out if r.HasField("turn_resumed")]) == len(resumed_ends)
+    (seg,) = [r.segment for r in out if r.HasField("segment")]
+    assert (seg.segment_id, seg.start_ms, seg.end_ms) == (eager.segment_id, eager.start_ms, eager.end_ms)
+    assert seg.status.code == 0 and near([(seg.start_ms, seg.end_ms)], [(2, PHRASES[1][1] - PHRASES[1][0])])
+    assert confirmed() - before == 1
+
+
+def confirmed() -> float:
+    """Eager ends the pause confirmed, kept or sent again (the server runs in this process)."""
+    from prometheus_client import REGISTRY
+
+    return sum(
+        REGISTRY.get_sample_value("translate_svc_eager_ends_total", {"outcome": o}) or 0 for o in ("kept", "unfinished")
+    )
+
+
+async def test_an_eager_threshold_without_an_eagerness_or_over_its_threshold_is_refused(
+    live: LiveServer, shared_audio: Path
+) -> None:
+    import grpc
+
+    content, _ = shared_pcm(shared_audio, "jfk.flac")
+    for vad, words in [
+        (pb.VadOptions(eager_threshold=0.2), "needs a semantic end of turn"),
+        (pb.VadOptions(eagerness="high", eager_threshold=0.3), "below 0.3"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stream(live, content[:32000], vad)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "vad.eager_threshold=" in (caught.value.details() or "") and words in (caught.value.details() or "")
+
+
+async def test_the_sdk_asks_for_an_eager_end_and_yields_its_events(live: LiveServer, shared_audio: Path) -> None:
+    from translate_svc.client import EagerEndOfTurn, Segment, TurnResumed, VadOptions
+    from translate_svc.client.aio import AsyncTranslateClient
+
+    _, samples = shared_pcm(shared_audio, "jfk.flac")
+    vad = VadOptions(eagerness="medium", eager_threshold=0.001)
+    async with (
+        AsyncTranslateClient(f"127.0.0.1:{live.port}") as client,
+        client.stream(targets="spa", source="eng", speech=False, vad=vad) as s,
+    ):
+        for i in range(0, len(samples), 3200):
+            await s.send(samples[i : i + 3200])
+        await s.close()
+        events = [ev async for ev in s if isinstance(ev, Segment | EagerEndOfTurn | TurnResumed)]
+    turns = [(type(ev).__name__, ev.segment_id) for ev in events if not isinstance(ev, Segment)]
+    assert turns == [("EagerEndOfTurn", 1), ("TurnResumed", 1)] * 2, events
+    spans = [(ev.start_ms, ev.end_ms) for ev in events if isinstance(ev, Segment)]
+    assert near(spans, [PHRASES[0], (PHRASES[1][0], PHRASES[3][1])]), spans

@@ -190,3 +190,38 @@ async def test_a_server_without_the_model_keeps_server_vad_and_says_so(
     (notice,) = updated.session.model_extra["x_notices"]
     assert "silence" in notice and "limits.turn_threads=0" in notice
     assert near(spans, PHRASES), spans
+
+
+async def test_an_eager_end_of_turn_is_said_and_resumed_and_nothing_is_lost(live: LiveServer, jfk: np.ndarray) -> None:
+    """``x_eager_threshold`` beside ``semantic_vad``'s eagerness: each pause inside the second
+    sentence (which the model reads 1-32 % complete) is ``input_audio_buffer.x_eager_end_of_turn``
+    of the item it would close, then ``x_turn_resumed``; the items are those of medium alone."""
+    assert live.server.http is not None
+    core = await reference(live, jfk, "medium")
+    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.http.port}/v1", api_key=TOKEN, max_retries=0)
+    seen: list[tuple[str, str]] = []
+    spans: list[tuple[int, int]] = []
+    async with client.realtime.connect(model="gpt-4o-transcribe", extra_query={"intent": "transcription"}) as conn:
+        assert (await conn.recv()).type == "session.created"
+        td = {"type": "semantic_vad", "eagerness": "medium", "x_eager_threshold": 0.001}
+        await conn.session.update(session=session(td))
+        updated = await conn.recv()
+        assert updated.type == "session.updated", updated
+        assert updated.session.audio.input.turn_detection.model_extra["x_eager_threshold"] == pytest.approx(0.001)
+        for at in range(0, len(jfk), CHUNK):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(jfk[at : at + CHUNK].tobytes()).decode())
+        async with asyncio.timeout(180):
+            while len(spans) < len(core):
+                ev = await conn.recv()
+                assert ev.type != "error", ev
+                if ev.type == COMPLETED:
+                    x = ev.model_extra["x_segment"]
+                    spans.append((x["start_ms"], x["end_ms"]))
+                    seen.append(("completed", ev.item_id))
+                elif ev.type.startswith("input_audio_buffer.x_"):
+                    seen.append((ev.type.removeprefix("input_audio_buffer.x_"), ev.model_extra["item_id"]))
+    assert spans == core and near(spans, SENTENCES), spans
+    first, second = [item for kind, item in seen if kind == "completed"]
+    assert first != second
+    turns = [(kind, item) for kind, item in seen if kind != "completed"]
+    assert turns == [("eager_end_of_turn", second), ("turn_resumed", second)] * 2, seen

@@ -297,6 +297,7 @@ class StreamDriver:
             tenant=self.tenant,
             admission=admission,
             hooks=hooks,
+            turn_events=first.turn_events,
         )
         if first.room is not None:
 

@@ -47,6 +47,7 @@ from translate_svc.engine.client import EngineClient
 from translate_svc.engine.results import EngineResult
 from translate_svc.errors import Overloaded, ServiceError
 from translate_svc.model_api.turns import TurnRule
+from translate_svc.observability import metrics
 from translate_svc.session import results
 from translate_svc.session.events import SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.stream.speakers import SpeakerLabels
@@ -112,6 +113,8 @@ class SegmentTracker:
         self._on_output = on_output
         #: with fitting on: the closed segment waiting for the next one's start (``release``)
         self._held: _Held | None = None
+        #: an eager end of turn's segment, translated before its pause closed it (``speculate``)
+        self._speculation: _Speculation | None = None
         self.next_id = first_id  # the next segment's id (ids continue across a resume)
         self.next_emit = first_id  # the next result to queue for the reader
         self._taken = first_id  # results the reader has taken
@@ -167,6 +170,12 @@ class SegmentTracker:
         self.next_id = seg.segment_id + 1
         self.release(seg.start_ms)
         closed_at = time.perf_counter()
+        speculated = self._confirmed(seg) if final is None else None
+        if speculated is not None:  # an eager end's work, done: its result is this segment's
+            self._pending[seg.segment_id] = speculated
+            self._on_result(seg, self._task, closed_at, vad_wait_ms, None, None, speculated)
+            return
+        self.drop_speculation("changed")
         if final is None and self._task.output.fit is not None:
             self._held = _Held(seg, vad_wait_ms, self._task, closed_at)
             return
@@ -227,6 +236,55 @@ class SegmentTracker:
             return
         self._pending[seg.segment_id] = fut
         fut.add_done_callback(functools.partial(self._on_result, seg, task, closed_at, vad_wait_ms, final, budget_ms))
+
+    def speculate(self, seg: Segment) -> bool:
+        """An eager end of turn: ``seg``, the open segment as its pause would close it, goes to the
+        engine now as optional work behind every live final (``submit_droppable(behind_finals)``:
+        the scheduler's best-effort class, dropped first), so that if the pause does close it its
+        result is ready (``submit`` takes it). Not a clip's (its audio comes faster than spoken: the
+        pause's end follows at once), nor with fitting (its budget needs the next segment), nor a
+        conversation's turn that waits for its voice (speaker labels). Returns whether it went."""
+        self.drop_speculation("changed")
+        task = self._task
+        if self._strict_queue or task.output.fit is not None or (self.speakers is not None and leans(task)):
+            return False
+        previous = self._leaned_on(seg, task)
+        item = inputs.model_input(task, seg.samples, final=True, previous=previous, turns=self._turns)
+        fut = self._engine.submit_droppable(self._owner, item, behind_finals=True)
+        if fut is None:
+            metrics.eager_end("refused")
+            return False
+        self._speculation = _Speculation(seg.start_ms, seg.end_ms, task, previous, fut)
+        return True
+
+    def drop_speculation(self, outcome: str) -> bool:
+        """The eager end's work is void (``outcome``: speech resumed, or its segment closed
+        otherwise): dropped if the engine has not started it, its result let go if it has.
+        Returns whether there was one."""
+        spec, self._speculation = self._speculation, None
+        if spec is None:
+            return False
+        spec.future.cancel()
+        metrics.eager_end(outcome)
+        return True
+
+    def _confirmed(self, seg: Segment) -> asyncio.Future[EngineResult] | None:
+        """The eager end's finished work, if ``seg`` is its segment (the same span, task and
+        language leaned on) and its result is in; one not finished is dropped and the segment
+        sent as a final (the speculation waits behind every live final: it may not have started)."""
+        spec = self._speculation
+        if spec is None or (seg.start_ms, seg.end_ms, self._task) != (spec.start_ms, spec.end_ms, spec.task):
+            return None
+        if spec.previous != self._leaned_on(seg, self._task) or not spec.future.done():
+            self.drop_speculation("unfinished")
+            return None
+        fut = spec.future
+        if fut.cancelled() or fut.exception() is not None:  # dropped by the engine, or failed: sent again
+            self.drop_speculation("unfinished")
+            return None
+        self._speculation = None
+        metrics.eager_end("kept")
+        return fut
 
     def _voice_back(
         self,
@@ -394,6 +452,7 @@ class SegmentTracker:
         self._on_output = None
         self.on_emitted = None
         self._held = None
+        self.drop_speculation("changed")
         if self.speakers is not None:
             self.speakers.drop()
         self._engine.leave(self._owner)
@@ -442,6 +501,17 @@ class _Held:
     vad_wait_ms: float
     task: TranslationTask
     closed_at: float
+
+
+@dataclass(frozen=True, eq=False)
+class _Speculation:
+    """An eager end's segment in the engine: its span, the task and language it was sent with."""
+
+    start_ms: int
+    end_ms: int
+    task: TranslationTask
+    previous: str | None
+    future: asyncio.Future[EngineResult]
 
 
 def _counted(ev: StreamEvent) -> bool:

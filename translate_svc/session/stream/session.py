@@ -33,7 +33,15 @@ from translate_svc.engine.client import EngineClient
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.model_api.turns import TurnRule
 from translate_svc.observability import metrics
-from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
+from translate_svc.session.events import (
+    Draining,
+    EagerEndOfTurn,
+    Resume,
+    SpeechEvent,
+    StreamEnded,
+    StreamEvent,
+    TurnResumed,
+)
 from translate_svc.session.results import PER_MS
 from translate_svc.session.stream.captions import Captions
 from translate_svc.session.stream.ear import EarLane, EarPools
@@ -50,12 +58,14 @@ from translate_svc.session.work import SessionWork
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, TranslationTask
 from translate_svc.vad.segmenter import (
+    EagerEnd,
     Segmenter,
     SegmenterConfig,
     SegmenterEvent,
     SegmentReady,
     SpeechDiscarded,
     SpeechEnded,
+    SpeechResumed,
     SpeechStarted,
     TurnQuestion,
 )
@@ -103,10 +113,13 @@ class StreamSession:
         recorder: Callable[[str, str], Recorder | None] | None = None,
         vad_start: VadSnapshot | None = None,
         channel: int | None = None,
+        turn_events: bool = False,
     ) -> None:
         """``vad_start``: the VAD's state at this stream's first sample (a snapshot moved onto it,
         its ``sample`` 0; only with a resume's lead-in): a job resumed from a checkpoint.
-        ``channel``: of raw PCM, the one channel this session hears (0-based; None: their mix)."""
+        ``channel``: of raw PCM, the one channel this session hears (0-based; None: their mix).
+        ``turn_events``: its door renders eager ends of turn and resumed turns (else unsaid)."""
+        self._turn_events = turn_events
         self.session_id = uuid.uuid4().hex
         #: names the stream across calls; a resumed call keeps its token
         self.resume_token = resume.token if resume is not None else self.session_id
@@ -118,7 +131,7 @@ class StreamSession:
         #: what the stream gets otherwise than it asked, in words (``StreamStarted.notices``)
         self.notices: tuple[str, ...] = ()
         if vad_settings.eagerness and ear.turns is None:  # the silence rule, said
-            vad_settings = dataclasses.replace(vad_settings, eagerness="")
+            vad_settings = dataclasses.replace(vad_settings, eagerness="", eager_threshold=0.0)
             self.notices = (
                 "segments end on silence (vad.min_silence_ms), not on a semantic end of turn (vad.eagerness): "
                 f"{ear.turns_missing}",
@@ -529,6 +542,16 @@ class StreamSession:
                 assert self._turns is not None  # (only a segmenter with an eagerness asks)
                 self._no_question.clear()
                 self._turns.submit(ev.samples, functools.partial(self._on_answer, ev))
+            elif isinstance(ev, EagerEnd):  # translated now, in case the pause closes it (``speculate``)
+                seg = segment_of(self.jobs.next_id, ev.start_sample, ev.samples, ev.end_sample, offset)
+                if self.simultaneous is None:  # (its final step needs the closed segment)
+                    self.jobs.speculate(seg)
+                if self._turn_events:
+                    self.jobs.put(EagerEndOfTurn(seg.segment_id, seg.start_ms, seg.end_ms))
+            elif isinstance(ev, SpeechResumed):
+                self.jobs.drop_speculation("resumed")
+                if self._turn_events:
+                    self.jobs.put(TurnResumed(self.jobs.next_id, ev.offset_ms + offset))
             elif isinstance(ev, SpeechDiscarded):
                 logger.debug("discarded %s", ev, extra=self._log)
         self._update_room()

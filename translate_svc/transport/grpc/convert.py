@@ -20,6 +20,7 @@ from translate_svc.glossaries.naming import glossary_ids
 from translate_svc.session.events import (
     AudioIn,
     Draining,
+    EagerEndOfTurn,
     Flush,
     Resume,
     RoomJoin,
@@ -29,6 +30,7 @@ from translate_svc.session.events import (
     StreamEvent,
     StreamRequest,
     StreamStarted,
+    TurnResumed,
     Update,
     Updated,
 )
@@ -203,14 +205,25 @@ def terms_to_pb(ts: Sequence[Term]) -> list[pb.Term]:
 
 
 #: VadOptions fields, named as in the segmenter's config (SegmenterConfig)
-_VAD_FIELDS = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms", "eagerness")
+_VAD_FIELDS = (
+    "threshold",
+    "min_silence_ms",
+    "speech_pad_ms",
+    "min_speech_ms",
+    "max_segment_ms",
+    "eagerness",
+    "eager_threshold",
+)
 
 
 def vad_settings(msg: pb.VadOptions, defaults: SegmenterConfig) -> SegmenterConfig:
     """Stream/request overrides on top of the server defaults; the config checks them itself."""
     overrides = {f: getattr(msg, f) for f in _VAD_FIELDS if msg.HasField(f)}
     try:
-        return dataclasses.replace(defaults, **overrides)
+        config = dataclasses.replace(defaults, **overrides)
+        if "eager_threshold" in overrides:
+            config.check_eager()
+        return config
     except InvalidInput as e:  # VadConfigError: names each bad field, its value and its range
         raise InvalidInput(f"invalid VAD options: {e.message}") from None
 
@@ -426,6 +439,7 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
         stated_language=stated_language(cfg),
         parties=parties(cfg),
         separate_channels=channel_mode(cfg.channel_mode, "config.channel_mode"),
+        turn_events=True,
     )
 
 
@@ -512,6 +526,14 @@ def stream_event_to_pb(ev: StreamStarted | StreamEvent) -> pb.StreamingTranslate
         kind = pb.SpeechEvent.SPEECH_STARTED if ev.started else pb.SpeechEvent.SPEECH_ENDED
         return pb.StreamingTranslateResponse(
             speech_event=pb.SpeechEvent(type=kind, offset_ms=ev.offset_ms, channel=ev.channel)
+        )
+    if isinstance(ev, EagerEndOfTurn):
+        return pb.StreamingTranslateResponse(
+            eager_end_of_turn=pb.EagerEndOfTurn(segment_id=ev.segment_id, start_ms=ev.start_ms, end_ms=ev.end_ms)
+        )
+    if isinstance(ev, TurnResumed):
+        return pb.StreamingTranslateResponse(
+            turn_resumed=pb.TurnResumed(segment_id=ev.segment_id, offset_ms=ev.offset_ms)
         )
     if isinstance(ev, Draining):
         return pb.StreamingTranslateResponse(

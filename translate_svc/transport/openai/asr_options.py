@@ -47,6 +47,7 @@ _TURN_DETECTION = frozenset(
         "interrupt_response",
         "idle_timeout_ms",
         "eagerness",
+        "x_eager_threshold",
     }
 )
 
@@ -60,10 +61,12 @@ class TurnDetection:
     prefix_padding_ms: int  # the VAD's speech_pad_ms
     silence_duration_ms: int  # the VAD's min_silence_ms (semantic_vad: the pause it asks at)
     eagerness: str = ""  # the VAD's eagerness: "" is server_vad
+    #: semantic_vad's ``x_eager_threshold``: the VAD's eager end of turn (0: none)
+    eager_threshold: float = 0.0
 
     @classmethod
     def of(cls, vad: SegmenterConfig) -> TurnDetection:
-        return cls(vad.threshold, vad.speech_pad_ms, vad.min_silence_ms, vad.eagerness)
+        return cls(vad.threshold, vad.speech_pad_ms, vad.min_silence_ms, vad.eagerness, vad.eager_threshold)
 
 
 def source_or_detect(
@@ -142,6 +145,7 @@ def vad_config(defaults: SegmenterConfig, td: TurnDetection, param: str) -> Segm
             speech_pad_ms=td.prefix_padding_ms,
             min_silence_ms=td.silence_duration_ms,
             eagerness=td.eagerness,
+            eager_threshold=td.eager_threshold,
         )
     except VadConfigError as e:  # (the ranges are checked as they are read; this is the pad's rule)
         message = (
@@ -169,10 +173,26 @@ def server_vad(value: Any, param: str, vad: SegmenterConfig) -> TurnDetection:
             raise ParamError(
                 f"{param}.eagerness must be one of {', '.join(EAGERNESS)} (auto: medium)", f"{param}.eagerness"
             )
-    elif obj.get("eagerness") is not None:
+    else:
+        for name in ("eagerness", "x_eager_threshold"):
+            if obj.get(name) is not None:
+                raise ParamError(
+                    f'{param}.{name} is semantic_vad\'s: send {{"type": "semantic_vad", "{name}": ...}}, '
+                    "or leave it out",
+                    f"{param}.{name}",
+                )
+    eager = obj.get("x_eager_threshold")
+    rule = EAGERNESS.get(eagerness)
+    if eager is None:  # the server's default, where this eagerness allows it (``SegmenterConfig.eager``)
+        eager = vad.eager_threshold
+    elif eager and (
+        not isinstance(eager, int | float) or isinstance(eager, bool) or rule is None or not 0 < eager < rule.threshold
+    ):
+        top = rule.threshold if rule is not None else 1
         raise ParamError(
-            f'{param}.eagerness is semantic_vad\'s: send {{"type": "semantic_vad", "eagerness": ...}}, or leave it out',
-            f"{param}.eagerness",
+            f"{param}.x_eager_threshold must be a number above 0 and below {top} (where this eagerness calls a turn "
+            "complete), or 0 for no eager end of turn",
+            f"{param}.x_eager_threshold",
         )
     if obj.get("idle_timeout_ms") is not None:
         raise ParamError(
@@ -188,7 +208,7 @@ def server_vad(value: Any, param: str, vad: SegmenterConfig) -> TurnDetection:
         raise ParamError(f"{param}.threshold must be a number between 0 and 1 (0.5 is typical)", f"{param}.threshold")
     pad = _ms(obj, "prefix_padding_ms", vad.speech_pad_ms, MS_RANGES["speech_pad_ms"], param)
     silence = _ms(obj, "silence_duration_ms", vad.min_silence_ms, MS_RANGES["min_silence_ms"], param)
-    td = TurnDetection(float(threshold), pad, silence, eagerness)
+    td = TurnDetection(float(threshold), pad, silence, eagerness, float(eager))
     vad_config(vad, td, param)  # the pad's rule against the segment cap
     return td
 

@@ -57,12 +57,14 @@ from translate_svc.errors import ErrorCode, InvalidInput, ShuttingDown
 from translate_svc.session.events import (
     AudioIn,
     Draining,
+    EagerEndOfTurn,
     Flush,
     Invalid,
     SpeechEvent,
     StreamEnded,
     StreamEvent,
     StreamStarted,
+    TurnResumed,
     Update,
     Updated,
 )
@@ -90,6 +92,10 @@ DELTA = "conversation.item.input_audio_transcription.delta"
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 FAILED = "conversation.item.input_audio_transcription.failed"
 DRAINING = "session.x_draining"
+#: semantic_vad's ``x_eager_threshold``: the turn may have ended (its transcription started), and
+#: speech resumed after it (the item goes on)
+EAGER_END = "input_audio_buffer.x_eager_end_of_turn"
+TURN_RESUMED = "input_audio_buffer.x_turn_resumed"
 #: results held for a client that commits its turns (``turn_detection: null``) and has not: beyond
 #: this many the oldest are committed as if it had (what a session holds stays bounded; the stream
 #: core's unread bound no longer counts a result the protocol has taken)
@@ -273,6 +279,15 @@ class TranscriptionProtocol:
             yield from self._speech_started(ev.offset_ms, ev.next_segment_id)
         elif isinstance(ev, SpeechEvent):
             yield from self._speech_stopped(ev.offset_ms, ev.next_segment_id)
+        elif isinstance(ev, EagerEndOfTurn):  # semantic_vad's x_eager_threshold only
+            yield wire_event(
+                EAGER_END,
+                item_id=self._item(ev.segment_id),
+                audio_start_ms=ev.start_ms,
+                audio_end_ms=ev.end_ms,
+            )
+        elif isinstance(ev, TurnResumed):
+            yield wire_event(TURN_RESUMED, item_id=self._item(ev.segment_id), audio_resumed_ms=ev.offset_ms)
         # captions and commits: an ASR-only stream without captions has none
 
     def _speech_started(self, offset_ms: int, first: int) -> Iterator[str]:

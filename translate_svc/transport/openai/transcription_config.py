@@ -51,7 +51,7 @@ from translate_svc.transport.openai.asr_options import (
 )
 from translate_svc.transport.openai.wire import ParamError as ParamError  # re-exported: its users import it here
 from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, ModelCard, OutputOptions
-from translate_svc.vad.segmenter import SegmenterConfig
+from translate_svc.vad.segmenter import EAGERNESS, SegmenterConfig
 
 #: the audio formats of both shapes (beta's names; GA's ``format.type`` -> them)
 FORMATS: dict[str, AudioFormat] = {
@@ -231,6 +231,7 @@ def stream_config(
         detect=detect,
         terms=terms,
         ear=EarOptions(noise_suppression=s.noise_reduction is not None),
+        turn_events=True,
     )
 
 
@@ -290,7 +291,10 @@ def _td_object(td: TurnDetection | None) -> dict[str, Any] | None:
     if td is None:
         return None
     if td.eagerness:
-        return {"type": "semantic_vad", "eagerness": td.eagerness}
+        semantic: dict[str, Any] = {"type": "semantic_vad", "eagerness": td.eagerness}
+        if 0 < td.eager_threshold < EAGERNESS[td.eagerness].threshold:  # in force
+            semantic["x_eager_threshold"] = td.eager_threshold
+        return semantic
     return {
         "type": "server_vad",
         "threshold": td.threshold,

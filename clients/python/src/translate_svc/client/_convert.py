@@ -123,6 +123,8 @@ def vad_pb(vad: VadOptions | None) -> pb.VadOptions | None:
         msg.max_segment_ms = vad.max_segment_ms
     if vad.eagerness is not None:
         msg.eagerness = vad.eagerness
+    if vad.eager_threshold is not None:
+        msg.eager_threshold = vad.eager_threshold
     return msg
 
 

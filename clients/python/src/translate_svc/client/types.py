@@ -106,6 +106,10 @@ class VadOptions:
     #: a semantic end of turn: "low", "medium", "high" or "auto" (docs/api.md, "Turns that end on
     #: meaning"); "" the silence rule; None the server's default
     eagerness: str | None = None
+    #: an eager end of turn (with an eagerness): a pause the model reads at least this likely
+    #: complete, below the eagerness's own threshold, starts its segment's translation at once;
+    #: the stream then yields ``EagerEndOfTurn`` and, if speech resumes, ``TurnResumed``
+    eager_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -409,6 +413,25 @@ class SpeechEvent:
 
 
 @dataclass(frozen=True)
+class EagerEndOfTurn:
+    """``VadOptions.eager_threshold``: the turn paused at ``end_ms`` may be complete; segment
+    ``segment_id`` ([start_ms, end_ms)) is translated now. Its ``Segment`` follows if the pause
+    closes it there, or ``TurnResumed`` if speech resumes first."""
+
+    segment_id: int
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class TurnResumed:
+    """Speech resumed at ``offset_ms`` after an ``EagerEndOfTurn``: segment ``segment_id`` goes on."""
+
+    segment_id: int
+    offset_ms: int
+
+
+@dataclass(frozen=True)
 class Draining:
     """The server the stream is on is shutting down; the SDK moves the stream (informational)."""
 
@@ -481,7 +504,9 @@ class StreamUpdated:
     conversation: tuple[str, ...] = ()
 
 
-StreamEvent = Segment | Commit | Interim | SpeechEvent | Draining | StreamUpdated | StreamEnd
+StreamEvent = (
+    Segment | Commit | Interim | SpeechEvent | Draining | StreamUpdated | StreamEnd | EagerEndOfTurn | TurnResumed
+)
 
 
 @dataclass(frozen=True)

@@ -256,6 +256,14 @@ class VadFlags:
             "'' the silence rule (default: the server's)",
         ),
     ] = None
+    vad_eager_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--vad-eager-threshold",
+            help="with --vad-eagerness: a pause the model reads at least this likely complete starts its "
+            "segment's translation at once (printed as an eager end, then resumed if speech goes on)",
+        ),
+    ] = None
 
     def options(self) -> VadOptions | None:
         """The SDK's ``VadOptions``; None when no flag is given (the server's defaults)."""

@@ -16,6 +16,7 @@ from rich.text import Text
 from translate_svc.client import (
     Commit,
     Draining,
+    EagerEndOfTurn,
     Interim,
     ModelInfo,
     Segment,
@@ -23,6 +24,7 @@ from translate_svc.client import (
     StreamEnd,
     StreamEvent,
     StreamInfo,
+    TurnResumed,
 )
 from translate_svc.client_cli.common import one_line
 from translate_svc.client_cli.event_lines import EventLines
@@ -97,6 +99,12 @@ class StreamView(EventLines):
         elif isinstance(ev, SpeechEvent):
             self.emit({"type": "speech", "event": ev.type.value, "offset_ms": ev.offset_ms})
             self.say((f"speech {ev.type.value} at {ev.offset_ms} ms", "dim"))
+        elif isinstance(ev, EagerEndOfTurn):
+            self.emit({"type": "eager_end", "segment_id": ev.segment_id, "start_ms": ev.start_ms, "end_ms": ev.end_ms})
+            self.say((f"segment {ev.segment_id} may end at {ev.end_ms} ms: translating it now", "dim"))
+        elif isinstance(ev, TurnResumed):
+            self.emit({"type": "turn_resumed", "segment_id": ev.segment_id, "offset_ms": ev.offset_ms})
+            self.say((f"segment {ev.segment_id} goes on: speech resumed at {ev.offset_ms} ms", "dim"))
         elif isinstance(ev, Interim):
             self._interim(ev)
         elif isinstance(ev, Draining):

@@ -938,20 +938,22 @@ class TranslateTextResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[TextResult, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
 class VadOptions(_message.Message):
-    __slots__ = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms", "eagerness")
+    __slots__ = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms", "eagerness", "eager_threshold")
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MIN_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
     SPEECH_PAD_MS_FIELD_NUMBER: _ClassVar[int]
     MIN_SPEECH_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_SEGMENT_MS_FIELD_NUMBER: _ClassVar[int]
     EAGERNESS_FIELD_NUMBER: _ClassVar[int]
+    EAGER_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     threshold: float
     min_silence_ms: int
     speech_pad_ms: int
     min_speech_ms: int
     max_segment_ms: int
     eagerness: str
-    def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ..., eagerness: _Optional[str] = ...) -> None: ...
+    eager_threshold: float
+    def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ..., eagerness: _Optional[str] = ..., eager_threshold: _Optional[float] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
     __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous", "room", "noise_suppression", "speakers", "glossaries", "conversation", "channel_mode")
@@ -1238,7 +1240,7 @@ class StreamEnd(_message.Message):
     def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ..., audio_filled_ms: _Optional[int] = ..., resume_offset_ms: _Optional[int] = ..., packets_reordered: _Optional[int] = ..., packets_duplicate: _Optional[int] = ..., packets_late: _Optional[int] = ..., audio_concealed_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingTranslateResponse(_message.Message):
-    __slots__ = ("started", "speech_event", "segment", "ended", "interim", "draining", "commit", "updated")
+    __slots__ = ("started", "speech_event", "segment", "ended", "interim", "draining", "commit", "updated", "eager_end_of_turn", "turn_resumed")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     SPEECH_EVENT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
@@ -1247,6 +1249,8 @@ class StreamingTranslateResponse(_message.Message):
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_FIELD_NUMBER: _ClassVar[int]
+    EAGER_END_OF_TURN_FIELD_NUMBER: _ClassVar[int]
+    TURN_RESUMED_FIELD_NUMBER: _ClassVar[int]
     started: StreamStarted
     speech_event: SpeechEvent
     segment: SegmentResult
@@ -1255,4 +1259,24 @@ class StreamingTranslateResponse(_message.Message):
     draining: Draining
     commit: Commit
     updated: StreamUpdated
-    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ..., updated: _Optional[_Union[StreamUpdated, _Mapping]] = ...) -> None: ...
+    eager_end_of_turn: EagerEndOfTurn
+    turn_resumed: TurnResumed
+    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ..., updated: _Optional[_Union[StreamUpdated, _Mapping]] = ..., eager_end_of_turn: _Optional[_Union[EagerEndOfTurn, _Mapping]] = ..., turn_resumed: _Optional[_Union[TurnResumed, _Mapping]] = ...) -> None: ...
+
+class EagerEndOfTurn(_message.Message):
+    __slots__ = ("segment_id", "start_ms", "end_ms")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+
+class TurnResumed(_message.Message):
+    __slots__ = ("segment_id", "offset_ms")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    offset_ms: int
+    def __init__(self, segment_id: _Optional[int] = ..., offset_ms: _Optional[int] = ...) -> None: ...

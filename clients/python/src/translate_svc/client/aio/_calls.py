@@ -36,7 +36,15 @@ from translate_svc.client._retry import retry_delay_from_metadata
 from translate_svc.client._tracker import StreamTracker
 from translate_svc.client.aio._opening import StreamOwner, open_started
 from translate_svc.client.errors import StreamEndedError, StreamResumeError, TranslateError
-from translate_svc.client.types import Draining, EndReason, StreamEnd, StreamEvent, StreamInfo
+from translate_svc.client.types import (
+    Draining,
+    EagerEndOfTurn,
+    EndReason,
+    StreamEnd,
+    StreamEvent,
+    StreamInfo,
+    TurnResumed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -293,6 +301,11 @@ class StreamCalls:
                         if u.speed != 1.0 or self._config.output.HasField("speed"):
                             self._config.output.speed = u.speed
                     await self._put(u)
+                elif kind == "eager_end_of_turn":
+                    e = msg.eager_end_of_turn
+                    await self._put(EagerEndOfTurn(e.segment_id, e.start_ms, e.end_ms))
+                elif kind == "turn_resumed":
+                    await self._put(TurnResumed(msg.turn_resumed.segment_id, msg.turn_resumed.offset_ms))
                 elif kind == "draining":
                     d: Draining = convert.draining(msg.draining)
                     logger.info("%s is shutting down: the stream moves in %d ms", self._address(), d.remaining_ms)

@@ -1644,7 +1644,17 @@ export interface VadOptions {
    * "high" or "auto" (= "medium"), as OpenAI's semantic_vad; "" or absent: the silence rule.
    * StreamStarted echoes the rule in force, and its notices say why where it is not the one asked.
    */
-  eagerness?: string | undefined;
+  eagerness?:
+    | string
+    | undefined;
+  /**
+   * An eager end of turn (streams only; needs eagerness): a pause the model calls incomplete, but
+   * complete with at least this probability (above 0, below the eagerness's threshold: 0.7, 0.5,
+   * 0.3), starts its segment's translation at once, in case the pause closes it: the stream says
+   * EagerEndOfTurn, then TurnResumed if speech resumes (the work is dropped) or the segment's
+   * result, sooner. 0 or absent: none. Clips and jobs take it and never speculate.
+   */
+  eagerThreshold?: number | undefined;
 }
 
 export interface StreamingConfig {
@@ -2160,7 +2170,33 @@ export interface StreamingTranslateResponse {
     | //
     /** the answer to a StreamUpdate */
     { $case: "updated"; updated: StreamUpdated }
+    | //
+    /** VadOptions.eager_threshold only */
+    { $case: "eagerEndOfTurn"; eagerEndOfTurn: EagerEndOfTurn }
+    | //
+    /** VadOptions.eager_threshold only */
+    { $case: "turnResumed"; turnResumed: TurnResumed }
     | undefined;
+}
+
+/**
+ * The turn paused at end_ms may be complete (VadOptions.eager_threshold): segment segment_id,
+ * [start_ms, end_ms), is being translated now. If the pause closes it there, its SegmentResult
+ * follows (its work already done or under way); if speech resumes first, TurnResumed.
+ */
+export interface EagerEndOfTurn {
+  segmentId: number;
+  startMs: number;
+  endMs: number;
+}
+
+/**
+ * Speech resumed at offset_ms after an EagerEndOfTurn: segment segment_id goes on (the work
+ * started for it is dropped); its result comes when it closes.
+ */
+export interface TurnResumed {
+  segmentId: number;
+  offsetMs: number;
 }
 
 function createBaseGlossaryEntry(): GlossaryEntry {
@@ -10791,6 +10827,7 @@ function createBaseVadOptions(): VadOptions {
     minSpeechMs: undefined,
     maxSegmentMs: undefined,
     eagerness: undefined,
+    eagerThreshold: undefined,
   };
 }
 
@@ -10813,6 +10850,9 @@ export const VadOptions: MessageFns<VadOptions> = {
     }
     if (message.eagerness !== undefined) {
       writer.uint32(50).string(message.eagerness);
+    }
+    if (message.eagerThreshold !== undefined) {
+      writer.uint32(61).float(message.eagerThreshold);
     }
     return writer;
   },
@@ -10878,6 +10918,14 @@ export const VadOptions: MessageFns<VadOptions> = {
             message.eagerness = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 61) {
+              break;
+            }
+
+            message.eagerThreshold = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -10914,6 +10962,11 @@ export const VadOptions: MessageFns<VadOptions> = {
         ? globalThis.Number(object.max_segment_ms)
         : undefined,
       eagerness: isSet(object.eagerness) ? globalThis.String(object.eagerness) : undefined,
+      eagerThreshold: isSet(object.eagerThreshold)
+        ? globalThis.Number(object.eagerThreshold)
+        : isSet(object.eager_threshold)
+        ? globalThis.Number(object.eager_threshold)
+        : undefined,
     };
   },
 
@@ -10937,6 +10990,9 @@ export const VadOptions: MessageFns<VadOptions> = {
     if (message.eagerness !== undefined) {
       obj.eagerness = message.eagerness;
     }
+    if (message.eagerThreshold !== undefined) {
+      obj.eagerThreshold = floatToJson(message.eagerThreshold);
+    }
     return obj;
   },
 
@@ -10951,6 +11007,7 @@ export const VadOptions: MessageFns<VadOptions> = {
     message.minSpeechMs = object.minSpeechMs ?? undefined;
     message.maxSegmentMs = object.maxSegmentMs ?? undefined;
     message.eagerness = object.eagerness ?? undefined;
+    message.eagerThreshold = object.eagerThreshold ?? undefined;
     return message;
   },
 };
@@ -13698,6 +13755,12 @@ export const StreamingTranslateResponse: MessageFns<StreamingTranslateResponse> 
       case "updated":
         StreamUpdated.encode(message.response.updated, writer.uint32(66).fork()).join();
         break;
+      case "eagerEndOfTurn":
+        EagerEndOfTurn.encode(message.response.eagerEndOfTurn, writer.uint32(74).fork()).join();
+        break;
+      case "turnResumed":
+        TurnResumed.encode(message.response.turnResumed, writer.uint32(82).fork()).join();
+        break;
     }
     return writer;
   },
@@ -13779,6 +13842,25 @@ export const StreamingTranslateResponse: MessageFns<StreamingTranslateResponse> 
             message.response = { $case: "updated", updated: StreamUpdated.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.response = {
+              $case: "eagerEndOfTurn",
+              eagerEndOfTurn: EagerEndOfTurn.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.response = { $case: "turnResumed", turnResumed: TurnResumed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -13811,6 +13893,14 @@ export const StreamingTranslateResponse: MessageFns<StreamingTranslateResponse> 
         ? { $case: "commit", commit: Commit.fromJSON(object.commit) }
         : isSet(object.updated)
         ? { $case: "updated", updated: StreamUpdated.fromJSON(object.updated) }
+        : isSet(object.eagerEndOfTurn)
+        ? { $case: "eagerEndOfTurn", eagerEndOfTurn: EagerEndOfTurn.fromJSON(object.eagerEndOfTurn) }
+        : isSet(object.eager_end_of_turn)
+        ? { $case: "eagerEndOfTurn", eagerEndOfTurn: EagerEndOfTurn.fromJSON(object.eager_end_of_turn) }
+        : isSet(object.turnResumed)
+        ? { $case: "turnResumed", turnResumed: TurnResumed.fromJSON(object.turnResumed) }
+        : isSet(object.turn_resumed)
+        ? { $case: "turnResumed", turnResumed: TurnResumed.fromJSON(object.turn_resumed) }
         : undefined,
     };
   },
@@ -13833,6 +13923,10 @@ export const StreamingTranslateResponse: MessageFns<StreamingTranslateResponse> 
       obj.commit = Commit.toJSON(message.response.commit);
     } else if (message.response?.$case === "updated") {
       obj.updated = StreamUpdated.toJSON(message.response.updated);
+    } else if (message.response?.$case === "eagerEndOfTurn") {
+      obj.eagerEndOfTurn = EagerEndOfTurn.toJSON(message.response.eagerEndOfTurn);
+    } else if (message.response?.$case === "turnResumed") {
+      obj.turnResumed = TurnResumed.toJSON(message.response.turnResumed);
     }
     return obj;
   },
@@ -13894,7 +13988,231 @@ export const StreamingTranslateResponse: MessageFns<StreamingTranslateResponse> 
         }
         break;
       }
+      case "eagerEndOfTurn": {
+        if (object.response?.eagerEndOfTurn !== undefined && object.response?.eagerEndOfTurn !== null) {
+          message.response = {
+            $case: "eagerEndOfTurn",
+            eagerEndOfTurn: EagerEndOfTurn.fromPartial(object.response.eagerEndOfTurn),
+          };
+        }
+        break;
+      }
+      case "turnResumed": {
+        if (object.response?.turnResumed !== undefined && object.response?.turnResumed !== null) {
+          message.response = {
+            $case: "turnResumed",
+            turnResumed: TurnResumed.fromPartial(object.response.turnResumed),
+          };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseEagerEndOfTurn(): EagerEndOfTurn {
+  return { segmentId: 0, startMs: 0, endMs: 0 };
+}
+
+export const EagerEndOfTurn: MessageFns<EagerEndOfTurn> = {
+  encode(message: EagerEndOfTurn, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.segmentId !== 0) {
+      writer.uint32(8).int64(message.segmentId);
+    }
+    if (message.startMs !== 0) {
+      writer.uint32(16).int64(message.startMs);
+    }
+    if (message.endMs !== 0) {
+      writer.uint32(24).int64(message.endMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EagerEndOfTurn {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEagerEndOfTurn();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.segmentId = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.startMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.endMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EagerEndOfTurn {
+    return {
+      segmentId: isSet(object.segmentId)
+        ? globalThis.Number(object.segmentId)
+        : isSet(object.segment_id)
+        ? globalThis.Number(object.segment_id)
+        : 0,
+      startMs: isSet(object.startMs)
+        ? globalThis.Number(object.startMs)
+        : isSet(object.start_ms)
+        ? globalThis.Number(object.start_ms)
+        : 0,
+      endMs: isSet(object.endMs)
+        ? globalThis.Number(object.endMs)
+        : isSet(object.end_ms)
+        ? globalThis.Number(object.end_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: EagerEndOfTurn): unknown {
+    const obj: any = {};
+    if (message.segmentId !== 0) {
+      obj.segmentId = Math.round(message.segmentId);
+    }
+    if (message.startMs !== 0) {
+      obj.startMs = Math.round(message.startMs);
+    }
+    if (message.endMs !== 0) {
+      obj.endMs = Math.round(message.endMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EagerEndOfTurn>, I>>(base?: I): EagerEndOfTurn {
+    return EagerEndOfTurn.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EagerEndOfTurn>, I>>(object: I): EagerEndOfTurn {
+    const message = createBaseEagerEndOfTurn();
+    message.segmentId = object.segmentId ?? 0;
+    message.startMs = object.startMs ?? 0;
+    message.endMs = object.endMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseTurnResumed(): TurnResumed {
+  return { segmentId: 0, offsetMs: 0 };
+}
+
+export const TurnResumed: MessageFns<TurnResumed> = {
+  encode(message: TurnResumed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.segmentId !== 0) {
+      writer.uint32(8).int64(message.segmentId);
+    }
+    if (message.offsetMs !== 0) {
+      writer.uint32(16).int64(message.offsetMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TurnResumed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTurnResumed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.segmentId = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offsetMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TurnResumed {
+    return {
+      segmentId: isSet(object.segmentId)
+        ? globalThis.Number(object.segmentId)
+        : isSet(object.segment_id)
+        ? globalThis.Number(object.segment_id)
+        : 0,
+      offsetMs: isSet(object.offsetMs)
+        ? globalThis.Number(object.offsetMs)
+        : isSet(object.offset_ms)
+        ? globalThis.Number(object.offset_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: TurnResumed): unknown {
+    const obj: any = {};
+    if (message.segmentId !== 0) {
+      obj.segmentId = Math.round(message.segmentId);
+    }
+    if (message.offsetMs !== 0) {
+      obj.offsetMs = Math.round(message.offsetMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TurnResumed>, I>>(base?: I): TurnResumed {
+    return TurnResumed.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TurnResumed>, I>>(object: I): TurnResumed {
+    const message = createBaseTurnResumed();
+    message.segmentId = object.segmentId ?? 0;
+    message.offsetMs = object.offsetMs ?? 0;
     return message;
   },
 };
