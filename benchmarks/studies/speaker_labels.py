@@ -1,6 +1,6 @@
 """Speaker labels before and after issue 91, on mixes of voices taking turns in one channel.
 
-    python -m benchmarks.studies.speaker_labels [--shuffles 5] [--sweep] [--json out/speakers.json]
+    python -m benchmarks.studies.speaker_labels [--shuffles 5] [--sweep] [--espeak] [--json out/speakers.json]
 
 The mixes (``tests/support/speaker_mixes.py``): voices A (jfk.flac) and B (silero_test.wav) of the
 shared speech and C (the project's own espeak-ng recording, demo_eng.wav), each phrase a VAD
@@ -14,6 +14,11 @@ segmenter at their defaults), each segment embedded once (``SpeakerEncoder``), t
 - ``offline``: ``cluster.label_all`` over all segments at once (clips, the REST endpoints, jobs);
 - ``told``: ``OnlineSpeakers``, each label as told when its segment went out (what Riva shows);
 - ``revised``: the same stream's labels after the revisions it told (a gRPC stream's client).
+
+``--espeak``: also mixes of two espeak-ng voices (``D`` en-us+m3, ``E`` en-gb+f4: two clearly
+different synthetic voices, a man's and a woman's; ``apt-get install espeak-ng``), each phrase a
+VAD segment of a sentence it says, alternating, in runs and in ``--shuffles`` random orders, and the
+voices' mean cosine within and across (what a fixed merge line must sit between).
 
 Each at the mix's true count of voices and at an upper bound (``speakers`` 4 and 8: "at most N").
 Scores, under the best one-to-one mapping of labels to voices (``speaker_mixes``): segment
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +49,15 @@ from rich.console import Console
 from rich.table import Table
 
 from tests.support.paths import SHARED_AUDIO
-from tests.support.speaker_mixes import Mix, diarization_error_rate, phrases, segment_accuracy, study_mixes
+from tests.support.speaker_mixes import (
+    Mix,
+    diarization_error_rate,
+    phrases,
+    segment_accuracy,
+    shuffled,
+    study_mixes,
+    turns,
+)
 from tests.support.speech import vad_segments
 from translate_svc.speakers.cluster import ClusterConfig, OnlineSpeakers, label_all
 from translate_svc.speakers.encoder import Embedding, SpeakerEncoder
@@ -141,12 +155,58 @@ def score(
     }
 
 
-def cut_all(shuffles: int) -> tuple[list[Cut], float]:
+#: espeak-ng's voices for ``--espeak`` and the sentences they say (each a phrase of its voice)
+ESPEAK_VOICES = {"D": "en-us+m3", "E": "en-gb+f4"}
+ESPEAK_SENTENCES = (
+    "Could you tell me where the nearest train station is?",
+    "I was thinking that we could meet again next week.",
+    "The report shows that our sales went up by ten percent this year.",
+    "If it rains tomorrow, we will stay at home and read.",
+    "My brother, who lives in Paris, is coming to visit us in May.",
+    "We need to buy some bread, some milk, and a few apples.",
+    "The meeting has been moved to Thursday afternoon.",
+    "Please send me the documents before the end of the day.",
+)
+
+
+def espeak_phrases() -> dict[str, list[np.ndarray]]:
+    """Each espeak-ng voice's phrases: the VAD segments of each sentence it says, at 16 kHz."""
+    import io
+    import subprocess
+
+    import soundfile as sf
+    import soxr
+
+    out: dict[str, list[np.ndarray]] = {}
+    for who, voice in ESPEAK_VOICES.items():
+        out[who] = []
+        for text in ESPEAK_SENTENCES:
+            wav = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], check=True, capture_output=True).stdout
+            audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
+            x = soxr.resample(audio, rate, 16000, quality="HQ").astype(np.float32)
+            out[who] += [seg.samples for seg in asyncio.run(vad_segments(x))]
+    return out
+
+
+def espeak_mixes(voices: dict[str, list[np.ndarray]], shuffles: int) -> list[Mix]:
+    """Two espeak-ng voices taking turns: alternating, in runs, and ``shuffles`` random orders."""
+    n = min(len(voices["D"]), len(voices["E"]), 8)
+    return [
+        turns("DE alternating", voices, [(v, i) for i in range(n) for v in "DE"]),
+        turns("DE runs", voices, [(v, i) for v in "DE" for i in range(n)] + [("D", n - 1)]),
+        *(shuffled(voices, "DE", seed) for seed in range(shuffles)),
+    ]
+
+
+def cut_all(shuffles: int, espeak: bool = False) -> tuple[list[Cut], float]:
     """The mixes, cut and embedded; the embeddings' CPU seconds per second of audio."""
     voices = asyncio.run(phrases(SHARED_AUDIO))
+    mixes = study_mixes(voices, shuffles)
+    if espeak:
+        mixes += espeak_mixes(espeak_phrases(), shuffles)
     encoder = SpeakerEncoder()
     cuts, cpu, audio = [], 0.0, 0.0
-    for mix in study_mixes(voices, shuffles):
+    for mix in mixes:
         segments = asyncio.run(vad_segments(mix.samples))
         t = time.process_time()
         embeddings = [encoder.embed(s.samples) for s in segments]
@@ -154,6 +214,20 @@ def cut_all(shuffles: int) -> tuple[list[Cut], float]:
         audio += mix.seconds
         cuts.append(Cut(mix, [(s.start_ms, s.end_ms) for s in segments], embeddings))
     return cuts, cpu / audio
+
+
+def voice_cosines(cuts: Sequence[Cut]) -> dict[str, float]:
+    """The mean cosine between two segments' embeddings, of one voice and of each pair of voices
+    (segments of at least 1.5 s, as the clustering takes; each a mix's own segments)."""
+    sums: dict[str, list[float]] = {}
+    for cut in cuts:
+        who = [cut.mix.voice_of(a, b) for a, b in cut.spans]
+        for i, j in itertools.combinations(range(len(cut.spans)), 2):
+            if min(cut.lengths[i], cut.lengths[j]) < 1500 or not who[i] or not who[j]:
+                continue
+            key = who[i] if who[i] == who[j] else "".join(sorted(who[i] + who[j]))
+            sums.setdefault(key, []).append(float(cut.embeddings[i].vector @ cut.embeddings[j].vector))
+    return {k: round(float(np.mean(v)), 3) for k, v in sorted(sums.items())}
 
 
 def costs(cuts: Sequence[Cut]) -> dict[str, float]:
@@ -202,12 +276,23 @@ def _table(title: str, scores: dict[str, Any]) -> Table:
 def main(
     shuffles: Annotated[int, typer.Option(help="random orders of each pair and of the three voices")] = 5,
     sweep: Annotated[bool, typer.Option(help="offline and told over thresholds and shortest segments")] = False,
+    espeak: Annotated[
+        bool, typer.Option(help="also mixes of two espeak-ng voices (apt-get install espeak-ng)")
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here too")] = None,
 ) -> None:
     console = Console()
     with threadpoolctl.threadpool_limits(1):
-        cuts, embed_cpu = cut_all(shuffles)
+        cuts, embed_cpu = cut_all(shuffles, espeak)
         out: dict[str, Any] = {"mixes": [c.mix.name for c in cuts], "embedding_cpu_s_per_audio_s": embed_cpu}
+        out["cosine"] = voice_cosines(cuts)
+        console.print(f"mean cosine of segments' voices, within and across: {out['cosine']}")
+        if espeak:
+            synthetic = [c for c in cuts if c.mix.name.startswith("DE")]
+            for bound in (None, 4):
+                name = f"espeak-ng DE, {'true count' if bound is None else f'at most {bound}'}"
+                out[name] = score(synthetic, bound)
+                console.print(_table(f"{len(synthetic)} mixes, {name}", out[name]))
         issue = [c for c in cuts if c.mix.name.startswith("AB issue")]
         for bound in BOUNDS:
             name = "true count" if bound is None else f"at most {bound}"
