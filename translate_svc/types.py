@@ -306,6 +306,10 @@ class TranslationTask:
     stated_language: str | None = None
     #: a conversation's voice and rate per party (per language heard); NO_PARTIES: the output's
     parties: PartySpeech = NO_PARTIES
+    #: each final segment keeps its spoken units (``SegmentResult.spoken``) to be spoken again in
+    #: another voice: a job whose speakers each get a voice, re-voiced once its file's labels are
+    #: final (``jobs/voices.py``); set by the job, never by a client
+    keep_spoken: bool = False
 
     @property
     def asr_only(self) -> bool:

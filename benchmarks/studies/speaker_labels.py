@@ -17,8 +17,9 @@ segmenter at their defaults), each segment embedded once (``SpeakerEncoder``), t
 
 ``--espeak``: also mixes of two espeak-ng voices (``D`` en-us+m3, ``E`` en-gb+f4: two clearly
 different synthetic voices, a man's and a woman's; ``apt-get install espeak-ng``), each phrase a
-VAD segment of a sentence it says, alternating, in runs and in ``--shuffles`` random orders, and the
-voices' mean cosine within and across (what a fixed merge line must sit between).
+VAD segment of a sentence it says, alternating, in runs and in ``--shuffles`` random orders, each
+voice alone, and the voices' mean cosine within and across (what a fixed merge line must sit
+between).
 
 Each at the mix's true count of voices and at an upper bound (``speakers`` 4 and 8: "at most N").
 Scores, under the best one-to-one mapping of labels to voices (``speaker_mixes``): segment
@@ -189,12 +190,14 @@ def espeak_phrases() -> dict[str, list[np.ndarray]]:
 
 
 def espeak_mixes(voices: dict[str, list[np.ndarray]], shuffles: int) -> list[Mix]:
-    """Two espeak-ng voices taking turns: alternating, in runs, and ``shuffles`` random orders."""
+    """Two espeak-ng voices taking turns: alternating, in runs, and ``shuffles`` random orders; and
+    each voice alone (a merge line calibrated on the file's voices must not split one voice)."""
     n = min(len(voices["D"]), len(voices["E"]), 8)
     return [
         turns("DE alternating", voices, [(v, i) for i in range(n) for v in "DE"]),
         turns("DE runs", voices, [(v, i) for v in "DE" for i in range(n)] + [("D", n - 1)]),
         *(shuffled(voices, "DE", seed) for seed in range(shuffles)),
+        *(turns(f"DE: {v} alone", voices, [(v, i) for i in range(len(voices[v]))]) for v in "DE"),
     ]
 
 

@@ -1,7 +1,8 @@
 """The speaker clustering's average linkage (issue 91) makes scipy's merges: the flat clusters
 at a similarity threshold, or at a bound on their count, are scipy's (``linkage(method="average",
 metric="cosine")`` cut by ``fcluster``), and fixed groups (a stream's settled speakers) never merge
-with each other."""
+with each other. A whole file's merges also ask ``Within`` (issue 100): two tight voices alike
+above the line stay two, one voice's halves still join, and a bound's forced merges still happen."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from translate_svc.speakers.linkage import average_linkage
+from translate_svc.speakers.linkage import Within, average_linkage
 
 pytestmark = pytest.mark.unit
 
@@ -72,3 +73,40 @@ def test_fixed_groups_never_merge_with_each_other() -> None:
     assert list(out[:2]) == [0, 1] and out[2] in (0, 1)
     with pytest.raises(ValueError):
         average_linkage(sums, np.ones(3), anchors=3, max_k=2, threshold=0.5)
+
+
+def _voices(rng: np.random.Generator, across: float, spread: float, sizes: tuple[int, ...]) -> np.ndarray:
+    """Groups of unit vectors around centres ``across`` alike, each item about ``spread`` off its
+    centre (in the directions neither centre takes)."""
+    basis = np.linalg.qr(rng.standard_normal((64, 64)))[0]
+    centres = [basis[0], across * basis[0] + np.sqrt(1 - across**2) * basis[1]]
+    off = spread / np.sqrt(62) * rng.standard_normal((sum(sizes), 62)) @ basis[2:]
+    x = np.vstack([np.repeat(centres[g][None], size, axis=0) for g, size in enumerate(sizes)]) + off
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def test_two_tight_voices_alike_above_the_line_stay_two() -> None:
+    """espeak-ng's two voices: 0.79 alike across, 0.85-0.88 inside (docs/performance.md)."""
+    x = _voices(np.random.default_rng(7), across=0.8, spread=0.3, sizes=(8, 7))
+    cross = float((x[:8] @ x[8:].T).mean())
+    inside = [float(np.min(x[g] @ x[g].T)) for g in (slice(0, 8), slice(8, 15))]
+    assert 0.65 < cross < min(inside), (cross, inside)  # the premise: the line alone would merge them
+    assert len(set(average_linkage(x, np.ones(15), 0, 4, 0.65).tolist())) == 1
+    out = average_linkage(x, np.ones(15), 0, 4, 0.65, Within())
+    assert out.tolist() == [0] * 8 + [1] * 7
+
+
+def test_one_voice_spread_out_still_joins() -> None:
+    """Two halves of one voice are about as alike across as inside: ``Within`` lets them join."""
+    x = _voices(np.random.default_rng(11), across=1.0, spread=0.5, sizes=(20,))
+    assert float(np.quantile(x @ x.T, 0.02)) > 0.65  # every pair above the line: one speaker
+    assert set(average_linkage(x, np.ones(20), 0, 4, 0.65, Within()).tolist()) == {0}
+
+
+def test_within_leaves_small_groups_and_the_bounds_forced_merges_alone() -> None:
+    rng = np.random.default_rng(5)
+    few = _voices(rng, across=0.8, spread=0.3, sizes=(2, 7))  # a group of 2: too few to judge itself
+    assert set(average_linkage(few, np.ones(9), 0, 4, 0.65, Within()).tolist()) == {0}
+    x = _voices(rng, across=0.8, spread=0.3, sizes=(8, 7))
+    assert set(average_linkage(x, np.ones(15), 0, 1, 0.65, Within()).tolist()) == {0}  # at most 1: merged

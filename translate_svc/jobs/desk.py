@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from translate_svc.errors import Conflict, InvalidInput, ServiceError
+from translate_svc.jobs import speaker_voices
 from translate_svc.jobs.intake import check_probed, check_url, hours_left_s, job_caps, note_probed, over_cap
 from translate_svc.jobs.listing import JobCursor, JobPage, page_size, paged
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
@@ -122,6 +123,14 @@ class JobDesk:
             conversation=request.conversation or (),
             vad=request.vad,
             separate_channels=request.separate_channels,
+            speaker_voices=speaker_voices.planned(
+                request.speaker_voices,
+                speakers=request.ear.speakers,
+                speech=output.speech,
+                conversation=bool(request.conversation),
+                separate_channels=request.separate_channels,
+                num_speakers=self._m.card.num_speakers,
+            ),
         )
 
     async def create(self, tenant: Tenant, spec: JobSpec, url: str | None) -> JobStatus:

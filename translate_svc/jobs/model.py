@@ -91,6 +91,11 @@ class JobSpec:
     #: speaker), the dubbed WAV a channel per party (``jobs/translation.py``, ``dub.py``); False:
     #: the channels mixed (as a spec stored before it existed reads)
     separate_channels: bool = False
+    #: a voice per speaker (``speaker_voices.py``): the labels' voices the request named (label,
+    #: voice), each other label a voice of its own, re-voiced once the file's labels are final
+    #: (``voices.py``); None: every speaker in ``speaker_id``'s voice (as a spec stored before it
+    #: existed reads)
+    speaker_voices: tuple[tuple[int, int], ...] | None = None
 
     def vad_config(self, defaults: SegmenterConfig) -> SegmenterConfig:
         """The job's VAD settings: its own options over ``defaults`` (InvalidInput names a bad one)."""
@@ -156,6 +161,8 @@ class JobSpec:
             d["ear"] = EarOptions(**d["ear"])
         if d.get("fit") is not None:
             d["fit"] = DubFit(**d["fit"])
+        if d.get("speaker_voices") is not None:
+            d["speaker_voices"] = tuple((int(label), int(voice)) for label, voice in d["speaker_voices"])
         return cls(**d)
 
 

@@ -392,10 +392,11 @@ class RedisJobs(JobFiles):
             raise LeaseLost(f"job {job_id}: segment {seq} refused ({why})")
         return dict(tracks)
 
-    async def set_speakers(self, job_id: str, labels: dict[int, int]) -> None:
+    async def set_speakers(self, job_id: str, labels: dict[int, int], voices: dict[int, int] | None = None) -> None:
         """Stored segments' speaker labels, by their number (``seq``: their index in the list), given
-        again over the whole file once the job reached its end (``voices.py``); a page
-        of segments read, then written back at once."""
+        again over the whole file once the job reached its end (``voices.py``), and their voices
+        with a voice per speaker; a page of segments read, then written back at once."""
+        voices = voices or {}
         key = self._segments_key(await self._tenant(job_id), job_id)
         seqs = sorted(labels)
         for at in range(0, len(seqs), 256):
@@ -404,7 +405,7 @@ class RedisJobs(JobFiles):
             async with self._client.pipeline(transaction=False) as pipe:
                 for seq in page:
                     if seq - page[0] < len(rows):
-                        row = with_speaker(json.loads(rows[seq - page[0]]), labels[seq])
+                        row = with_speaker(json.loads(rows[seq - page[0]]), labels[seq], voices.get(seq))
                         pipe.lset(key, seq, json.dumps(row))
                 await self._run(pipe.execute())
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from translate_svc.jobs.speaker_voices import DISTINCT, SpeakerVoices
 from translate_svc.settings.jobs import JobSettings
 from translate_svc.types import AudioEncoding, DubFit, EarOptions, OutputOptions
 
@@ -33,6 +34,8 @@ class JobRequest:
     vad: tuple[tuple[str, float | int | str], ...] = ()
     #: the channels are parties (``channel_mode`` SEPARATE): each translated on its own
     separate_channels: bool = False
+    #: the speakers' voices asked (``speaker_voices.py``); checked by the desk
+    speaker_voices: SpeakerVoices = DISTINCT
 
 
 def fit_default(settings: JobSettings) -> DubFit:

@@ -466,12 +466,12 @@ class JobStore(JobFiles):
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    async def set_speakers(self, job_id: str, labels: dict[int, int]) -> None:
+    async def set_speakers(self, job_id: str, labels: dict[int, int], voices: dict[int, int] | None = None) -> None:
         """Stored segments' speaker labels, by their number (``seq``), given again over the whole
-        file once the job reached its end (``voices.py``)."""
-        await self._run(self._set_speakers, job_id, labels)
+        file once the job reached its end (``voices.py``), and their voices with a voice per speaker."""
+        await self._run(self._set_speakers, job_id, labels, voices or {})
 
-    def _set_speakers(self, job_id: str, labels: dict[int, int]) -> None:
+    def _set_speakers(self, job_id: str, labels: dict[int, int], voices: dict[int, int]) -> None:
         with self.db:
             self.db.execute("BEGIN")
             for seq, speaker in labels.items():
@@ -479,7 +479,7 @@ class JobStore(JobFiles):
                     "SELECT result FROM segments WHERE job_id = ? AND seq = ?", (job_id, seq)
                 ).fetchone()
                 if row is not None:
-                    result = json.dumps(with_speaker(json.loads(row[0]), speaker))
+                    result = json.dumps(with_speaker(json.loads(row[0]), speaker, voices.get(seq)))
                     self.db.execute(
                         "UPDATE segments SET result = ? WHERE job_id = ? AND seq = ?", (result, job_id, seq)
                     )

@@ -189,3 +189,11 @@ class JobFiles:
                 f.write(pcm)
             tracks[language] = have + len(pcm)
         return tracks
+
+    def overwrite_speech(self, job_id: str, language: str, at: int, samples: np.ndarray) -> None:
+        """``samples`` written over a target's track file from its sample ``at`` (a segment's speech
+        re-voiced: as long as the old, ``revoice.py``)."""
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        with open(self.track_path(job_id, language), "r+b") as f:
+            f.seek(at * 2)
+            f.write(pcm)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,17 +66,26 @@ from translate_svc.jobs.lifecycle import JobRun, Yielded
 from translate_svc.jobs.media import JobMedia, MediaBlocks
 from translate_svc.jobs.model import JobStatus, segment_json
 from translate_svc.jobs.pace import EnginePace
+from translate_svc.jobs.revoice import Revoicing
 from translate_svc.jobs.store import ResumePoint
 from translate_svc.jobs.voices import JobVoices
 from translate_svc.observability import metrics
 from translate_svc.session.calls.channels import ChannelStreams
 from translate_svc.session.events import MAX_LEAD_IN_MS
 from translate_svc.session.manager import SessionManager
+from translate_svc.session.results import speech_out
 from translate_svc.session.stream.session import StreamSession
-from translate_svc.session.task import change, checks
+from translate_svc.session.task import change, checks, inputs
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
-from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, SegmentResult, TranslationTask
+from translate_svc.types import (
+    MODEL_SAMPLE_RATE,
+    AudioEncoding,
+    AudioFormat,
+    SegmentResult,
+    SpokenUnits,
+    TranslationTask,
+)
 from translate_svc.vad.segmenter import WINDOW_SAMPLES
 from translate_svc.vad.snapshot import VadSnapshot
 from translate_svc.vad.worker import BACKGROUND as VAD_BACKGROUND
@@ -162,6 +172,8 @@ class JobTranslation:
             tenant.name, spec.glossaries, task.target_languages, task.source_language or ""
         )
         task = change.with_stored(task, stored)
+        if spec.speaker_voices is not None:  # a voice per speaker: units kept to re-voice (``revoice.py``)
+            task = change.keeping_spoken(task)
         point = await self.store.resume_point(job.job_id)
         loop = asyncio.get_running_loop()
         path = self.store.audio_path(job.job_id)
@@ -244,7 +256,7 @@ class JobTranslation:
                 await session.finish()
                 await collect
                 if voices is not None:  # the file's end: every run's segments labelled at once
-                    await voices.relabel(self.store, job.job_id)
+                    await voices.relabel(self.store, job.job_id, reads, self._revoicing(job, session))
                 # read to its end: the dubbed tracks are as long as the audio (``dub.py``)
                 await loop.run_in_executor(
                     reads, self.store.write_source_length, job.job_id, plan.start_frame + fed, blocks.rate
@@ -255,6 +267,33 @@ class JobTranslation:
                 raise
         finally:
             session.close()
+
+    def _revoicing(self, job: JobStatus, session: StreamSession) -> Revoicing | None:
+        """A voice per speaker's re-voicing (``revoice.py``): each segment's units spoken again in
+        its label's voice through the engine, as the job's session (its background class)."""
+        spec = job.spec
+        if spec.speaker_voices is None:
+            return None
+        output = dataclasses.replace(spec.output, word_timings=False)  # the words keep their timings
+
+        async def speak(units: tuple[SpokenUnits, ...]) -> dict[str, np.ndarray]:
+            languages = tuple(u.language for u in units)
+            item = inputs.respeak_input(languages, tuple((u.language, u.rate) for u in units), units, output)
+            try:
+                got = await self._m.engine.submit(session.session_id, item)
+            except Overloaded as e:  # the engine's queue is full: the job comes back for its re-voicing
+                raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+            if got.output is None:
+                raise ServiceError(f"re-voicing a segment failed: {got.error.message if got.error else 'no output'}")
+            return {r.language: r.waveform for r in got.output.renditions}
+
+        return Revoicing(
+            spec.speaker_id,
+            dict(spec.speaker_voices),
+            self._m.card.num_speakers,
+            speak,
+            lambda wave: speech_out(wave, output)[0],
+        )
 
     async def _translate_channels(
         self,
@@ -502,6 +541,8 @@ class JobTranslation:
                 first = ev.segment_id
             segment_id = point.last_segment_id + 1 + ev.segment_id - first if point.segments else ev.segment_id
             result = segment_json(ev, segment_id=segment_id, shift_ms=start_ms)
+            if job.spec.speaker_voices is not None:  # spoken in the job's voice until re-voiced
+                result["voice"] = job.spec.speaker_id
             speech = {
                 t.target_language: _at_track_rate(t.audio, t.sample_rate_hz, rate)
                 for t in ev.translations
@@ -509,7 +550,7 @@ class JobTranslation:
             }
             await self.store.add_segment(job_id, seq, result, speech, rate, owner=self.owner)
             if voices is not None:
-                voices.stored(ev.segment_id, seq)
+                voices.stored(ev.segment_id, seq, ev.spoken)
             run.result(ev)
             metrics.JOB_SEGMENTS.inc()
             self._signal(job_id)

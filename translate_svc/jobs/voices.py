@@ -4,7 +4,8 @@ ms and its 256 floats), across every run of the job (a restart, a worker given b
 run that reaches the file's end labels every segment at once (``cluster.label_all``, on the
 speaker pool) and writes those labels over the stream's (``store.set_speakers``). While a job runs
 its stored segments carry the stream's labels (``session/stream/speakers.py``); once it is done, the
-final ones. The file is deleted once those are written (else with the job's folder); 1 KiB a
+final ones; with a voice per speaker, each segment re-voiced in its label's voice first
+(``revoice.py``). The file is deleted once those are written (else with the job's folder); 1 KiB a
 segment, not counted in the job's kept bytes.
 
 Appends are a record's write on the event loop (a kilobyte, buffered by the OS); the reading and
@@ -16,12 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from translate_svc.jobs import revoice
+from translate_svc.jobs.revoice import Revoicing, TrackStore
 from translate_svc.speakers.encoder import Embedding
+from translate_svc.types import SpokenUnits
 
 if TYPE_CHECKING:  # the store imports ``with_speaker`` and nothing of a session
     from translate_svc.session.stream.session import StreamSession
@@ -31,10 +36,8 @@ FILE = "voices.f32"
 _RECORD = np.dtype([("seq", "<i8"), ("ms", "<i8"), ("voice", "<f4", (256,))])
 
 
-class SpeakerStore(Protocol):
-    def folder(self, job_id: str) -> Path: ...
-
-    async def set_speakers(self, job_id: str, labels: dict[int, int]) -> None: ...
+class SpeakerStore(TrackStore, Protocol):
+    async def set_speakers(self, job_id: str, labels: dict[int, int], voices: dict[int, int] | None = None) -> None: ...
 
 
 class JobVoices:
@@ -55,8 +58,11 @@ class JobVoices:
         labels = session.jobs.speakers
         return None if labels is None else cls(store.folder(job_id) / FILE, labels)
 
-    def stored(self, segment_id: int, seq: int) -> None:
-        """The session's segment ``segment_id`` was stored as the job's ``seq``: its voice kept."""
+    def stored(self, segment_id: int, seq: int, spoken: tuple[SpokenUnits, ...] = ()) -> None:
+        """The session's segment ``segment_id`` was stored as the job's ``seq``: its voice kept, and
+        its spoken units where a voice per speaker re-voices it (``revoice.py``)."""
+        if spoken:
+            revoice.keep(self._path.parent / revoice.FILE, seq, spoken)
         kept = self._labels.take(segment_id)
         if kept is None:  # its embedding failed: it keeps its label as given (0)
             return
@@ -66,16 +72,21 @@ class JobVoices:
         with open(self._path, "ab") as f:
             f.write(record.tobytes())
 
-    async def relabel(self, store: SpeakerStore, job_id: str) -> None:
-        """The job reached its end: every kept segment labelled at once, and stored so."""
-        records = await asyncio.get_running_loop().run_in_executor(None, _read, self._path)
-        if not len(records):
-            return
-        voices = records["voice"].astype(np.float32)
-        embeddings = [Embedding(v, v[None, :]) for v in voices]
-        labels = await self._labels.cluster_all(embeddings, [int(ms) for ms in records["ms"]])
-        await store.set_speakers(job_id, {int(s): label for s, label in zip(records["seq"], labels, strict=True)})
+    async def relabel(
+        self, store: SpeakerStore, job_id: str, files: Executor, revoicing: Revoicing | None = None
+    ) -> None:
+        """The job reached its end: every kept segment labelled at once, re-voiced in its label's
+        voice with ``revoicing`` (a voice per speaker), and stored so (``files``: the job's own
+        thread, where its files are read and written)."""
+        records = await asyncio.get_running_loop().run_in_executor(files, _read, self._path)
+        if len(records):
+            embeddings = [Embedding(v, v[None, :]) for v in records["voice"].astype(np.float32)]
+            labels = await self._labels.cluster_all(embeddings, [int(ms) for ms in records["ms"]])
+            by_seq = {int(s): label for s, label in zip(records["seq"], labels, strict=True)}
+            voices = None if revoicing is None else await revoicing.run(store, job_id, by_seq, files)
+            await store.set_speakers(job_id, by_seq, voices)
         self._path.unlink(missing_ok=True)  # written: no run needs them again
+        revoice.Revoicing.done(store, job_id)
 
 
 def _read(path: Path) -> np.ndarray:
@@ -91,9 +102,10 @@ def _read(path: Path) -> np.ndarray:
     return out
 
 
-def with_speaker(result: dict[str, Any], speaker: int) -> dict[str, Any]:
-    """A stored segment (``model.segment_json``) with its speaker label, and its transcript's words'."""
-    out = dict(result, speaker=speaker)
+def with_speaker(result: dict[str, Any], speaker: int, voice: int | None = None) -> dict[str, Any]:
+    """A stored segment (``model.segment_json``) with its speaker label, and its transcript's words';
+    and the voice its speech is in, where a voice per speaker gave it one."""
+    out = dict(result, speaker=speaker) if voice is None else dict(result, speaker=speaker, voice=voice)
     transcript = out.get("transcript")
     if transcript is not None:
         out["transcript"] = dict(transcript, words=[dict(w, speaker=speaker) for w in transcript.get("words", [])])

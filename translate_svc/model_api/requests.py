@@ -256,7 +256,8 @@ def _check_conversation(item: ModelInput) -> None:
 
 
 def _check_respeak(item: ModelInput) -> None:
-    """Kept units spoken again: the vocoder alone, at rates its units were not spoken at."""
+    """Kept units spoken again: the vocoder alone, at other rates (a room's listeners'), or at their
+    own in another voice (the units' ``speaker_id`` changed: a job's speaker re-voiced)."""
     if (
         len(item.audio)
         or item.simul is not None
@@ -267,16 +268,16 @@ def _check_respeak(item: ModelInput) -> None:
         or not item.speech
     ):
         raise ValueError("a respeak has no audio, transcript, detection, text, simultaneous step or fit, and speech")
-    spoken = {u.language: u.rate for u in item.respeak}
-    if len(spoken) != len(item.respeak) or tuple(item.targets) != tuple(spoken):
+    spoken = tuple(u.language for u in item.respeak)
+    if len(set(spoken)) != len(spoken) or tuple(item.targets) != spoken:
         raise ValueError("a respeak's targets are its units' languages, one each, in order")
     if not item.renditions or len(set(item.renditions)) != len(item.renditions):
         raise ValueError("a respeak names each (language, rate) it makes once, and at least one")
     for lang, rate in item.renditions:
-        if lang not in spoken or not is_speed(rate) or rate == spoken[lang]:
+        if lang not in spoken or not is_speed(rate):
             raise ValueError(
                 f"a respeak's rendition must be one of its units' languages at a rate from {SPEED_MIN} to "
-                f"{SPEED_MAX} other than the one they were spoken at, got {lang} at {rate}"
+                f"{SPEED_MAX}, got {lang} at {rate}"
             )
 
 

@@ -4,8 +4,9 @@ clips, the REST endpoints, jobs) or as a stream goes (``OnlineSpeakers``), by th
 The core (``_cluster``): segments of at least ``min_segment_ms`` (their embeddings are reliable;
 a 1.2 s phrase's may sit as close to another voice as to its own) are clustered by average linkage
 (``linkage.py``) until at most ``max_speakers`` clusters remain and no two are at least
-``threshold`` alike: "at most N" finds the count itself, and a short segment never opens a
-speaker (nor takes a place of the bound). Then every segment, short ones too, is labelled by the
+``threshold`` alike (over a whole file, nor as alike as each is to itself: ``linkage.Within``):
+"at most N" finds the count itself, and a short segment never opens a speaker (nor takes a place
+of the bound). Then every segment, short ones too, is labelled by the
 cluster its partials (1.6 s each) mostly lie nearest to, the segment's own mean embedding breaking
 a tie: a segment holding two voices gets the one that holds most of it. With no reliable segment
 (and no settled speaker) yet, all segments are clustered.
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from translate_svc.speakers.encoder import Embedding
-from translate_svc.speakers.linkage import average_linkage
+from translate_svc.speakers.linkage import Within, average_linkage
 from translate_svc.types import MAX_SPEAKERS
 
 #: average cosine similarity at which two groups of segments are one voice
@@ -70,8 +71,11 @@ def _cluster(
     durations: np.ndarray,
     config: ClusterConfig,
     anchors: Sequence[Anchor] = (),
+    within: Within | None = None,
 ) -> np.ndarray:
-    """Each segment's cluster (clusters 0..len(anchors)-1 are the anchors', in order)."""
+    """Each segment's cluster (clusters 0..len(anchors)-1 are the anchors', in order); ``within``:
+    merges the line allows are also asked whether the two groups are as alike as each is to itself
+    (a whole file's, ``linkage.Within``)."""
     n = len(vectors)
     items = np.flatnonzero(durations >= config.min_segment_ms)
     if not len(items) and not anchors:
@@ -82,7 +86,7 @@ def _cluster(
         [np.stack([a.total for a in anchors]) if anchors else np.zeros((0, vectors.shape[1])), vectors[items]]
     ).astype(np.float64)
     counts = np.concatenate([[a.count for a in anchors], np.ones(len(items))])
-    of_item = average_linkage(sums, counts, len(anchors), config.max_speakers, config.threshold)
+    of_item = average_linkage(sums, counts, len(anchors), config.max_speakers, config.threshold, within)
     k = int(of_item.max()) + 1
     centroids = np.eye(k)[of_item].T @ sums
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
@@ -101,11 +105,12 @@ def _cluster(
 
 def label_all(embeddings: Sequence[Embedding], durations_ms: Sequence[int], config: ClusterConfig) -> list[int]:
     """Every segment's speaker label, 1.. in order of first appearance, from all of them at once
-    (the whole file in hand)."""
+    (the whole file in hand: a merge must also pass ``Within``, calibrated on the file's own voices)."""
     if not embeddings:
         return []
     vectors = np.stack([e.vector for e in embeddings])
-    clusters = _cluster(vectors, [e.partials for e in embeddings], np.asarray(durations_ms, np.float64), config)
+    durations = np.asarray(durations_ms, np.float64)
+    clusters = _cluster(vectors, [e.partials for e in embeddings], durations, config, within=Within())
     first: dict[int, int] = {}
     return [first.setdefault(int(c), len(first) + 1) for c in clusters]
 

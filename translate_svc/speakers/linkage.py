@@ -12,12 +12,37 @@ where numpy's search is cheaper than keeping each row's best in Python). The sam
 ``linkage(method="average", metric="cosine")`` (``tests/speakers/test_linkage.py``); scipy is not a
 dependency of the server (docs/decisions.md, "Speaker labels over the whole file").
 
+A whole file's labels also ask each merge the line allows whether the two groups are as alike as
+each is to itself (``within``): two voices a synthesiser makes (espeak-ng's, 0.79 alike) sit above
+the line real voices were tuned on (0.65) but below their own segments' likeness (0.85-0.88), where
+two halves of one voice are not (docs/performance.md, "Speaker labels calibrated on the file's own
+voices"). A stream's clustering does not ask it: its items include settled speakers' sums, whose
+segments' pairs it no longer holds.
+
 Pure and synchronous; the caller bounds n (``cluster.MAX_ITEMS``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Within:
+    """A merge the line allows is refused when both groups hold at least ``min_items`` items and
+    their average cosine across is below the ``quantile`` of the cosines between two items inside
+    either group: the two are less alike than each is to itself, even at its least."""
+
+    quantile: float = 0.02
+    min_items: int = 3
+
+    def refuses(self, pair: np.ndarray, a: np.ndarray, b: np.ndarray, across: float) -> bool:
+        if min(len(a), len(b)) < self.min_items:
+            return False
+        inside = np.concatenate([pair[np.ix_(g, g)][np.triu_indices(len(g), 1)] for g in (a, b)])
+        return across < float(np.quantile(inside, self.quantile))
 
 
 def average_linkage(
@@ -26,13 +51,15 @@ def average_linkage(
     anchors: int,
     max_k: int,
     threshold: float,
+    within: Within | None = None,
 ) -> np.ndarray:
     """Each item's cluster, 0..k-1, numbered by the cluster's first item (``anchors`` first: the
     first ``anchors`` items are clusters 0..anchors-1 and never merge with each other).
 
     ``sums``: (n, d) sums of unit vectors; ``counts``: (n,) how many each sums. Merges go on while
     more than ``max_k`` clusters remain, or the most similar pair's average cosine is at least
-    ``threshold``.
+    ``threshold`` and ``within`` (items of one vector each: ``counts`` all 1) does not refuse it; a
+    refused pair, and what either later joins, stays apart.
     """
     n = len(sums)
     if n == 0:
@@ -41,8 +68,8 @@ def average_linkage(
         raise ValueError(f"{anchors} fixed clusters cannot fit in at most {max_k}")
     sums = np.asarray(sums, np.float64)
     size = np.asarray(counts, np.float64).copy()
-    sim = (sums @ sums.T) / np.outer(size, size)
-    sim = (sim + sim.T) / 2  # exactly symmetric: the first maximum is at (i, j) with i < j
+    pair = (sums @ sums.T) / np.outer(size, size)
+    sim = (pair + pair.T) / 2  # exactly symmetric: the first maximum is at (i, j) with i < j
     np.fill_diagonal(sim, -np.inf)
     sim[:anchors, :anchors] = -np.inf  # two settled speakers never merge
     root = np.arange(n)  # each item's cluster, by its first item (the row that holds it)
@@ -52,6 +79,9 @@ def average_linkage(
         v = sim[i, j]
         if v == -np.inf or (left <= max_k and v < threshold):
             break
+        if left <= max_k and within and within.refuses(pair, np.flatnonzero(root == i), np.flatnonzero(root == j), v):
+            sim[i, j] = sim[j, i] = -np.inf
+            continue
         row = (size[i] * sim[i] + size[j] * sim[j]) / (size[i] + size[j])  # -inf stays -inf
         size[i] += size[j]
         root[root == j] = i

@@ -125,7 +125,8 @@ def test_a_respeak_that_means_nothing_is_refused() -> None:
     empty = np.zeros(0, np.float32)
     for bad in (
         {"renditions": ()},  # nothing to make
-        {"renditions": (("spa", 1.0),)},  # the rate it was spoken at
+        {"renditions": (("spa", 1.0), ("spa", 1.0))},  # one rendition twice
+        {"renditions": (("spa", 3.0),)},  # past the fastest rate
         {"renditions": (("fra", 1.5),)},  # no units of that language
         {"renditions": (("spa", 1.5),), "transcript_language": "eng"},  # a transcript of nothing
     ):

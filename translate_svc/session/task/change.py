@@ -137,3 +137,9 @@ def with_stored(task: TranslationTask, stored: Sequence[Term]) -> TranslationTas
         keys = stored.keys if isinstance(stored, StoredTerms) else tuple(term_key(t) for t in stored)
         added = tuple(t for t, k in zip(stored, keys, strict=True) if k not in own)
     return dataclasses.replace(task, terms=task.terms + added, stored_terms=task.stored_terms + len(added))
+
+
+def keeping_spoken(task: TranslationTask) -> TranslationTask:
+    """A job's ``task`` whose speakers each get a voice: every final segment keeps its spoken units,
+    re-voiced once the file's labels are final (``jobs/revoice.py``)."""
+    return dataclasses.replace(task, keep_spoken=True)

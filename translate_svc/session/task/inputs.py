@@ -52,7 +52,8 @@ def model_input(
     ``SegmentTracker.release``). A final segment of a task with renditions (a room speaker whose
     listeners chose rates) keeps its spoken units (``ModelInput.keep_units``): its speech at those
     rates is made after its result is out, as optional work (``session/calls/renditions.py``), so that
-    listeners' rates never delay the speaker's own result. A conversation's segment
+    listeners' rates never delay the speaker's own result; so does a job's whose speakers each get a
+    voice (``task.keep_spoken``: re-voiced once its labels are final, ``jobs/voices.py``). A conversation's segment
     (``task.conversation``) is identified among its languages and translated into the others
     (``ModelInput.conversation``), leaning on ``previous`` (the language of the stream's previous
     turn, where one of its languages) by ``turns`` (``ModelInput.prior``); a stated language
@@ -89,7 +90,7 @@ def model_input(
         profanity=task.output.profanity or Profanity.OFF,
         speed=task.output.speed,
         fit=fitted,
-        keep_units=bool(renditions(task)) and task.output.speech and final and fitted is None,
+        keep_units=task.output.speech and final and ((bool(renditions(task)) and fitted is None) or task.keep_spoken),
     )
 
 

@@ -20,6 +20,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.loudness import DEFAULT_TRUE_PEAK_DBTP, PRESETS, LoudnessTarget
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.jobs.request import JobRequest
+from translate_svc.jobs.speaker_voices import SpeakerVoices
 from translate_svc.jobs.video import DEFAULT_MIX_GAIN_DB, VideoAsk, VoiceOver
 from translate_svc.session.task.checks import options_at
 from translate_svc.transport.proto_options import channel_mode, ear_options, output_options, speech_fit
@@ -56,6 +57,7 @@ KEYS = frozenset(
         "conversation",
         "vad",
         "channel_mode",
+        "speaker_voices",
     }
 )
 FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
@@ -141,6 +143,7 @@ def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
         conversation=_conversation(doc.get("conversation")),
         vad=_vad(doc.get("vad")),
         separate_channels=_channel_mode(doc.get("channel_mode", "mixed")),
+        speaker_voices=_speaker_voices(doc.get("speaker_voices")),
     )
 
 
@@ -170,6 +173,9 @@ def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
         conversation=tuple(msg.conversation.languages) if msg.HasField("conversation") else None,
         vad=tuple((f, getattr(msg.vad, f)) for f in VAD_TYPES if msg.vad.HasField(f)),
         separate_channels=channel_mode(msg.channel_mode, "channel_mode"),
+        speaker_voices=SpeakerVoices(
+            one=msg.speaker_voices.one_voice, voices=tuple(sorted(msg.speaker_voices.voices.items()))
+        ),
     )
 
 
@@ -357,6 +363,25 @@ def _conversation(value: object) -> tuple[str, ...] | None:
     if not _strings(languages):
         raise InvalidInput("conversation.languages: a list of at most 64 strings of at most 64 characters")
     return tuple(languages)
+
+
+def _speaker_voices(value: object) -> SpeakerVoices:
+    """``speaker_voices``: ``"one"`` (every speaker in ``speaker_id``'s voice), ``"distinct"`` (the
+    default with ``speakers`` of 2 or more: a voice each), or an object of labels' voices
+    (``{"2": 7}``: label 2 in voice 7, the others a voice each)."""
+    if value is None or value == "distinct":
+        return SpeakerVoices()
+    if value == "one":
+        return SpeakerVoices(one=True)
+    fix = 'speaker_voices: "distinct" (the default), "one", or an object of speaker labels\' voices, e.g. {"2": 7}'
+    if not isinstance(value, dict) or len(value) > 64:
+        raise InvalidInput(f"{fix}; got {shown(value)}")
+    voices = []
+    for label, voice in value.items():
+        if not (isinstance(label, str) and label.isdigit() and len(label) < 4 and _whole(voice)):
+            raise InvalidInput(f"{fix}: each key a label (a whole number as a string), each value a voice number")
+        voices.append((int(label), voice))
+    return SpeakerVoices(voices=tuple(sorted(voices)))
 
 
 def _channel_mode(value: object) -> bool:

@@ -20,11 +20,15 @@ from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, CliError, out,
 from translate_svc.client_cli.flags import (
     ConnectionFlags,
     LoudnessOpt,
+    OneVoiceOpt,
+    SpeakersOpt,
+    SpeakerVoiceOpt,
     TimeoutOpt,
     TruePeakOpt,
     VadFlags,
     flag_groups,
     loudness_value,
+    speaker_voices_value,
 )
 from translate_svc.client_cli.jobs import _bars, _follow, cancel_made
 
@@ -66,6 +70,9 @@ def dub(
     ] = 1.0,
     loudness: LoudnessOpt = "",
     true_peak: TruePeakOpt = None,
+    speakers: SpeakersOpt = 0,
+    speaker_voice: SpeakerVoiceOpt = None,
+    one_voice: OneVoiceOpt = False,
     *,
     conn: ConnectionFlags,
     vad: VadFlags,
@@ -75,6 +82,7 @@ def dub(
 
     def check() -> None:
         loudness_value(loudness, true_peak)
+        speaker_voices_value(speaker_voice, one_voice)
         if not file.is_file():
             raise CliError(f"{file}: no such file")
         if file.suffix.lower() not in _SUFFIXES:
@@ -113,6 +121,8 @@ def dub(
                     on_sent=lambda n: bars.update(sent, completed=n),
                     on_created=created,
                     vad=vad.options(),
+                    speakers=speakers,
+                    speaker_voices=speaker_voices_value(speaker_voice, one_voice),
                 )
                 job = await _follow(client, job, bars)
             except BaseException:  # refused, or given up (Ctrl-C): the job frees its slot

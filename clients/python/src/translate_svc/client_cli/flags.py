@@ -131,6 +131,37 @@ def loudness_value(text: str, true_peak: float | None) -> str | float | None:
         raise CliError(f"--loudness {text}: {', '.join(LOUDNESS_PRESETS)} or a number of LUFS such as -16") from None
 
 
+#: a job's speaker labels and their voices (issue 100: a voice per speaker)
+SpeakersOpt = Annotated[
+    int,
+    typer.Option(
+        "--speakers",
+        help="label each segment with its speaker, telling apart at most this many; with 2 or more each speaker "
+        "is dubbed in a voice of its own",
+    ),
+]
+SpeakerVoiceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--speaker-voice", help="LABEL=VOICE: speaker LABEL dubbed in voice VOICE (repeatable)"),
+]
+OneVoiceOpt = Annotated[bool, typer.Option("--one-voice", help="every speaker dubbed in one voice")]
+
+
+def speaker_voices_value(pairs: Sequence[str] | None, one: bool) -> str | dict[int, int] | None:
+    """``--speaker-voice`` and ``--one-voice`` as the SDK takes them (``submit_job(speaker_voices=)``)."""
+    if one and pairs:
+        raise CliError("--one-voice or --speaker-voice, not both")
+    if one:
+        return "one"
+    voices: dict[int, int] = {}
+    for pair in pairs or ():
+        label, _, voice = pair.partition("=")
+        if not (label.strip().isdigit() and voice.strip().isdigit()):
+            raise CliError(f"--speaker-voice {pair}: LABEL=VOICE, two whole numbers (e.g. 2=7)")
+        voices[int(label)] = int(voice)
+    return voices or None
+
+
 # -- languages ------------------------------------------------------------------------------------
 
 

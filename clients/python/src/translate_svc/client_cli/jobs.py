@@ -22,11 +22,15 @@ from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, CliError, err,
 from translate_svc.client_cli.flags import (
     ConnectionFlags,
     LoudnessOpt,
+    OneVoiceOpt,
+    SpeakersOpt,
+    SpeakerVoiceOpt,
     TimeoutOpt,
     TruePeakOpt,
     VadFlags,
     flag_groups,
     loudness_value,
+    speaker_voices_value,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +126,9 @@ def submit(
             "on its own, each segment labelled with its channel, the dubbed WAV a channel per party",
         ),
     ] = False,
+    speakers: SpeakersOpt = 0,
+    speaker_voice: SpeakerVoiceOpt = None,
+    one_voice: OneVoiceOpt = False,
     wait: WaitOpt = False,
     as_json: JsonOpt = False,
     *,
@@ -132,6 +139,7 @@ def submit(
     """Submit a job: upload FILE in parts (or have the server fetch --url); print its id."""
 
     def check() -> None:
+        speaker_voices_value(speaker_voice, one_voice)
         if (file is None) == (not url):
             raise CliError("give an audio file or --url, one of them")
         if file is not None and not file.is_file():
@@ -156,6 +164,8 @@ def submit(
                     on_created=made.append,
                     vad=vad.options(),
                     separate_channels=separate_channels,
+                    speakers=speakers,
+                    speaker_voices=speaker_voices_value(speaker_voice, one_voice),
                 )
             except BaseException:  # the upload or its completion refused, or given up (Ctrl-C)
                 if made:

@@ -6,7 +6,7 @@ client's first). Event loop only."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +118,8 @@ class JobCalls:
         conversation: str | Sequence[str] | None = None,
         vad: VadOptions | None = None,
         separate_channels: bool = False,
+        speakers: int = 0,
+        speaker_voices: str | Mapping[int, int] | None = None,
     ) -> Job:
         """A new job of an audio file (WAV, FLAC, OGG, MP3) or a video (MP4, MOV, WebM, MKV: its
         first audio stream is translated, and once done its dubbed video is ``save_job_video``'s),
@@ -135,7 +137,10 @@ class JobCalls:
         end of turn, docs/api.md "Turns that end on meaning"). ``separate_channels``: a stereo
         recording whose channels are parties (an agent and a caller), each translated on its own,
         each segment labelled with its ``channel``, the dubbed WAV a channel per party (docs/api.md
-        "Channels as parties")."""
+        "Channels as parties"). ``speakers``: label each segment with its speaker, telling apart at
+        most this many; with 2 or more each speaker is dubbed in a voice of its own, the same for
+        the whole file (``speaker_voices``: ``"one"`` for every speaker in one voice, or
+        ``{label: voice}`` for the labels to set; docs/api.md "A voice per speaker")."""
         if (audio is None) == (url is None):
             raise ValueError("give an audio file or url=, one of them")
         request = pb.CreateJobRequest(
@@ -147,6 +152,13 @@ class JobCalls:
             url=url or "",
             channel_mode=pb.CHANNEL_MODE_SEPARATE if separate_channels else pb.CHANNEL_MODE_MIXED,
         )
+        request.speakers = speakers
+        if speaker_voices == "one":
+            request.speaker_voices.one_voice = True
+        elif isinstance(speaker_voices, Mapping):
+            request.speaker_voices.voices.update({int(k): int(v) for k, v in speaker_voices.items()})
+        elif speaker_voices is not None:
+            raise ValueError(f'speaker_voices: "one" or {{label: voice}}, got {speaker_voices!r}')
         if speed != 1.0:  # unset: the model's own rate
             request.output.speed = speed
         vad_msg = vad_pb(vad)

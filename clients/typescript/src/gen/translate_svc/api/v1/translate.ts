@@ -679,6 +679,27 @@ export interface CreateJobRequest {
    * (docs/api.md "Channels as parties"). The audio must have 2 channels; speakers must be 0
    */
   channelMode: ChannelMode;
+  /**
+   * with speakers of 2 or more: each speaker label dubbed in a voice of its own, the same for the
+   * whole file (the default), or as set here (docs/api.md "A voice per speaker")
+   */
+  speakerVoices: SpeakerVoices | undefined;
+}
+
+/**
+ * A job's voices by speaker label. Unset: label 1 in output.speaker_id's voice, each next label the
+ * next of the model's voices; each segment's result says its voice once the job is done
+ */
+export interface SpeakerVoices {
+  /** every speaker in output.speaker_id's voice */
+  oneVoice: boolean;
+  /** label -> voice (0..num_speakers-1); the labels left out: a voice each */
+  voices: { [key: number]: number };
+}
+
+export interface SpeakerVoices_VoicesEntry {
+  key: number;
+  value: number;
 }
 
 export interface Job {
@@ -3725,6 +3746,7 @@ function createBaseCreateJobRequest(): CreateJobRequest {
     conversation: undefined,
     vad: undefined,
     channelMode: 0,
+    speakerVoices: undefined,
   };
 }
 
@@ -3765,6 +3787,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     }
     if (message.channelMode !== 0) {
       writer.uint32(96).int32(message.channelMode);
+    }
+    if (message.speakerVoices !== undefined) {
+      SpeakerVoices.encode(message.speakerVoices, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -3878,6 +3903,14 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
             message.channelMode = reader.int32() as any;
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.speakerVoices = SpeakerVoices.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3922,6 +3955,11 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
         : isSet(object.channel_mode)
         ? channelModeFromJSON(object.channel_mode)
         : 0,
+      speakerVoices: isSet(object.speakerVoices)
+        ? SpeakerVoices.fromJSON(object.speakerVoices)
+        : isSet(object.speaker_voices)
+        ? SpeakerVoices.fromJSON(object.speaker_voices)
+        : undefined,
     };
   },
 
@@ -3963,6 +4001,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     if (message.channelMode !== 0) {
       obj.channelMode = channelModeToJSON(message.channelMode);
     }
+    if (message.speakerVoices !== undefined) {
+      obj.speakerVoices = SpeakerVoices.toJSON(message.speakerVoices);
+    }
     return obj;
   },
 
@@ -3989,6 +4030,213 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
       : undefined;
     message.vad = (object.vad !== undefined && object.vad !== null) ? VadOptions.fromPartial(object.vad) : undefined;
     message.channelMode = object.channelMode ?? 0;
+    message.speakerVoices = (object.speakerVoices !== undefined && object.speakerVoices !== null)
+      ? SpeakerVoices.fromPartial(object.speakerVoices)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSpeakerVoices(): SpeakerVoices {
+  return { oneVoice: false, voices: {} };
+}
+
+export const SpeakerVoices: MessageFns<SpeakerVoices> = {
+  encode(message: SpeakerVoices, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.oneVoice !== false) {
+      writer.uint32(8).bool(message.oneVoice);
+    }
+    globalThis.Object.entries(message.voices).forEach(([key, value]: [string, number]) => {
+      SpeakerVoices_VoicesEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeakerVoices {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeakerVoices();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.oneVoice = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = SpeakerVoices_VoicesEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.voices[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpeakerVoices {
+    return {
+      oneVoice: isSet(object.oneVoice)
+        ? globalThis.Boolean(object.oneVoice)
+        : isSet(object.one_voice)
+        ? globalThis.Boolean(object.one_voice)
+        : false,
+      voices: isObject(object.voices)
+        ? (globalThis.Object.entries(object.voices) as [string, any][]).reduce(
+          (acc: { [key: number]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, globalThis.Number(key), {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: SpeakerVoices): unknown {
+    const obj: any = {};
+    if (message.oneVoice !== false) {
+      obj.oneVoice = message.oneVoice;
+    }
+    if (message.voices) {
+      const entries = globalThis.Object.entries(message.voices) as [string, number][];
+      if (entries.length > 0) {
+        obj.voices = {};
+        entries.forEach(([k, v]) => {
+          obj.voices[k] = Math.round(v);
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpeakerVoices>, I>>(base?: I): SpeakerVoices {
+    return SpeakerVoices.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeakerVoices>, I>>(object: I): SpeakerVoices {
+    const message = createBaseSpeakerVoices();
+    message.oneVoice = object.oneVoice ?? false;
+    message.voices = (globalThis.Object.entries(object.voices ?? {}) as [string, number][]).reduce(
+      (acc: { [key: number]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[globalThis.Number(key)] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseSpeakerVoices_VoicesEntry(): SpeakerVoices_VoicesEntry {
+  return { key: 0, value: 0 };
+}
+
+export const SpeakerVoices_VoicesEntry: MessageFns<SpeakerVoices_VoicesEntry> = {
+  encode(message: SpeakerVoices_VoicesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== 0) {
+      writer.uint32(8).int32(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).int32(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeakerVoices_VoicesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeakerVoices_VoicesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.key = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpeakerVoices_VoicesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.Number(object.key) : 0,
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: SpeakerVoices_VoicesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== 0) {
+      obj.key = Math.round(message.key);
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpeakerVoices_VoicesEntry>, I>>(base?: I): SpeakerVoices_VoicesEntry {
+    return SpeakerVoices_VoicesEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeakerVoices_VoicesEntry>, I>>(object: I): SpeakerVoices_VoicesEntry {
+    const message = createBaseSpeakerVoices_VoicesEntry();
+    message.key = object.key ?? 0;
+    message.value = object.value ?? 0;
     return message;
   },
 };
