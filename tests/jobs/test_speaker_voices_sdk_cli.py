@@ -48,6 +48,7 @@ async def test_the_sdk_and_the_cli_dub_each_speaker_in_a_voice_of_its_own(
     sf.write(wav, mix.samples, 16000, subtype="PCM_16")
     async with AsyncTranslateClient(f"127.0.0.1:{live.port}") as client:
         job = await client.submit_job(wav, targets=["spa"], source="eng", speakers=2, speaker_voices={2: 3})
+        assert job.speaker_voices == {2: 3}
         assert (await client.wait_job(job.id)).state is JobState.DONE
         doc = json.loads(await client.job_results(job.id))
     spans = [(s["start_ms"], s["end_ms"]) for s in doc["segments"]]

@@ -58,6 +58,8 @@ async def _dub(served: LiveServer, body: dict[str, Any], audio: bytes) -> tuple[
         jobs = JobsOverHttp(http, served.server.ports()["http_port"], TOKEN)
         done = await jobs.run(body, audio)
         assert done["state"] == "done", done
+        named = body.get("speaker_voices", {})  # echoed as the request named them; absent: one voice
+        assert done.get("speaker_voices") == (None if named == "one" else named), done
         segments = await jobs.segments(done["id"])
         status, track = await jobs.call("GET", f"/{done['id']}/dubbed/spa")
         assert status == 200, track

@@ -213,6 +213,8 @@ class JobStatus:
             out["vad"] = dict(self.spec.vad)
         if self.spec.separate_channels:
             out["channel_mode"] = "separate"
+        if self.spec.speaker_voices is not None:  # a voice per speaker: the labels' voices named
+            out["speaker_voices"] = {str(label): voice for label, voice in self.spec.speaker_voices}
         return out
 
 

@@ -283,9 +283,10 @@ class JobTranslation:
                 got = await self._m.engine.submit(session.session_id, item)
             except Overloaded as e:  # the engine's queue is full: the job comes back for its re-voicing
                 raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
-            if got.output is None:
-                raise ServiceError(f"re-voicing a segment failed: {got.error.message if got.error else 'no output'}")
-            return {r.language: r.waveform for r in got.output.renditions}
+            made = {} if got.output is None else {r.language: r.waveform for r in got.output.renditions}
+            if set(made) != set(languages):  # the job fails rather than say a voice its speech is not in
+                raise ServiceError(f"re-voicing a segment failed: {got.error.message if got.error else 'no speech'}")
+            return made
 
         return Revoicing(
             spec.speaker_id,

@@ -88,7 +88,13 @@ def job_to_pb(job: JobStatus) -> pb.Job:
         conversation=pb.Conversation(languages=job.spec.conversation) if job.spec.conversation else None,
         vad=_vad_pb(job.spec.vad),
         channel_mode=pb.CHANNEL_MODE_SEPARATE if job.spec.separate_channels else pb.CHANNEL_MODE_MIXED,
+        speaker_voices=_voices_pb(job.spec.speaker_voices),
     )
+
+
+def _voices_pb(voices: tuple[tuple[int, int], ...] | None) -> pb.SpeakerVoices | None:
+    """A job's voice per speaker, as ``SpeakerVoices`` (None: one voice)."""
+    return None if voices is None else pb.SpeakerVoices(voices=dict(voices))
 
 
 def _vad_pb(vad: tuple[tuple[str, float | int | str], ...]) -> pb.VadOptions | None:

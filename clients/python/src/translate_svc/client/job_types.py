@@ -40,6 +40,9 @@ class Job:
     conversation: tuple[str, ...] = ()
     #: its channels are parties (submitted with ``separate_channels``): each segment says its channel
     separate_channels: bool = False
+    #: a voice per speaker (``submit_job(speakers=2)``): the labels' voices the request named (empty:
+    #: a voice each); None: one voice for every speaker
+    speaker_voices: dict[int, int] | None = None
 
 
 @dataclass(frozen=True)

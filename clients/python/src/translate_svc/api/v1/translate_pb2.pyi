@@ -293,7 +293,7 @@ class SpeakerVoices(_message.Message):
     def __init__(self, one_voice: bool = ..., voices: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "state", "received_bytes", "duration_ms", "done_ms", "progress", "segments", "error", "created_at", "expires_at", "source_language", "target_languages", "conversation", "vad", "channel_mode")
+    __slots__ = ("job_id", "state", "received_bytes", "duration_ms", "done_ms", "progress", "segments", "error", "created_at", "expires_at", "source_language", "target_languages", "conversation", "vad", "channel_mode", "speaker_voices")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -309,6 +309,7 @@ class Job(_message.Message):
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     VAD_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_MODE_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_VOICES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     received_bytes: int
@@ -324,7 +325,8 @@ class Job(_message.Message):
     conversation: Conversation
     vad: VadOptions
     channel_mode: ChannelMode
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., received_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., done_ms: _Optional[int] = ..., progress: _Optional[float] = ..., segments: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., channel_mode: _Optional[_Union[ChannelMode, str]] = ...) -> None: ...
+    speaker_voices: SpeakerVoices
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., received_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., done_ms: _Optional[int] = ..., progress: _Optional[float] = ..., segments: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., channel_mode: _Optional[_Union[ChannelMode, str]] = ..., speaker_voices: _Optional[_Union[SpeakerVoices, _Mapping]] = ...) -> None: ...
 
 class UploadJobAudioRequest(_message.Message):
     __slots__ = ("job_id", "offset", "data", "complete")

@@ -48,6 +48,7 @@ def job_of(msg: pb.Job) -> Job:
         targets=tuple(msg.target_languages),
         conversation=tuple(msg.conversation.languages),
         separate_channels=msg.channel_mode == pb.CHANNEL_MODE_SEPARATE,
+        speaker_voices=dict(msg.speaker_voices.voices) if msg.HasField("speaker_voices") else None,
     )
 
 

@@ -732,6 +732,11 @@ export interface Job {
     | undefined;
   /** as CreateJobRequest's */
   channelMode: ChannelMode;
+  /**
+   * a voice per speaker: the labels' voices the request named (empty voices: a voice each); unset:
+   * one voice (no speaker labels, no speech, or one_voice asked)
+   */
+  speakerVoices: SpeakerVoices | undefined;
 }
 
 export interface UploadJobAudioRequest {
@@ -4258,6 +4263,7 @@ function createBaseJob(): Job {
     conversation: undefined,
     vad: undefined,
     channelMode: 0,
+    speakerVoices: undefined,
   };
 }
 
@@ -4307,6 +4313,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.channelMode !== 0) {
       writer.uint32(120).int32(message.channelMode);
+    }
+    if (message.speakerVoices !== undefined) {
+      SpeakerVoices.encode(message.speakerVoices, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -4444,6 +4453,14 @@ export const Job: MessageFns<Job> = {
             message.channelMode = reader.int32() as any;
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.speakerVoices = SpeakerVoices.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4509,6 +4526,11 @@ export const Job: MessageFns<Job> = {
         : isSet(object.channel_mode)
         ? channelModeFromJSON(object.channel_mode)
         : 0,
+      speakerVoices: isSet(object.speakerVoices)
+        ? SpeakerVoices.fromJSON(object.speakerVoices)
+        : isSet(object.speaker_voices)
+        ? SpeakerVoices.fromJSON(object.speaker_voices)
+        : undefined,
     };
   },
 
@@ -4559,6 +4581,9 @@ export const Job: MessageFns<Job> = {
     if (message.channelMode !== 0) {
       obj.channelMode = channelModeToJSON(message.channelMode);
     }
+    if (message.speakerVoices !== undefined) {
+      obj.speakerVoices = SpeakerVoices.toJSON(message.speakerVoices);
+    }
     return obj;
   },
 
@@ -4584,6 +4609,9 @@ export const Job: MessageFns<Job> = {
       : undefined;
     message.vad = (object.vad !== undefined && object.vad !== null) ? VadOptions.fromPartial(object.vad) : undefined;
     message.channelMode = object.channelMode ?? 0;
+    message.speakerVoices = (object.speakerVoices !== undefined && object.speakerVoices !== null)
+      ? SpeakerVoices.fromPartial(object.speakerVoices)
+      : undefined;
     return message;
   },
 };
