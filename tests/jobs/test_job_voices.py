@@ -79,7 +79,7 @@ async def run(store: JobKeeper, job_id: str, voices: list[int], first_seq: int) 
         kept.stored(n, seq)
         told.append(result.speaker)
     if first_seq + len(voices) == 8:
-        await kept.relabel(store, job_id)
+        await kept.relabel(store, job_id, POOL)
     return told
 
 
