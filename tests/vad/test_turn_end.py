@@ -91,3 +91,20 @@ def test_a_missing_model_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
         SmartTurn()
     with pytest.raises(TurnModelMissing, match="does not exist"):
         SmartTurn(tmp_path / "none.onnx")
+
+
+def test_fused_int8_kernels_only_where_they_sum_exactly(tmp_path: Path) -> None:
+    """onnxruntime's fused int8 kernels saturate without VNNI (AVX2 alone): the model then runs
+    unfused, so its answers are the same on every CPU (jfk's "ask" 67 % complete fused on an AMD
+    EPYC, 10 % unfused)."""
+    info = tmp_path / "cpuinfo"
+    for flags, exact in (
+        ("fpu sse2 avx avx2 fma", False),
+        ("fpu avx2 avx512f avx512_vnni", True),
+        ("fpu avx2 avx_vnni", True),
+        ("fpu avx2 amx_bf16 amx_int8", True),
+        ("fpu avx2 avx512f avx512_vnnix", False),
+    ):
+        info.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n")
+        assert turn_end.exact_fused_int8(info) is exact, flags
+    assert turn_end.exact_fused_int8(tmp_path / "none") is False

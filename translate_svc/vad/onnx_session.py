@@ -9,10 +9,15 @@ from pathlib import Path
 import onnxruntime as ort
 
 
-def one_thread_session(path: Path) -> ort.InferenceSession:
-    """A CPU session of the ONNX file at ``path`` on one thread."""
+def one_thread_session(path: Path, *, fuse: bool = True) -> ort.InferenceSession:
+    """A CPU session of the ONNX file at ``path`` on one thread. ``fuse=False``: only onnxruntime's
+    basic graph rewrites, none of its extended fusions: an int8 model (Smart Turn's) then sums its
+    products exactly, as on every CPU. Fused, its int8 kernels on AVX2 (no VNNI) read jfk's "ask"
+    alone 67 % complete where the unfused graph reads 10 %, as fused on AVX-512 VNNI (2026-12-01)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if not fuse:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])

