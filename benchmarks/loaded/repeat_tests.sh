@@ -9,10 +9,13 @@ set -u
 log=${1:?usage: repeat_tests.sh LOG ROUNDS COMMIT}; rounds=${2:?}; commit=${3:?}
 repo=$(git -C "$(dirname "$0")/../.." rev-parse --show-toplevel)
 dir=/tmp/repeat-tests
-# the tests issue 101 changed after its 20 rounds at 64337d34 (docs/ci-timings.md)
+# the tests issue 101 changed after its 20 rounds at 64337d34, and those a loaded run failed since
+# (docs/ci-timings.md, 2026-12-01)
 FILES="tests/transport/grpc/test_health_bounds.py tests/service/test_fair_share.py tests/service/test_bounded_cost.py
 tests/transport/http/test_half_sent_flood.py tests/transport/phone/test_audiosocket_bounds.py tests/cli/test_help.py
-tests/transport/glossaries/test_large_glossary_imports.py tests/transport/sip/test_wideband_codecs.py"
+tests/transport/glossaries/test_large_glossary_imports.py tests/transport/sip/test_wideband_codecs.py
+tests/vad/test_turn_end.py tests/transport/grpc/test_semantic_turns.py tests/transport/phone/test_semantic_turn_call.py
+tests/cluster/test_store_watch.py"
 rm -rf "$dir" && git clone -q "$repo" "$dir" && git -C "$dir" checkout -q "$commit" || exit 9
 cd "$dir" && make -s install sip-peers model_cache/test-model/config.json > "$log.setup" 2>&1 || exit 9
 pids=()
