@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test` from a fresh clone while four busy loops take the cores (issue 101's bar: two runs in a
 # row, each within 60 minutes): bash benchmarks/loaded/make_test.sh DIR LOG [COMMIT]
-# DIR: where to clone (removed first); LOG: appended with the run's output and its START/END lines
+# DIR: where to clone (removed first; beside this checkout, so that ../shared is the shared audio); LOG: appended with the run's output and its START/END lines
 # (rc and seconds); COMMIT: what to check out (default: this checkout's HEAD). The loops stop with
 # the run. Give the machine nothing else to do: a run beside other work measures that work too.
 set -u

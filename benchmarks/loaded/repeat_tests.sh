@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Tests repeated under four busy loops (issue 101's bar: the tests it added or changed pass 20 runs in a
 # row under that load): bash benchmarks/loaded/repeat_tests.sh LOG ROUNDS COMMIT
-# A fresh clone of COMMIT in /tmp/repeat-tests with its own environment (`make install` and the
-# test checkpoint), four busy loops, then ROUNDS rounds of: the FILES below with six workers
+# A fresh clone of COMMIT beside this checkout (../repeat-tests: the shared audio is ../shared to
+# both) with its own environment (`make install` and the test checkpoint), four busy loops, then ROUNDS rounds of: the FILES below with six workers
 # (pytest-xdist, whole files per worker) and, beside them, the client matrix's drain test; one line
 # a round in LOG; it stops at the first failing round (its output kept beside LOG).
 set -u
 log=${1:?usage: repeat_tests.sh LOG ROUNDS COMMIT}; rounds=${2:?}; commit=${3:?}
 repo=$(git -C "$(dirname "$0")/../.." rev-parse --show-toplevel)
-dir=/tmp/repeat-tests
+dir=$(cd "$repo/.." && pwd)/repeat-tests
 # the tests issue 101 changed after its 20 rounds at 64337d34, and those a loaded run failed since
 # (docs/ci-timings.md, 2026-12-01)
 FILES="tests/transport/grpc/test_health_bounds.py tests/service/test_fair_share.py tests/service/test_bounded_cost.py
