@@ -1,4 +1,4 @@
-"""A job's speakers re-voiced once its file's labels are final (a voice per speaker, issue 100).
+"""A job's speakers re-voiced once its file's labels are final (a voice per speaker).
 
 A job whose speakers each get a voice (``JobSpec.speaker_voices``) speaks every segment in the
 job's voice as it goes, its spoken units kept (``TranslationTask.keep_spoken``) and appended to

@@ -1,4 +1,4 @@
-"""A voice per speaker in a job's dub (issue 100): with speaker labels on, each label speaks in a
+"""A voice per speaker in a job's dub: with speaker labels on, each label speaks in a
 vocoder voice of its own, the same for the whole file. Label 1 keeps the job's voice
 (``speaker_id``), each next label the next voice of the model's (wrapping past its last), skipping
 any a request named for a label of its own (``speaker_voices``; then label 1 too takes the next
