@@ -53,12 +53,12 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from translate_svc.errors import InvalidInput, Overloaded, ServiceError
 from translate_svc.jobs import checkpoints
+from translate_svc.jobs.channel_feed import ChannelAudio, Channels, Sink, give
 from translate_svc.jobs.checkpoints import Checkpoint, CheckpointMismatch, Grid, JobAudio, Tails
 from translate_svc.jobs.dub import PAGE
 from translate_svc.jobs.keeper import JobKeeper
@@ -346,7 +346,7 @@ class JobTranslation:
                 audio = ChannelAudio(blocks.rate, blocks.channels)
                 lead_frames = min(leads) * blocks.rate // 1000
                 fed = await self._feed(
-                    _Channels(sessions), blocks, tenant, reads, pace, came, lead_frames, run, audio, 0, len(sessions)
+                    Channels(sessions), blocks, tenant, reads, pace, came, lead_frames, run, audio, 0, len(sessions)
                 )
                 await streams.finish()
                 await collect
@@ -372,7 +372,7 @@ class JobTranslation:
 
     async def _feed(
         self,
-        session: _Sink,
+        session: Sink,
         blocks: MediaBlocks,
         tenant: Tenant,
         reads: ThreadPoolExecutor,
@@ -399,15 +399,15 @@ class JobTranslation:
         while True:
             samples = await blocks.read(BLOCK_S * blocks.rate)
             if not len(samples):
-                await _give(session, audio, reads, np.zeros(0, np.float32), last=True)
+                await give(session, audio, reads, np.zeros(0, np.float32), last=True)
                 return fed
             heard = min(skip_frames, len(samples))
             if heard:
-                await _give(session, audio, reads, samples[:heard])
+                await give(session, audio, reads, samples[:heard])
                 skip_frames -= heard
             heard_again = min(lead_frames, len(samples) - heard)
             if heard_again:
-                await _give(session, audio, reads, samples[heard : heard + heard_again])
+                await give(session, audio, reads, samples[heard : heard + heard_again])
                 lead_frames -= heard_again
                 fed += heard_again
             heard += heard_again
@@ -433,7 +433,7 @@ class JobTranslation:
                 # holds speech or waits for a result, at most ``jobs.quiet_wait_s`` a second
                 if self.settings.quiet_wait_s > 0:
                     await self._m.wait_live_quiet(self.settings.quiet_wait_s)
-                await _give(session, audio, reads, piece)
+                await give(session, audio, reads, piece)
                 fed += len(piece)
             del samples
 
@@ -626,63 +626,6 @@ async def _stopped(session: StreamSession | ChannelStreams, collect: asyncio.Tas
     session.abort()
     collect.cancel()
     await asyncio.gather(collect, return_exceptions=True)
-
-
-class _Sink(Protocol):
-    """What ``_feed`` feeds: a job's session (``StreamSession``), or its channels' (``_Channels``)."""
-
-    @property
-    def unread(self) -> int: ...
-
-    async def feed_samples(self, samples: np.ndarray) -> None: ...
-
-
-class _Channels:
-    """A job's channels' sessions as one ``_Sink``: each 16 kHz block (samples x channels) fed a
-    column to each channel's session."""
-
-    def __init__(self, sessions: list[StreamSession]) -> None:
-        self._sessions = sessions
-
-    @property
-    def unread(self) -> int:
-        return sum(s.unread for s in self._sessions)
-
-    async def feed_samples(self, samples: np.ndarray) -> None:
-        for channel, session in enumerate(self._sessions):
-            await session.feed_samples(np.ascontiguousarray(samples[:, channel]))
-
-
-class ChannelAudio:
-    """``JobAudio`` for each channel of a job of separate channels: ``process`` takes input
-    frames x channels (or an empty array) and gives 16 kHz samples x channels (each channel its
-    own soxr stream, fed the same number of frames: they give the same number out)."""
-
-    tails: Tails | None = None
-
-    def __init__(self, rate: int, channels: int) -> None:
-        self._each = [JobAudio(rate) for _ in range(channels)]
-
-    def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
-        columns = [
-            audio.process(np.ascontiguousarray(samples[:, c]) if len(samples) else np.zeros(0, np.float32), last)
-            for c, audio in enumerate(self._each)
-        ]
-        if len({len(x) for x in columns}) != 1:
-            raise RuntimeError(f"the channels' resamplers gave {[len(x) for x in columns]} samples")
-        return np.stack(columns, axis=1)
-
-
-async def _give(
-    session: _Sink, audio: JobAudio | ChannelAudio, reads: ThreadPoolExecutor, samples: np.ndarray, last: bool = False
-) -> None:
-    """Input samples resampled on the read thread, then to the session at 16 kHz (their
-    checkpoints' digests noted first: a checkpoint is taken only once its samples are scored)."""
-    x = await asyncio.get_running_loop().run_in_executor(reads, audio.process, samples, last)
-    if audio.tails is not None:
-        audio.tails.feed(x)
-    if len(x):
-        await session.feed_samples(x)
 
 
 def _at_track_rate(audio: np.ndarray, rate: int, track_rate: int) -> np.ndarray:
