@@ -51,7 +51,7 @@ from translate_svc.model.prefill import Prefilled
 from translate_svc.model.simultaneous import Retranslator
 from translate_svc.model.stages.seamless import SeamlessStages
 from translate_svc.model_api.requests import Features, ModelInput, ModelOutput, WorkKind
-from translate_svc.model_api.rows import plan_rows
+from translate_svc.model_api.rows import plan_rows, with_prefixes
 from translate_svc.model_api.runner import Stepper
 from translate_svc.types import ModelCard
 
@@ -241,7 +241,12 @@ class SeamlessRunner:
         ids, mask = text.tokenize(texts_of(inputs))
         enc = text.encode(ids, mask)
         said = {k: item.text.text for k, item in enumerate(inputs) if item.text is not None}
-        return Prefilled.of(self.stages, enc, mask, plan_rows(inputs), {}, 0.0, said)
+        written = {
+            k: text.written(item.text, self.stages.decoder.eos)
+            for k, item in enumerate(inputs)
+            if item.text is not None and item.text.as_written
+        }
+        return Prefilled.of(self.stages, enc, mask, with_prefixes(plan_rows(inputs), written), {}, 0.0, said)
 
     def decode(self, prefilled: Prefilled) -> Decoded:
         """The plan's text rows decoded: ``generate`` (exact) or our own loop (fast)."""

@@ -54,6 +54,10 @@ class SourceText:
     text: str
     #: the text's language, a model code: the tokenizer's ``src_lang`` (the text encoder needs it)
     language: str
+    #: spoken as written, not translated: the input's one target is ``language`` and its row's
+    #: tokens are the text's own, forced (a dub's edited line, a studio's subtitle): the speech
+    #: says exactly the text (``SeamlessRunner.prefill_texts``)
+    as_written: bool = False
 
 
 class WorkKind(str, Enum):
@@ -175,6 +179,8 @@ class ModelInput:
                 raise ValueError("a text input has no transcript, detection or simultaneous step")
             if len(self.audio) or not self.targets:
                 raise ValueError("a text input has no audio and at least one target")
+            if self.text.as_written and (self.targets != (self.text.language,) or self.terms):
+                raise ValueError("a text spoken as written has its own language as its one target and no terms")
 
     def voice(self, language: str) -> int:
         """The voice of the speech made in ``language``: its party's, else ``speaker_id``."""

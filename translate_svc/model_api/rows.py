@@ -29,6 +29,8 @@ Plain values only (no torch), so the engine and its tests read it without the mo
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -154,6 +156,15 @@ def plan_rows(
                 )
             )
     return RowPlan(tuple(rows), tuple(spoken_all))
+
+
+def with_prefixes(plan: RowPlan, prefixes: Mapping[int, tuple[int, ...]]) -> RowPlan:
+    """``plan`` with the rows of the inputs ``prefixes`` names (by input index) forced to start
+    with their tokens (texts spoken as written: ``SourceText.as_written``)."""
+    if not prefixes:
+        return plan
+    rows = tuple(dataclasses.replace(r, prefix=prefixes[r.item]) if r.item in prefixes else r for r in plan.rows)
+    return dataclasses.replace(plan, rows=rows)
 
 
 def row_count(item: ModelInput) -> int:

@@ -172,6 +172,12 @@ class TextDecoder:
         cap = self.text_cap.tokens(audio_s)
         return cap if self._gen_max_new is None else min(cap, int(self._gen_max_new))
 
+    def row_cap(self, row: DecodeRow) -> int:
+        """A row's new-token bound: ``max_new_tokens`` (without a ``TextCap``, the generation
+        config's), and never below its forced prefix (a text spoken as written is said whole)."""
+        base = self.max_new_tokens(row.seconds) if self.text_cap is not None else int(self._gen_max_new or 0)
+        return max(base, len(row.prefix))
+
     def generate(
         self,
         enc: torch.Tensor,
@@ -198,8 +204,9 @@ class TextDecoder:
             extra["max_new_tokens"] = max(lengths.values()) + 1
         else:
             processors.extend(self.term_processors(rows, said))
-            if self.text_cap is not None:
-                caps.update((row.id, self.max_new_tokens(row.seconds)) for row in rows)
+            longer = self._gen_max_new is not None and any(len(row.prefix) > self._gen_max_new for row in rows)
+            if self.text_cap is not None or longer:
+                caps.update((row.id, self.row_cap(row)) for row in rows)
                 extra.update(stopping_criteria=StoppingCriteriaList([RowTokenCap(caps, ids)]))
                 extra["max_new_tokens"] = max(caps.values())
         if any(row.prefix for row in rows):

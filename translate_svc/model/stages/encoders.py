@@ -268,6 +268,14 @@ class TextEncoder:
             mask[row, : len(own)] = 1
         return ids.to(self.device), mask.to(self.device)
 
+    def written(self, text: SourceText, eos: int) -> tuple[int, ...]:
+        """A text spoken as written (``SourceText.as_written``): its decoder tokens, the text's own
+        pieces (no language token: the row's prompt has it) and ``eos``, forced as the row's
+        prefix, so the row decodes exactly them."""
+        tok = self.tokenizer
+        own = tok(text.text, src_lang=text.language, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+        return (*(int(i) for i in own), eos)
+
     @contextlib.contextmanager
     def text_modality(self) -> Iterator[None]:
         """The model set to text meanwhile, and to speech again after, as
