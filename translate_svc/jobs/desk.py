@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from translate_svc.errors import Conflict, InvalidInput, ServiceError
 from translate_svc.jobs import speaker_voices
+from translate_svc.jobs.edits import EditedSegment, SegmentEdit
 from translate_svc.jobs.intake import check_probed, check_url, hours_left_s, job_caps, note_probed, over_cap
 from translate_svc.jobs.listing import JobCursor, JobPage, page_size, paged
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
@@ -259,6 +261,10 @@ class JobDesk:
 
     async def cancel(self, tenant: Tenant, job_id: str) -> JobStatus:
         return await self.jobs.cancel(await self.get(tenant, job_id))
+
+    async def edit(self, tenant: Tenant, job_id: str, edits: Sequence[SegmentEdit]) -> Sequence[EditedSegment]:
+        """A done job's segments said again as ``edits`` ask (``edits.py``): all of them, or none."""
+        return await self.jobs.editor.edit(await self.get(tenant, job_id), tenant, edits)
 
     async def delete(self, tenant: Tenant, job_id: str) -> None:
         """The job and everything it keeps: at once when it had ended; cancelled, then deleted by

@@ -37,6 +37,10 @@ PAGE = 256
 #: the largest piece of the track handed out at once (1 MiB of PCM16)
 CHUNK_SAMPLES = 512 * 1024
 
+#: a segment's speech on the track: (its start on the track, its length, where it is in the target's
+#: speech file), in samples at the track's rate
+Place = tuple[int, int, int]
+
 
 class DubTrack:
     """One target's dubbed track of ``length`` samples, made a segment at a time: ``add`` each
@@ -80,16 +84,21 @@ class DubTrack:
             yield np.clip(piece, -32768, 32767).astype("<i2").tobytes()
 
 
-async def placements(store: JobKeeper, job_id: str, language: str, rate: int) -> list[tuple[int, int]]:
-    """Each finished segment's speech in ``language``: (its start in samples at ``rate``, its
-    length in samples), in segment order (a segment without speech in it: length 0)."""
-    out: list[tuple[int, int]] = []
-    after = -1
+async def placements(store: JobKeeper, job_id: str, language: str, rate: int) -> list[Place]:
+    """Each finished segment's speech in ``language`` (``Place``: its start at ``rate``, its length,
+    where it is in the speech file), in segment order (a segment without speech in it: length 0).
+    The file holds the speech in segment order, each after the one before, until a segment is
+    edited (``edits.py``): then every translation says where its speech is (``audio_offset``)."""
+    out: list[Place] = []
+    after, file_at = -1, 0
     while page := await store.segments(job_id, after, PAGE):
         after += len(page)
         for seg in page:
-            n = next((t["audio_samples"] for t in seg["translations"] if t["target_language"] == language), 0)
-            out.append((int(seg["start_ms"]) * rate // 1000, int(n)))
+            said = next((t for t in seg["translations"] if t["target_language"] == language), None)
+            n = 0 if said is None else int(said["audio_samples"])
+            at = file_at if said is None else int(said.get("audio_offset", file_at))
+            out.append((int(seg["start_ms"]) * rate // 1000, n, at))
+            file_at = at + n
     return out
 
 
@@ -110,10 +119,10 @@ def done_track_length(source: tuple[int, int] | None, duration_ms: int, rate: in
     return round(source[0] * rate / source[1]) if source else duration_ms * rate // 1000
 
 
-def speaking(places: list[tuple[int, int]], length: int, overflow: DubOverflow) -> list[tuple[int, int]]:
+def speaking(places: Sequence[Place], length: int, overflow: DubOverflow) -> list[tuple[int, int]]:
     """Where the track's speech is ([start, end) in samples), as ``DubTrack`` places it."""
     spans = []
-    for i, (start, n) in enumerate(places):
+    for i, (start, n, _) in enumerate(places):
         end = min(start + n, length)
         if overflow is DubOverflow.CUT and i + 1 < len(places):
             end = min(end, places[i + 1][0])
@@ -132,7 +141,7 @@ class TrackReader:
     def __init__(
         self,
         speech: Path | None,
-        places: list[tuple[int, int]],
+        places: Sequence[Place],
         length: int,
         overflow: DubOverflow,
         keep: Sequence[bool] | None = None,
@@ -144,10 +153,12 @@ class TrackReader:
         self._pieces = self._made(places, DubTrack(length, overflow), keep)
         self._piece, self._at = b"", 0
 
-    def _made(self, places: list[tuple[int, int]], track: DubTrack, keep: Sequence[bool] | None) -> Iterator[bytes]:
-        for i, (start, n) in enumerate(places):
+    def _made(self, places: Sequence[Place], track: DubTrack, keep: Sequence[bool] | None) -> Iterator[bytes]:
+        for i, (start, n, at) in enumerate(places):
             speech = np.zeros(0, np.int16)
-            if n and self._file is not None:
+            if n and self._file is not None and (keep is None or keep[i]):
+                if self._file.tell() != at * 2:  # an edited segment's speech is at the file's end
+                    self._file.seek(at * 2)
                 data = self._file.read(n * 2)
                 speech = np.frombuffer(data[: len(data) - len(data) % 2], "<i2")
             if keep is None or keep[i]:
@@ -188,7 +199,7 @@ class ChannelTrackReader:
     def __init__(
         self,
         speech: Path | None,
-        places: list[tuple[int, int]],
+        places: Sequence[Place],
         segment_channels: Sequence[int],
         channels: int,
         length: int,

@@ -346,6 +346,39 @@ return 0
 """
 )
 
+# ARGV: prefix, owner, id, now, until. 1: the done job is leased to the owner until then (its
+# segments edited), 0: not done, or another edit holds it (its owner names ':edit:': store.EDITING).
+HOLD = (
+    _KEY
+    + """
+local key = jkey(ARGV[3])
+if not key or redis.call('HGET', key, 'state') ~= 'done' then return 0 end
+local owner = redis.call('HGET', key, 'owner') or ''
+local editing = string.find(owner, ':edit:', 1, true)
+if editing and tonumber(redis.call('HGET', key, 'lease') or '0') >= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', key, 'owner', ARGV[2], 'lease', ARGV[5])
+return 1
+"""
+)
+
+# ARGV: prefix, owner, id, updated, the bytes the job keeps more, then seq, result, ... (edited
+# segments). 0 written; -2 not held by the owner, or not done; -3 no such job.
+EDIT_SEGMENTS = (
+    _KEY
+    + """
+local key, tenant = jkey(ARGV[3])
+if not key or redis.call('EXISTS', key) == 0 then return -3 end
+if redis.call('HGET', key, 'owner') ~= ARGV[2] or redis.call('HGET', key, 'state') ~= 'done' then return -2 end
+local segs = p .. 'job-segments:' .. tenant .. ':' .. ARGV[3]
+for i = 6, #ARGV, 2 do
+  redis.call('LSET', segs, tonumber(ARGV[i]), ARGV[i + 1])
+end
+redis.call('HSET', key, 'updated', ARGV[4])
+add_kept(key, tenant, tonumber(ARGV[5]))
+return 0
+"""
+)
+
 # KEYS: the job's hash; ARGV: field, value, ... Set only if the job is still there.
 SET_IF_THERE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -368,4 +401,6 @@ SCRIPTS = (
     "ADD_SEGMENT",
     "DELETE",
     "SET_IF_THERE",
+    "HOLD",
+    "EDIT_SEGMENTS",
 )

@@ -256,6 +256,19 @@ class RedisJobs(JobFiles):
     async def release(self, owner: str, job_id: str, until: float = 0.0) -> None:
         await self._script("RELEASE", owner, job_id, repr(float(until)))
 
+    async def hold(self, owner: str, job_id: str, now: float, lease_s: float) -> bool:
+        """As ``JobStore.hold``, across pods: one script."""
+        return int(await self._script("HOLD", owner, job_id, repr(now), repr(now + lease_s))) == 1
+
+    async def edit_segments(self, owner: str, job_id: str, results: dict[int, dict[str, Any]], grown: int) -> None:
+        """As ``JobStore.edit_segments``: every result in one script, by the holder only."""
+        rows = [str(x) for seq, result in results.items() for x in (seq, json.dumps(result))]
+        got = int(await self._script("EDIT_SEGMENTS", owner, job_id, repr(self._clock()), grown, *rows))
+        if got == -3:
+            raise _missing(job_id)
+        if got < 0:
+            raise LeaseLost(f"job {job_id}: its edit is no longer held by this process")
+
     async def tenant_load(self, tenant: str) -> tuple[int, float]:
         """A tenant's jobs not finished (uploading, queued, running) and their audio in hours."""
         ids = sorted(str(i) for i in await self._run(self._client.smembers(self._open_key(tenant))))

@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS served (
 #: columns added since a store was first made: added to an older file as it opens
 _ADDED = {"kept": "INTEGER NOT NULL DEFAULT 0"}
 _OPEN = "('uploading', 'queued', 'running')"
+#: in the owner of a done job's lease while it is edited (``hold``)
+EDITING = ":edit:"
 #: a URL job whose audio is not fetched yet (the fetch stage's), and one ready to translate
 _URL = "COALESCE(json_extract(j.spec, '$.url'), '')"
 _NEEDS_FETCH = f"{_URL} != '' AND j.duration_ms = 0"
@@ -284,6 +286,39 @@ class JobStore(JobFiles):
                 "UPDATE jobs SET owner = '', lease = ? WHERE id = ? AND owner = ?", (until, job_id, owner)
             )
         )
+
+    async def hold(self, owner: str, job_id: str, now: float, lease_s: float) -> bool:
+        """A done job leased to ``owner`` until ``now + lease_s`` while its segments are edited
+        (``edits.py``; ``renew`` and ``release`` as a claimed job's), unless another edit holds it
+        (an edit's owner names it: ``EDITING``; a worker that ran the job gives it back just after
+        its end, and runs it no more)."""
+        return await self._run(self._hold, owner, job_id, now, lease_s)
+
+    def _hold(self, owner: str, job_id: str, now: float, lease_s: float) -> bool:
+        sql = (
+            "UPDATE jobs SET owner = ?, lease = ? WHERE id = ? AND state = 'done' "
+            "AND (instr(owner, ?) = 0 OR lease < ?)"
+        )
+        return self.db.execute(sql, (owner, now + lease_s, job_id, EDITING, now)).rowcount == 1
+
+    async def edit_segments(self, owner: str, job_id: str, results: dict[int, dict[str, Any]], grown: int) -> None:
+        """Edited segments' results (by ``seq``) in one transaction, by the holder of the done job
+        only (``LeaseLost``), and the bytes it keeps ``grown`` by their speech and rows."""
+        await self._run(self._edit_segments, owner, job_id, results, grown)
+
+    def _edit_segments(self, owner: str, job_id: str, results: dict[int, dict[str, Any]], grown: int) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT owner, state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or tuple(row) != (owner, JobState.DONE.value):
+                raise LeaseLost(f"job {job_id}: its edit is no longer held by this process")
+            for seq, result in results.items():
+                self.db.execute(
+                    "UPDATE segments SET result = ? WHERE job_id = ? AND seq = ?", (json.dumps(result), job_id, seq)
+                )
+            self.db.execute(
+                "UPDATE jobs SET kept = MAX(0, kept + ?), updated = ? WHERE id = ?", (grown, self._clock(), job_id)
+            )
 
     async def tenant_load(self, tenant: str) -> tuple[int, float]:
         """A tenant's jobs not finished (uploading, queued, running) and their audio in hours."""

@@ -190,6 +190,16 @@ class JobFiles:
             tracks[language] = have + len(pcm)
         return tracks
 
+    def append_edited(self, job_id: str, language: str, samples: np.ndarray) -> int:
+        """An edited segment's speech (``edits.py``) appended to a done job's track file, the old
+        speech left where it was (a process killed before its segment's result names the new one
+        leaves bytes nothing names): returns where it starts, in samples."""
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        with open(self.track_path(job_id, language), "ab") as f:
+            at = f.seek(0, 2)
+            f.write(pcm)
+        return at // TRACK_WIDTH
+
     def overwrite_speech(self, job_id: str, language: str, at: int, samples: np.ndarray) -> None:
         """``samples`` written over a target's track file from its sample ``at`` (a segment's speech
         re-voiced: as long as the old, ``revoice.py``)."""

@@ -28,7 +28,7 @@ from translate_svc.audio.loudness import LoudnessTarget, normalised, plan_loudne
 from translate_svc.audio.media import MediaInfo, MediaKind, inspect_media
 from translate_svc.audio.remux import DubInput, Remux, SubtitleInput, remux
 from translate_svc.audio.wav import pcm16_header
-from translate_svc.jobs.dub import ChannelTrackReader, TrackReader, speaking
+from translate_svc.jobs.dub import ChannelTrackReader, Place, TrackReader, speaking
 from translate_svc.jobs.reader import AudioBlocks, probe_length, probe_media
 from translate_svc.settings.jobs import DubOverflow
 from translate_svc.types import AudioFormat
@@ -118,7 +118,7 @@ class DubOrder:
 
     language: str
     speech: Path | None
-    places: tuple[tuple[int, int], ...]
+    places: tuple[Place, ...]
     title: str
 
 
@@ -179,7 +179,7 @@ class WavOrder:
     gives each place's channel (a job of separate channels: ``channels`` of them)."""
 
     speech: Path
-    places: tuple[tuple[int, int], ...]
+    places: tuple[Place, ...]
     length: int
     rate: int
     overflow: DubOverflow

@@ -34,7 +34,7 @@ from translate_svc.audio.media import MediaKind
 from translate_svc.audio.remux import SubtitleInput
 from translate_svc.errors import Conflict, InvalidInput, Overloaded, shown
 from translate_svc.jobs.credentials import JobCredentials
-from translate_svc.jobs.dub import PAGE, done_track_length, placements, segment_channels
+from translate_svc.jobs.dub import PAGE, Place, done_track_length, placements, segment_channels
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.media import JobMedia
 from translate_svc.jobs.model import JobState, JobStatus
@@ -107,7 +107,7 @@ class MadeTrack:
 class _Segments:
     """What the remux needs of each segment, per language: where its speech is, and its text."""
 
-    places: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    places: dict[str, list[Place]] = field(default_factory=dict)
     cues: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
 
 

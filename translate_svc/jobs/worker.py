@@ -37,6 +37,7 @@ from typing import Any
 
 from translate_svc.errors import NotFound, ServiceError
 from translate_svc.jobs.credentials import JobCredentials
+from translate_svc.jobs.edits import JobEditor
 from translate_svc.jobs.intake import fetched, take_in
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.media import JobMedia
@@ -158,6 +159,8 @@ class JobWorker:
         self.fetch_checks: dict[str, object] = {}
         #: done video jobs' dubbed videos (``video.py``)
         self.videos = VideoMaker(settings, self.media, credentials)
+        #: done jobs' segments edited (``edits.py``), each edit holding its job as this process
+        self.editor = JobEditor(store, manager, owner=self.owner, lease_s=self.lease_s, clock=clock)
 
     async def start(self) -> None:
         """Open the store; from now on this process claims jobs no live lease holds: queued ones,

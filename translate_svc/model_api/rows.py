@@ -30,7 +30,6 @@ Plain values only (no torch), so the engine and its tests read it without the mo
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 

@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError, TooSlow, storage_full
 from translate_svc.jobs.desk import JobDesk
+from translate_svc.jobs.edits import EditedSegment
 from translate_svc.jobs.model import JobState, JobStatus
 from translate_svc.jobs.request import fit_default
 from translate_svc.session.manager import SessionManager
@@ -49,7 +50,7 @@ from translate_svc.transport.tokens import Permission, TokenStore
 M = TypeVar("M", bound=Message)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Jobs"].full_name
-METHODS = ("CreateJob", "UploadJobAudio", "GetJob", "CancelJob", "GetJobResults", "ListJobs")
+METHODS = ("CreateJob", "UploadJobAudio", "GetJob", "CancelJob", "GetJobResults", "ListJobs", "EditJob")
 METHOD_PERMISSIONS: Mapping[str, Permission] = {f"/{SERVICE}/{m}": Permission.JOBS for m in METHODS}
 SMALL = 64 * 1024
 _STATES = {s: pb.JobState.Value(f"JOB_{s.name}") for s in JobState}
@@ -92,6 +93,21 @@ def job_to_pb(job: JobStatus) -> pb.Job:
     )
 
 
+def _edited_pb(edited: EditedSegment) -> pb.SegmentEdited:
+    def translation(t: dict[str, Any]) -> pb.EditedTranslation:
+        return pb.EditedTranslation(
+            text=t["text"], voice=t["voice"] or 0, speech_rate=t["speech_rate"] or 0.0, audio_ms=t["audio_ms"] or 0
+        )
+
+    return pb.SegmentEdited(
+        segment_id=edited.segment_id,
+        target_language=edited.language,
+        changed=list(edited.changed),
+        before=translation(edited.before),
+        after=translation(edited.after),
+    )
+
+
 def _voices_pb(voices: tuple[tuple[int, int], ...] | None) -> pb.SpeakerVoices | None:
     """A job's voice per speaker, as ``SpeakerVoices`` (None: one voice)."""
     return None if voices is None else pb.SpeakerVoices(voices=dict(voices))
@@ -125,6 +141,7 @@ class JobsDoor:
                     "GetJob": unary(self.GetJob, response_serializer=job),
                     "CancelJob": unary(self.CancelJob, response_serializer=job),
                     "ListJobs": unary(self.ListJobs, response_serializer=pb.ListJobsResponse.SerializeToString),
+                    "EditJob": unary(self.EditJob, response_serializer=pb.EditJobResponse.SerializeToString),
                     "GetJobResults": grpc.stream_stream_rpc_method_handler(
                         self.GetJobResults, response_serializer=pb.JobResultsChunk.SerializeToString
                     ),
@@ -242,6 +259,14 @@ class JobsDoor:
             return pb.ListJobsResponse(jobs=[job_to_pb(job) for job in page.jobs], next_page_token=page.next_token)
 
         return await self._serve(raw, pb.ListJobsRequest, answer)
+
+    @_unary
+    async def EditJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        async def answer(tenant: Tenant, msg: pb.EditJobRequest) -> Message:
+            done = await self.desk.edit(tenant, msg.job_id, options.edits_from_pb(msg))
+            return pb.EditJobResponse(job_id=msg.job_id, edited=[_edited_pb(e) for e in done])
+
+        return await self._serve(raw, pb.EditJobRequest, answer, held=lambda msg: True)
 
     async def GetJobResults(
         self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]

@@ -19,6 +19,7 @@ from typing import Any
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.loudness import DEFAULT_TRUE_PEAK_DBTP, PRESETS, LoudnessTarget
 from translate_svc.errors import InvalidInput, shown
+from translate_svc.jobs.edits import MAX_EDITS, SegmentEdit
 from translate_svc.jobs.request import JobRequest
 from translate_svc.jobs.speaker_voices import SpeakerVoices
 from translate_svc.jobs.video import DEFAULT_MIX_GAIN_DB, VideoAsk, VoiceOver
@@ -182,6 +183,65 @@ def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
 #: the query of ``GET /v1/jobs/{id}/video``
 VIDEO_KEYS = frozenset({"languages", "original", "mix", "mix_gain_db", "subtitles", "loudness", "true_peak_dbtp"})
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+#: what an edit takes (``jobs/edits.py``)
+EDIT_KEYS = frozenset({"segment_id", "target_language", "text", "voice", "speed"})
+
+
+def edits_from_json(doc: dict[str, Any]) -> list[SegmentEdit]:
+    """``{"edits": [{"segment_id", "target_language", and any of "text", "voice", "speed"}, ...]}``
+    as ``SegmentEdit``s, each field's type checked here (its range by ``SegmentEdit.check``)."""
+    if set(doc) != {"edits"} or not isinstance(doc["edits"], list):
+        raise InvalidInput('the body is {"edits": [{"segment_id", "target_language", "text", "voice", "speed"}, ...]}')
+    if len(doc["edits"]) > MAX_EDITS:
+        raise InvalidInput(f"edits: at most {MAX_EDITS} in one request (send the rest in another)")
+    out = []
+    for k, edit in enumerate(doc["edits"]):
+        where = f"edits[{k}]"
+        if not isinstance(edit, dict):
+            raise InvalidInput(f"{where}: a JSON object")
+        for key in edit:
+            if key not in EDIT_KEYS:
+                known = ", ".join(sorted(EDIT_KEYS))
+                raise InvalidInput(f"unknown field {shown(f'{where}.{key}', 40)}: an edit takes {known}")
+        seg, lang = edit.get("segment_id"), edit.get("target_language")
+        if not isinstance(seg, int) or isinstance(seg, bool) or seg < 0:
+            raise InvalidInput(f"{where}.segment_id: a segment's segment_id in the job's results (a whole number)")
+        if not isinstance(lang, str) or not lang or len(lang) > 16:
+            raise InvalidInput(f"{where}.target_language: the language of the translation to edit (one of the job's)")
+        text, voice, speed = edit.get("text"), edit.get("voice"), edit.get("speed")
+        if text is not None and not isinstance(text, str):
+            raise InvalidInput(f"{where}.text: a string (the translation as it should be said; empty: silence)")
+        if voice is not None and not _whole(voice):
+            raise InvalidInput(f"{where}.voice: a whole number (one of the model's voices)")
+        out.append(SegmentEdit(seg, lang, text, voice, None if speed is None else _edit_speed(speed, where)))
+    return out
+
+
+def edits_from_pb(msg: pb.EditJobRequest) -> list[SegmentEdit]:
+    """An ``EditJobRequest``'s edits (their ranges checked by ``SegmentEdit.check``)."""
+    if len(msg.edits) > MAX_EDITS:
+        raise InvalidInput(f"edits: at most {MAX_EDITS} in one request (send the rest in another)")
+    return [
+        SegmentEdit(
+            e.segment_id,
+            e.target_language,
+            e.text if e.HasField("text") else None,
+            e.voice if e.HasField("voice") else None,
+            e.speed if e.HasField("speed") else None,
+        )
+        for e in msg.edits
+    ]
+
+
+def _edit_speed(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{where}.speed must be a JSON number from {SPEED_MIN} to {SPEED_MAX}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidInput(f"{where}.speed must be a JSON number from {SPEED_MIN} to {SPEED_MAX}") from None
 
 
 def video_from_query(query: Mapping[str, str]) -> VideoAsk:

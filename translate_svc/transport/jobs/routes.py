@@ -14,6 +14,9 @@
   page's ``next_page_token``): the tenant's jobs, newest first, a page at a time (``jobs/listing.py``);
 - ``GET /v1/jobs/{id}`` (``?wait=S``: until it ends, at most 60 s): its state and progress;
 - ``POST /v1/jobs/{id}/cancel``; ``DELETE /v1/jobs/{id}``: the job and what it keeps;
+- ``POST /v1/jobs/{id}/edits`` (``{"edits": [{"segment_id", "target_language", "text", "voice",
+  "speed"}, ...]}``): a done job's segments said again, only those (``jobs/edits.py``); the answer
+  says what each edit changed, before and after;
 - ``GET /v1/jobs/{id}/results`` (``?format=json`` (default), ``srt`` or ``vtt`` with ``language=``);
 - ``GET /v1/jobs/{id}/dubbed/{language}``: a target's dubbed track (WAV);
 - ``GET /v1/jobs/{id}/video`` (``?languages=``, ``original=``, ``mix=dub|duck``, ``mix_gain_db=``,
@@ -61,6 +64,8 @@ Handler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
 
 PATH = "/v1/jobs"
 SMALL = 64 * 1024
+#: a request of edits at most (``edits.MAX_EDITS`` of ``edits.MAX_TEXT_CHARS``, with room for JSON)
+EDITS = 256 * 1024
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -81,6 +86,7 @@ class JobRoutes:
         router.add_post(PATH + "/{id}/complete", self._admitted("jobs.complete", self._complete))
         router.add_get(PATH + "/{id}", self._admitted("jobs.get", self._status, held=_long_poll))
         router.add_post(PATH + "/{id}/cancel", self._admitted("jobs.cancel", self._cancel))
+        router.add_post(PATH + "/{id}/edits", self._admitted("jobs.edit", self._edit, held=lambda r: True))
         router.add_delete(PATH + "/{id}", self._admitted("jobs.delete", self._delete))
         router.add_get(PATH + "/{id}/results", self._admitted("jobs.results", self._results, held=lambda r: True))
         router.add_get(
@@ -188,6 +194,16 @@ class JobRoutes:
     async def _cancel(self, request: web.Request, caller: Caller) -> web.StreamResponse:
         job = await self.desk.cancel(caller.tenant, request.match_info["id"])
         return web.json_response(job.to_json())
+
+    async def _edit(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        body = await read_body(
+            request, EDITS, self._timeout_s, too_large="a job's edits are at most 256 KiB", what="a job's edits"
+        )
+        if isinstance(body, web.Response):
+            return body
+        edits = options.edits_from_json(_object(body))
+        done = await self.desk.edit(caller.tenant, request.match_info["id"], edits)
+        return web.json_response({"id": request.match_info["id"], "edited": [e.to_json() for e in done]})
 
     async def _delete(self, request: web.Request, caller: Caller) -> web.StreamResponse:
         await self.desk.delete(caller.tenant, request.match_info["id"])

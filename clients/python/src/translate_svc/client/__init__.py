@@ -40,7 +40,7 @@ from translate_svc.client.errors import (
     TranslateError,
 )
 from translate_svc.client.glossary_types import Glossary, GlossaryEntry
-from translate_svc.client.job_types import Job, JobList, JobState
+from translate_svc.client.job_types import EditedTranslation, Job, JobList, JobState, SegmentEdit, SegmentEdited
 from translate_svc.client.room_types import (
     ListenDropped,
     ListenEnd,
@@ -101,6 +101,7 @@ __all__ = [
     "Detection",
     "Draining",
     "EagerEndOfTurn",
+    "EditedTranslation",
     "EndReason",
     "Glossary",
     "GlossaryEntry",
@@ -131,6 +132,8 @@ __all__ = [
     "RoomSegment",
     "RoomSpeaker",
     "Segment",
+    "SegmentEdit",
+    "SegmentEdited",
     "SegmentError",
     "ServerLimits",
     "SimultaneousOptions",

@@ -52,3 +52,37 @@ class JobList:
 
     jobs: tuple[Job, ...]
     next_page_token: str
+
+
+@dataclass(frozen=True)
+class SegmentEdit:
+    """A done job's segment said again (``edit_job``): its translation into ``language`` with a
+    new ``text`` (said exactly as written; "" silences it), ``voice`` or ``speed`` (None: as it
+    is)."""
+
+    segment_id: int
+    language: str
+    text: str | None = None
+    voice: int | None = None
+    speed: float | None = None
+
+
+@dataclass(frozen=True)
+class EditedTranslation:
+    """A translation before or after an edit (``speech_rate`` 0: no speech)."""
+
+    text: str
+    voice: int
+    speech_rate: float
+    audio_ms: int
+
+
+@dataclass(frozen=True)
+class SegmentEdited:
+    """What one edit changed (``changed``: of "text", "voice", "speed"), before and after."""
+
+    segment_id: int
+    language: str
+    changed: tuple[str, ...]
+    before: EditedTranslation
+    after: EditedTranslation

@@ -165,6 +165,7 @@ class TranslateClient:
     wait_job = _blocking(AsyncTranslateClient.wait_job)
     cancel_job = _blocking(AsyncTranslateClient.cancel_job)
     list_jobs = _blocking(AsyncTranslateClient.list_jobs)
+    edit_job = _blocking(AsyncTranslateClient.edit_job)
     job_results = _blocking(AsyncTranslateClient.job_results)
     save_job_results = _blocking(AsyncTranslateClient.save_job_results)
     save_job_video = _blocking(AsyncTranslateClient.save_job_video)

@@ -2,7 +2,8 @@
 service; the token needs the ``translate`` permission), on the SDK: ``submit FILE`` (or ``--url``;
 the upload and, with ``--wait``, the job's progress as bars), ``status ID`` (``--wait``: until it
 ends, with a bar), ``fetch ID`` (its segments as JSON, subtitles of a language, or a target's
-dubbed track), ``list`` (the tenant's jobs, newest first) and ``cancel ID``. A job whose upload is
+dubbed track), ``list`` (the tenant's jobs, newest first), ``edit ID`` (a done job's segments said
+again: a new text, voice or speed) and ``cancel ID``. A job whose upload is
 refused or given up (Ctrl-C) is cancelled, so it frees its slot at once. A job lives on the server
 that took it: use one ``--server``."""
 
@@ -244,6 +245,91 @@ def cancel(job_id: IdArg, as_json: JsonOpt = False, *, conn: ConnectionFlags, ti
         return EXIT_OK
 
     run_client(run, conn.server)
+
+
+@app.command("edit")
+@flag_groups
+def edit(
+    job_id: IdArg,
+    segment: Annotated[int | None, typer.Option("--segment", help="its segment_id (fetch shows them)")] = None,
+    language: Annotated[str, typer.Option("--language", help="the translation to edit (one of the job's)")] = "",
+    text: Annotated[str | None, typer.Option("--text", help='its new text, said as written ("": silent)')] = None,
+    voice: Annotated[int | None, typer.Option("--voice", help="its new voice (0..the model's voices - 1)")] = None,
+    speed: Annotated[float | None, typer.Option("--speed", help="its new speaking rate, 0.5..2")] = None,
+    edits_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--edits",
+            help='many edits: a JSON file [{"segment_id", "target_language", "text", "voice", "speed"}, ...]',
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+    *,
+    conn: ConnectionFlags,
+    timeout: TimeoutOpt = 120.0,
+) -> None:
+    """A done job's segments said again (a new text, voice or speed): only those are re-voiced;
+    all the edits or none. Prints what each changed."""
+    from translate_svc.client import SegmentEdit
+
+    def check() -> list[SegmentEdit]:
+        if edits_file is not None:
+            if segment is not None or text is not None or voice is not None or speed is not None or language:
+                raise CliError("give --edits FILE or one edit's --segment and --language, not both")
+            return _edits_in(edits_file)
+        if segment is None or not language:
+            raise CliError("give --segment and --language (the translation to edit), or --edits FILE")
+        return [SegmentEdit(segment, language, text, voice, speed)]
+
+    def run() -> int:
+        edits = check()
+
+        async def work(client: AsyncTranslateClient) -> Any:
+            return await client.edit_job(job_id, edits)
+
+        done = _call(conn, timeout, work)
+        if as_json:
+            doc = [
+                {
+                    "segment_id": e.segment_id,
+                    "target_language": e.language,
+                    "changed": list(e.changed),
+                    "before": vars(e.before),
+                    "after": vars(e.after),
+                }
+                for e in done
+            ]
+            sys.stdout.write(json.dumps({"id": job_id, "edited": doc}) + "\n")
+            return EXIT_OK
+        for e in done:
+            what = ", ".join(e.changed) or "nothing changed"
+            out.print(
+                f"segment {e.segment_id} {e.language}: {what}; {e.before.audio_ms} -> {e.after.audio_ms} ms, "
+                f"voice {e.before.voice} -> {e.after.voice}: {e.after.text!r}"
+            )
+        return EXIT_OK
+
+    run_client(run, conn.server)
+
+
+def _edits_in(path: Path) -> list[Any]:
+    """The edits a JSON file lists (each an object: segment_id, target_language, text, voice, speed)."""
+    from translate_svc.client import SegmentEdit
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CliError(f"--edits {path}: {e}") from None
+    keys = {"segment_id", "target_language", "text", "voice", "speed"}
+    if not isinstance(doc, list) or not all(isinstance(d, dict) and set(d) <= keys for d in doc):
+        raise CliError(f"--edits {path}: a JSON list of objects with {', '.join(sorted(keys))}")
+    try:
+        return [
+            SegmentEdit(int(d["segment_id"]), str(d["target_language"]), d.get("text"), d.get("voice"), d.get("speed"))
+            for d in doc
+        ]
+    except (KeyError, TypeError, ValueError):
+        raise CliError(f"--edits {path}: each edit needs segment_id (a number) and target_language") from None
 
 
 @app.command("fetch")

@@ -416,6 +416,62 @@ class ListJobsResponse(_message.Message):
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class SegmentEdit(_message.Message):
+    __slots__ = ("segment_id", "target_language", "text", "voice", "speed")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    SPEED_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    target_language: str
+    text: str
+    voice: int
+    speed: float
+    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., voice: _Optional[int] = ..., speed: _Optional[float] = ...) -> None: ...
+
+class EditJobRequest(_message.Message):
+    __slots__ = ("job_id", "edits")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    EDITS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    edits: _containers.RepeatedCompositeFieldContainer[SegmentEdit]
+    def __init__(self, job_id: _Optional[str] = ..., edits: _Optional[_Iterable[_Union[SegmentEdit, _Mapping]]] = ...) -> None: ...
+
+class EditedTranslation(_message.Message):
+    __slots__ = ("text", "voice", "speech_rate", "audio_ms")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_RATE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_MS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    voice: int
+    speech_rate: float
+    audio_ms: int
+    def __init__(self, text: _Optional[str] = ..., voice: _Optional[int] = ..., speech_rate: _Optional[float] = ..., audio_ms: _Optional[int] = ...) -> None: ...
+
+class SegmentEdited(_message.Message):
+    __slots__ = ("segment_id", "target_language", "changed", "before", "after")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    target_language: str
+    changed: _containers.RepeatedScalarFieldContainer[str]
+    before: EditedTranslation
+    after: EditedTranslation
+    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., changed: _Optional[_Iterable[str]] = ..., before: _Optional[_Union[EditedTranslation, _Mapping]] = ..., after: _Optional[_Union[EditedTranslation, _Mapping]] = ...) -> None: ...
+
+class EditJobResponse(_message.Message):
+    __slots__ = ("job_id", "edited")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    EDITED_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    edited: _containers.RepeatedCompositeFieldContainer[SegmentEdited]
+    def __init__(self, job_id: _Optional[str] = ..., edited: _Optional[_Iterable[_Union[SegmentEdited, _Mapping]]] = ...) -> None: ...
+
 class AudioFormat(_message.Message):
     __slots__ = ("encoding", "sample_rate_hz", "channels")
     ENCODING_FIELD_NUMBER: _ClassVar[int]

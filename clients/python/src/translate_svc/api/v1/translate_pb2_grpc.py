@@ -737,6 +737,11 @@ class JobsStub(object):
                 request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.EditJob = channel.unary_unary(
+                '/translate_svc.api.v1.Jobs/EditJob',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.EditJobRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.EditJobResponse.FromString,
+                _registered_method=True)
 
 
 class JobsServicer(object):
@@ -794,6 +799,16 @@ class JobsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EditJob(self, request, context):
+        """A done job's segments said again: each edit a segment's translation with a new text (said as
+        written), voice or speaking rate; only those segments' speech is made and placed, the others
+        untouched. All the edits or none; ABORTED unless the job is done, or while another edit of it
+        runs (retry when it ends).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -826,6 +841,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsRequest.FromString,
                     response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'EditJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditJob,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.EditJobRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.EditJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -993,6 +1013,33 @@ class Jobs(object):
             '/translate_svc.api.v1.Jobs/ListJobs',
             translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsRequest.SerializeToString,
             translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Jobs/EditJob',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.EditJobRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.EditJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

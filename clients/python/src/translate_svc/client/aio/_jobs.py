@@ -14,7 +14,7 @@ import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client._convert import vad_pb
-from translate_svc.client.job_types import Job, JobList, JobState
+from translate_svc.client.job_types import EditedTranslation, Job, JobList, JobState, SegmentEdit, SegmentEdited
 from translate_svc.client.types import VadOptions
 
 #: the ``Jobs`` service's stub, for ``_unary``
@@ -49,6 +49,15 @@ def job_of(msg: pb.Job) -> Job:
         conversation=tuple(msg.conversation.languages),
         separate_channels=msg.channel_mode == pb.CHANNEL_MODE_SEPARATE,
         speaker_voices=dict(msg.speaker_voices.voices) if msg.HasField("speaker_voices") else None,
+    )
+
+
+def _edited(msg: pb.SegmentEdited) -> SegmentEdited:
+    def translation(t: pb.EditedTranslation) -> EditedTranslation:
+        return EditedTranslation(t.text, t.voice, round(t.speech_rate, 4), t.audio_ms)
+
+    return SegmentEdited(
+        msg.segment_id, msg.target_language, tuple(msg.changed), translation(msg.before), translation(msg.after)
     )
 
 
@@ -211,6 +220,24 @@ class JobCalls:
         request = pb.ListJobsRequest(page_size=page_size, page_token=page_token)
         got = await self._job_call("ListJobs", request, timeout_s)
         return JobList(tuple(job_of(j) for j in got.jobs), got.next_page_token)
+
+    async def edit_job(
+        self, job_id: str, edits: Sequence[SegmentEdit], *, timeout_s: float | None = None
+    ) -> tuple[SegmentEdited, ...]:
+        """A done job's segments said again, only those (each ``SegmentEdit``: a segment's
+        translation with a new text, voice or speed); all the edits or none. What each changed,
+        in order; the job's results and dubbed tracks hold the new speech from then on."""
+        request = pb.EditJobRequest(job_id=job_id)
+        for e in edits:
+            msg = request.edits.add(segment_id=e.segment_id, target_language=e.language)
+            if e.text is not None:
+                msg.text = e.text
+            if e.voice is not None:
+                msg.voice = e.voice
+            if e.speed is not None:
+                msg.speed = e.speed
+        got = await self._job_call("EditJob", request, timeout_s)
+        return tuple(_edited(e) for e in got.edited)
 
     async def job_result_chunks(
         self,
