@@ -824,6 +824,53 @@ export interface ListJobsResponse {
   nextPageToken: string;
 }
 
+export interface SegmentEdit {
+  /** the segment's segment_id in the job's results */
+  segmentId: number;
+  /** the translation edited: one of the job's languages */
+  targetLanguage: string;
+  /** said exactly as written; empty: the segment is silent there */
+  text?:
+    | string
+    | undefined;
+  /** one of the model's voices (ListLanguages' num_speakers) */
+  voice?:
+    | number
+    | undefined;
+  /** the speaking rate, 0.5..2; unset: as the job dubs it */
+  speed?: number | undefined;
+}
+
+export interface EditJobRequest {
+  jobId: string;
+  /** at most 100, each segment and language once */
+  edits: SegmentEdit[];
+}
+
+/** A translation before or after an edit. */
+export interface EditedTranslation {
+  text: string;
+  voice: number;
+  /** 0: no speech */
+  speechRate: number;
+  audioMs: number;
+}
+
+export interface SegmentEdited {
+  segmentId: number;
+  targetLanguage: string;
+  /** of "text", "voice", "speed": what differs from before */
+  changed: string[];
+  before: EditedTranslation | undefined;
+  after: EditedTranslation | undefined;
+}
+
+export interface EditJobResponse {
+  jobId: string;
+  /** one per edit, in the request's order */
+  edited: SegmentEdited[];
+}
+
 export interface AudioFormat {
   encoding: AudioEncoding;
   /** 8000..48000; ignored for CONTAINER */
@@ -5559,6 +5606,595 @@ export const ListJobsResponse: MessageFns<ListJobsResponse> = {
     const message = createBaseListJobsResponse();
     message.jobs = object.jobs?.map((e) => Job.fromPartial(e)) || [];
     message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseSegmentEdit(): SegmentEdit {
+  return { segmentId: 0, targetLanguage: "", text: undefined, voice: undefined, speed: undefined };
+}
+
+export const SegmentEdit: MessageFns<SegmentEdit> = {
+  encode(message: SegmentEdit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.segmentId !== 0) {
+      writer.uint32(8).uint32(message.segmentId);
+    }
+    if (message.targetLanguage !== "") {
+      writer.uint32(18).string(message.targetLanguage);
+    }
+    if (message.text !== undefined) {
+      writer.uint32(26).string(message.text);
+    }
+    if (message.voice !== undefined) {
+      writer.uint32(32).uint32(message.voice);
+    }
+    if (message.speed !== undefined) {
+      writer.uint32(45).float(message.speed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SegmentEdit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSegmentEdit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.segmentId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.targetLanguage = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.voice = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 45) {
+              break;
+            }
+
+            message.speed = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SegmentEdit {
+    return {
+      segmentId: isSet(object.segmentId)
+        ? globalThis.Number(object.segmentId)
+        : isSet(object.segment_id)
+        ? globalThis.Number(object.segment_id)
+        : 0,
+      targetLanguage: isSet(object.targetLanguage)
+        ? globalThis.String(object.targetLanguage)
+        : isSet(object.target_language)
+        ? globalThis.String(object.target_language)
+        : "",
+      text: isSet(object.text) ? globalThis.String(object.text) : undefined,
+      voice: isSet(object.voice) ? globalThis.Number(object.voice) : undefined,
+      speed: isSet(object.speed) ? globalThis.Number(object.speed) : undefined,
+    };
+  },
+
+  toJSON(message: SegmentEdit): unknown {
+    const obj: any = {};
+    if (message.segmentId !== 0) {
+      obj.segmentId = Math.round(message.segmentId);
+    }
+    if (message.targetLanguage !== "") {
+      obj.targetLanguage = message.targetLanguage;
+    }
+    if (message.text !== undefined) {
+      obj.text = message.text;
+    }
+    if (message.voice !== undefined) {
+      obj.voice = Math.round(message.voice);
+    }
+    if (message.speed !== undefined) {
+      obj.speed = floatToJson(message.speed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SegmentEdit>, I>>(base?: I): SegmentEdit {
+    return SegmentEdit.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SegmentEdit>, I>>(object: I): SegmentEdit {
+    const message = createBaseSegmentEdit();
+    message.segmentId = object.segmentId ?? 0;
+    message.targetLanguage = object.targetLanguage ?? "";
+    message.text = object.text ?? undefined;
+    message.voice = object.voice ?? undefined;
+    message.speed = object.speed ?? undefined;
+    return message;
+  },
+};
+
+function createBaseEditJobRequest(): EditJobRequest {
+  return { jobId: "", edits: [] };
+}
+
+export const EditJobRequest: MessageFns<EditJobRequest> = {
+  encode(message: EditJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    for (const v of message.edits) {
+      SegmentEdit.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EditJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEditJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.edits.push(SegmentEdit.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EditJobRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      edits: globalThis.Array.isArray(object?.edits) ? object.edits.map((e: any) => SegmentEdit.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: EditJobRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.edits?.length) {
+      obj.edits = message.edits.map((e) => SegmentEdit.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EditJobRequest>, I>>(base?: I): EditJobRequest {
+    return EditJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EditJobRequest>, I>>(object: I): EditJobRequest {
+    const message = createBaseEditJobRequest();
+    message.jobId = object.jobId ?? "";
+    message.edits = object.edits?.map((e) => SegmentEdit.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEditedTranslation(): EditedTranslation {
+  return { text: "", voice: 0, speechRate: 0, audioMs: 0 };
+}
+
+export const EditedTranslation: MessageFns<EditedTranslation> = {
+  encode(message: EditedTranslation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.text !== "") {
+      writer.uint32(10).string(message.text);
+    }
+    if (message.voice !== 0) {
+      writer.uint32(16).uint32(message.voice);
+    }
+    if (message.speechRate !== 0) {
+      writer.uint32(29).float(message.speechRate);
+    }
+    if (message.audioMs !== 0) {
+      writer.uint32(32).uint32(message.audioMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EditedTranslation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEditedTranslation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.voice = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.speechRate = reader.float();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.audioMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EditedTranslation {
+    return {
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      voice: isSet(object.voice) ? globalThis.Number(object.voice) : 0,
+      speechRate: isSet(object.speechRate)
+        ? globalThis.Number(object.speechRate)
+        : isSet(object.speech_rate)
+        ? globalThis.Number(object.speech_rate)
+        : 0,
+      audioMs: isSet(object.audioMs)
+        ? globalThis.Number(object.audioMs)
+        : isSet(object.audio_ms)
+        ? globalThis.Number(object.audio_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: EditedTranslation): unknown {
+    const obj: any = {};
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    if (message.voice !== 0) {
+      obj.voice = Math.round(message.voice);
+    }
+    if (message.speechRate !== 0) {
+      obj.speechRate = floatToJson(message.speechRate);
+    }
+    if (message.audioMs !== 0) {
+      obj.audioMs = Math.round(message.audioMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EditedTranslation>, I>>(base?: I): EditedTranslation {
+    return EditedTranslation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EditedTranslation>, I>>(object: I): EditedTranslation {
+    const message = createBaseEditedTranslation();
+    message.text = object.text ?? "";
+    message.voice = object.voice ?? 0;
+    message.speechRate = object.speechRate ?? 0;
+    message.audioMs = object.audioMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseSegmentEdited(): SegmentEdited {
+  return { segmentId: 0, targetLanguage: "", changed: [], before: undefined, after: undefined };
+}
+
+export const SegmentEdited: MessageFns<SegmentEdited> = {
+  encode(message: SegmentEdited, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.segmentId !== 0) {
+      writer.uint32(8).uint32(message.segmentId);
+    }
+    if (message.targetLanguage !== "") {
+      writer.uint32(18).string(message.targetLanguage);
+    }
+    for (const v of message.changed) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.before !== undefined) {
+      EditedTranslation.encode(message.before, writer.uint32(34).fork()).join();
+    }
+    if (message.after !== undefined) {
+      EditedTranslation.encode(message.after, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SegmentEdited {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSegmentEdited();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.segmentId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.targetLanguage = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.changed.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.before = EditedTranslation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.after = EditedTranslation.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SegmentEdited {
+    return {
+      segmentId: isSet(object.segmentId)
+        ? globalThis.Number(object.segmentId)
+        : isSet(object.segment_id)
+        ? globalThis.Number(object.segment_id)
+        : 0,
+      targetLanguage: isSet(object.targetLanguage)
+        ? globalThis.String(object.targetLanguage)
+        : isSet(object.target_language)
+        ? globalThis.String(object.target_language)
+        : "",
+      changed: globalThis.Array.isArray(object?.changed) ? object.changed.map((e: any) => globalThis.String(e)) : [],
+      before: isSet(object.before) ? EditedTranslation.fromJSON(object.before) : undefined,
+      after: isSet(object.after) ? EditedTranslation.fromJSON(object.after) : undefined,
+    };
+  },
+
+  toJSON(message: SegmentEdited): unknown {
+    const obj: any = {};
+    if (message.segmentId !== 0) {
+      obj.segmentId = Math.round(message.segmentId);
+    }
+    if (message.targetLanguage !== "") {
+      obj.targetLanguage = message.targetLanguage;
+    }
+    if (message.changed?.length) {
+      obj.changed = message.changed;
+    }
+    if (message.before !== undefined) {
+      obj.before = EditedTranslation.toJSON(message.before);
+    }
+    if (message.after !== undefined) {
+      obj.after = EditedTranslation.toJSON(message.after);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SegmentEdited>, I>>(base?: I): SegmentEdited {
+    return SegmentEdited.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SegmentEdited>, I>>(object: I): SegmentEdited {
+    const message = createBaseSegmentEdited();
+    message.segmentId = object.segmentId ?? 0;
+    message.targetLanguage = object.targetLanguage ?? "";
+    message.changed = object.changed?.map((e) => e) || [];
+    message.before = (object.before !== undefined && object.before !== null)
+      ? EditedTranslation.fromPartial(object.before)
+      : undefined;
+    message.after = (object.after !== undefined && object.after !== null)
+      ? EditedTranslation.fromPartial(object.after)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseEditJobResponse(): EditJobResponse {
+  return { jobId: "", edited: [] };
+}
+
+export const EditJobResponse: MessageFns<EditJobResponse> = {
+  encode(message: EditJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    for (const v of message.edited) {
+      SegmentEdited.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EditJobResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEditJobResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.edited.push(SegmentEdited.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EditJobResponse {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      edited: globalThis.Array.isArray(object?.edited) ? object.edited.map((e: any) => SegmentEdited.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: EditJobResponse): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.edited?.length) {
+      obj.edited = message.edited.map((e) => SegmentEdited.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EditJobResponse>, I>>(base?: I): EditJobResponse {
+    return EditJobResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EditJobResponse>, I>>(object: I): EditJobResponse {
+    const message = createBaseEditJobResponse();
+    message.jobId = object.jobId ?? "";
+    message.edited = object.edited?.map((e) => SegmentEdited.fromPartial(e)) || [];
     return message;
   },
 };
@@ -15081,6 +15717,21 @@ export const JobsService = {
     responseSerialize: (value: ListJobsResponse): Buffer => Buffer.from(ListJobsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListJobsResponse => ListJobsResponse.decode(value),
   },
+  /**
+   * A done job's segments said again: each edit a segment's translation with a new text (said as
+   * written), voice or speaking rate; only those segments' speech is made and placed, the others
+   * untouched. All the edits or none; ABORTED unless the job is done, or while another edit of it
+   * runs (retry when it ends).
+   */
+  editJob: {
+    path: "/translate_svc.api.v1.Jobs/EditJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EditJobRequest): Buffer => Buffer.from(EditJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EditJobRequest => EditJobRequest.decode(value),
+    responseSerialize: (value: EditJobResponse): Buffer => Buffer.from(EditJobResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EditJobResponse => EditJobResponse.decode(value),
+  },
 } as const;
 
 export interface JobsServer extends UntypedServiceImplementation {
@@ -15110,6 +15761,13 @@ export interface JobsServer extends UntypedServiceImplementation {
    * continues after the page's last job (empty: no more).
    */
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
+  /**
+   * A done job's segments said again: each edit a segment's translation with a new text (said as
+   * written), voice or speaking rate; only those segments' speech is made and placed, the others
+   * untouched. All the edits or none; ABORTED unless the job is done, or while another edit of it
+   * runs (retry when it ends).
+   */
+  editJob: handleUnaryCall<EditJobRequest, EditJobResponse>;
 }
 
 export interface JobsClient extends Client {
@@ -15205,6 +15863,27 @@ export interface JobsClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListJobsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A done job's segments said again: each edit a segment's translation with a new text (said as
+   * written), voice or speaking rate; only those segments' speech is made and placed, the others
+   * untouched. All the edits or none; ABORTED unless the job is done, or while another edit of it
+   * runs (retry when it ends).
+   */
+  editJob(
+    request: EditJobRequest,
+    callback: (error: ServiceError | null, response: EditJobResponse) => void,
+  ): ClientUnaryCall;
+  editJob(
+    request: EditJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EditJobResponse) => void,
+  ): ClientUnaryCall;
+  editJob(
+    request: EditJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EditJobResponse) => void,
   ): ClientUnaryCall;
 }
 
