@@ -14,13 +14,16 @@ before (the media processes busy, the server stopping) leaves it uploading. Even
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from translate_svc.errors import Conflict, InvalidInput, ServiceError
-from translate_svc.jobs import speaker_voices
+from translate_svc.jobs import cues, speaker_voices
+from translate_svc.jobs.cues import Imported
 from translate_svc.jobs.edits import EditedSegment, SegmentEdit
 from translate_svc.jobs.intake import check_probed, check_url, hours_left_s, job_caps, note_probed, over_cap
 from translate_svc.jobs.listing import JobCursor, JobPage, page_size, paged
@@ -49,6 +52,8 @@ class JobDesk:
         self._worker = worker
         #: the jobs whose ``complete`` is probing their upload now (one at a time, no part meanwhile)
         self._probing: set[str] = set()
+        #: subtitles to voice parsed and kept (``cues.py``): one file at a time, off the event loop
+        self._parsing = ThreadPoolExecutor(1, thread_name_prefix="job-subtitles")
 
     @property
     def on(self) -> bool:
@@ -70,12 +75,15 @@ class JobDesk:
         self.jobs.fetch_checks = checks
 
     async def stop(self) -> None:
-        """Nothing of the desk's own runs: a URL job's fetch is the worker's (stopped with it)."""
+        """The desk's subtitles thread (a URL job's fetch is the worker's, stopped with it)."""
+        self._parsing.shutdown(wait=False, cancel_futures=True)
 
     def spec(self, request: JobRequest) -> JobSpec:
         """A job's spec, its languages and every option checked now, against the model and the
         limits: not hours later. Each option is kept and passed to the job's session, never dropped
         silently; one a job cannot honour is refused saying so."""
+        if request.subtitles is not None:
+            request = _voicing(request)
         encoding = request.encoding
         if encoding is AudioEncoding.OPUS:
             raise InvalidInput(
@@ -125,6 +133,7 @@ class JobDesk:
             conversation=request.conversation or (),
             vad=request.vad,
             separate_channels=request.separate_channels,
+            subtitles_language=request.subtitles.language if request.subtitles is not None else "",
             speaker_voices=speaker_voices.planned(
                 request.speaker_voices,
                 speakers=request.ear.speakers,
@@ -135,14 +144,19 @@ class JobDesk:
             ),
         )
 
-    async def create(self, tenant: Tenant, spec: JobSpec, url: str | None) -> JobStatus:
+    async def create(
+        self, tenant: Tenant, spec: JobSpec, url: str | None, subtitles: Imported | None = None
+    ) -> JobStatus:
         """A new job, uploading (its parts next), or queued with ``url`` (checked now by the fetch
         rules: a URL they refuse makes no job), which the worker that claims it fetches first. A
         job with noise suppression or speaker labels of a tenant allowed no ear is refused now
-        (PERMISSION_DENIED), as its live streams are."""
+        (PERMISSION_DENIED), as its live streams are. ``subtitles``: those a job voices, parsed on
+        the desk's own thread (one file at a time) and kept in its folder before its upload begins."""
         jobs = self.jobs
         if ears.uses_ear(spec.ear) and ears.ear_cap(tenant, self._m.limits) == 0:
             raise ears.ear_refused(tenant)
+        loop = asyncio.get_running_loop()
+        said = [] if subtitles is None else await loop.run_in_executor(self._parsing, subtitles.cues)
         if url is not None:
             check_url(jobs.settings, url, jobs.fetch_checks)
         caps = job_caps(jobs.settings, tenant)
@@ -154,6 +168,8 @@ class JobDesk:
             job = await jobs.store.create(tenant.name, spec, state, max_jobs=caps.jobs, max_bytes=caps.bytes)
         except TenantFull as e:
             raise over_cap(e, caps) from None
+        if said:
+            await loop.run_in_executor(self._parsing, cues.keep, jobs.store.folder(job.job_id), said)
         if url is not None:
             jobs.enqueue(job.job_id)
             return job
@@ -283,6 +299,27 @@ class JobDesk:
             expires=time.time(),
             only_from=(JobState.CANCELLED,),
         )
+
+
+def _voicing(request: JobRequest) -> JobRequest:
+    """A job that voices subtitles (``cues.py``): what it cannot take refused, its one target their
+    language, no transcript (no audio is translated)."""
+    assert request.subtitles is not None
+    language = request.subtitles.language
+    if not request.output.speech:
+        raise InvalidInput("subtitles are voiced: leave speech on (they are the translation's text already)")
+    if request.target_languages not in ([], [language]):
+        raise InvalidInput(
+            f"target_languages: the subtitles' language alone ({language}), or leave it out: the subtitles are "
+            "the translation"
+        )
+    if request.conversation or request.separate_channels or request.ear.speakers or request.url is not None:
+        raise InvalidInput(
+            "subtitles are voiced as they are: no conversation, channel_mode separate, speakers or url "
+            "(upload the audio or video they dub)"
+        )
+    output = dataclasses.replace(request.output, transcript=False)
+    return dataclasses.replace(request, target_languages=[language], output=output, glossaries=[])
 
 
 def _check_separable(request: JobRequest, raw: bool) -> None:

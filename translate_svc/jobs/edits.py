@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from translate_svc.errors import Conflict, InvalidInput, ServiceError
+from translate_svc.jobs.cues import MAX_TEXT_CHARS
 from translate_svc.jobs.keeper import JobKeeper
-from translate_svc.jobs.model import JobSpec, JobState, JobStatus
+from translate_svc.jobs.model import JobSpec, JobState, JobStatus, words_json
 from translate_svc.jobs.store import EDITING
 from translate_svc.model_api.requests import ModelInput, SourceText, SpeechFit
 from translate_svc.session.manager import SessionManager
@@ -43,9 +44,6 @@ from translate_svc.types import OutputOptions, WordTiming, check_speed
 
 #: edits in one request at most
 MAX_EDITS = 100
-#: an edited text's characters at most (a subtitle's line is under 100; the model says at most its
-#: generation bound in tokens: 256 for SeamlessM4T v2)
-MAX_TEXT_CHARS = 400
 #: segments read from the store per page
 PAGE = 256
 #: what an edit can change, in the order answers list them
@@ -279,7 +277,7 @@ class _Said:
                 audio_offset=at,
                 audio_samples=samples,
                 audio_ms=round(samples * 1000 / rate),
-                words=[_word(w) for w in self.words],
+                words=words_json(self.words),
                 speech_rate=self.rate if samples else None,
                 overlap_ms=self.overlap_ms,
                 voice=self.voice,
@@ -403,10 +401,6 @@ def _with_offsets(result: dict[str, Any], offsets: dict[str, int]) -> dict[str, 
     }
 
 
-def _word(w: WordTiming) -> dict[str, Any]:
-    return {"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms, "speaker": w.speaker, "avg_logprob": w.logprob}
-
-
 def _voice(result: dict[str, Any], entry: dict[str, Any], spec: JobSpec) -> int:
     """The voice a translation was said in: its own (edited), its segment's (a voice per speaker),
     else the job's."""
@@ -423,4 +417,4 @@ def _shown(entry: dict[str, Any], voice: int) -> dict[str, Any]:
     }
 
 
-__all__ = ["MAX_EDITS", "MAX_TEXT_CHARS", "EditedSegment", "JobEditor", "SegmentEdit", "check_edits"]
+__all__ = ["MAX_EDITS", "EditedSegment", "JobEditor", "SegmentEdit", "check_edits"]

@@ -96,6 +96,10 @@ class JobSpec:
     #: (``voices.py``); None: every speaker in ``speaker_id``'s voice (as a spec stored before it
     #: existed reads)
     speaker_voices: tuple[tuple[int, int], ...] | None = None
+    #: the job voices subtitles imported with it (``cues.py``: kept in its folder) in this
+    #: language, each cue a segment said as written and fitted into its time, instead of
+    #: translating its audio; empty: it translates its audio (as a spec stored before it existed reads)
+    subtitles_language: str = ""
 
     def vad_config(self, defaults: SegmenterConfig) -> SegmenterConfig:
         """The job's VAD settings: its own options over ``defaults`` (InvalidInput names a bad one)."""
@@ -215,10 +219,12 @@ class JobStatus:
             out["channel_mode"] = "separate"
         if self.spec.speaker_voices is not None:  # a voice per speaker: the labels' voices named
             out["speaker_voices"] = {str(label): voice for label, voice in self.spec.speaker_voices}
+        if self.spec.subtitles_language:  # subtitles voiced instead of the audio translated
+            out["subtitles_language"] = self.spec.subtitles_language
         return out
 
 
-def _words(words: tuple[WordTiming, ...], shift_ms: int = 0) -> list[dict[str, Any]]:
+def words_json(words: tuple[WordTiming, ...], shift_ms: int = 0) -> list[dict[str, Any]]:
     return [
         {
             "word": w.word,
@@ -234,7 +240,12 @@ def _words(words: tuple[WordTiming, ...], shift_ms: int = 0) -> list[dict[str, A
 def _transcript(t: Transcript | None, shift_ms: int) -> dict[str, Any] | None:
     if t is None:
         return None
-    return {"language": t.language, "text": t.text, "words": _words(t.words, shift_ms), "avg_logprob": t.avg_logprob}
+    return {
+        "language": t.language,
+        "text": t.text,
+        "words": words_json(t.words, shift_ms),
+        "avg_logprob": t.avg_logprob,
+    }
 
 
 def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dict[str, Any]:
@@ -256,7 +267,7 @@ def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dic
             {
                 "target_language": t.target_language,
                 "text": t.text,
-                "words": _words(t.words),
+                "words": words_json(t.words),
                 "avg_logprob": t.avg_logprob,
                 "audio_ms": 0 if t.audio is None else round(len(t.audio) * 1000 / t.sample_rate_hz),
                 "audio_samples": 0 if t.audio is None else len(t.audio),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from translate_svc.jobs.cues import Imported
 from translate_svc.jobs.speaker_voices import DISTINCT, SpeakerVoices
 from translate_svc.settings.jobs import JobSettings
 from translate_svc.types import AudioEncoding, DubFit, EarOptions, OutputOptions
@@ -36,6 +37,8 @@ class JobRequest:
     separate_channels: bool = False
     #: the speakers' voices asked (``speaker_voices.py``); checked by the desk
     speaker_voices: SpeakerVoices = DISTINCT
+    #: a studio's translation to voice at its timings instead of translating the audio (``cues.py``)
+    subtitles: Imported | None = None
 
 
 def fit_default(settings: JobSettings) -> DubFit:

@@ -66,9 +66,11 @@ from translate_svc.jobs.lifecycle import JobRun, Yielded
 from translate_svc.jobs.media import JobMedia, MediaBlocks
 from translate_svc.jobs.model import JobStatus, segment_json
 from translate_svc.jobs.pace import EnginePace
+from translate_svc.jobs.request import fit_default
 from translate_svc.jobs.revoice import Revoicing
 from translate_svc.jobs.store import ResumePoint
 from translate_svc.jobs.voices import JobVoices
+from translate_svc.jobs.voicing import CueVoicing
 from translate_svc.observability import metrics
 from translate_svc.session.calls.channels import ChannelStreams
 from translate_svc.session.events import MAX_LEAD_IN_MS
@@ -159,6 +161,9 @@ class JobTranslation:
 
     async def _translate(self, job: JobStatus, tenant: Tenant, run: JobRun) -> None:
         spec = job.spec
+        if spec.subtitles_language:  # subtitles voiced at their timings: no audio read (``voicing.py``)
+            await self._voice(job, tenant, run)
+            return
         task = checks.resolve_task(
             self._m.card,
             self._m.limits,
@@ -267,6 +272,37 @@ class JobTranslation:
                 raise
         finally:
             session.close()
+
+    async def _voice(self, job: JobStatus, tenant: Tenant, run: JobRun) -> None:
+        """A job voicing subtitles: its cues from its resume point, each charged as the seconds it
+        covers, within the run's slice (``_Turn``) as a translated job's audio is."""
+        loop = asyncio.get_running_loop()
+        files = ThreadPoolExecutor(1, thread_name_prefix=f"job-read-{job.job_id[-6:]}")
+        turn = _Turn(self, tenant.name, loop.time() + self.settings.slice_s)
+
+        async def draw(seconds: float) -> None:
+            await turn.check()
+            await self._draw(tenant, seconds, turn, run)
+
+        def stored(seq: int) -> None:
+            metrics.JOB_SEGMENTS.inc()
+            self._signal(job.job_id)
+            if self.on_segment is not None:
+                self.on_segment(job.job_id, seq)
+
+        voicing = CueVoicing(
+            self.store,
+            self._m.engine,
+            owner=self.owner,
+            fit=fit_default(self.settings),
+            draw=draw,
+            stored=stored,
+            files=files,
+        )
+        try:
+            await voicing.run(job)
+        finally:
+            files.shutdown(wait=False)
 
     def _revoicing(self, job: JobStatus, session: StreamSession) -> Revoicing | None:
         """A voice per speaker's re-voicing (``revoice.py``): each segment's units spoken again in

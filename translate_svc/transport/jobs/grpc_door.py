@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError, TooSlow, storage_full
+from translate_svc.jobs import cues
 from translate_svc.jobs.desk import JobDesk
 from translate_svc.jobs.edits import EditedSegment
 from translate_svc.jobs.model import JobState, JobStatus
@@ -53,6 +54,8 @@ SERVICE = pb.DESCRIPTOR.services_by_name["Jobs"].full_name
 METHODS = ("CreateJob", "UploadJobAudio", "GetJob", "CancelJob", "GetJobResults", "ListJobs", "EditJob")
 METHOD_PERMISSIONS: Mapping[str, Permission] = {f"/{SERVICE}/{m}": Permission.JOBS for m in METHODS}
 SMALL = 64 * 1024
+#: a job's create and edits at most: subtitles to voice (``jobs/cues.py``), edits' texts
+LARGE = cues.MAX_CHARS + SMALL
 _STATES = {s: pb.JobState.Value(f"JOB_{s.name}") for s in JobState}
 _CHUNK = 256 * 1024
 
@@ -158,9 +161,11 @@ class JobsDoor:
         kind: type[M],
         answer: Callable[[Tenant, M], Awaitable[Message]],
         held: Callable[[M], bool] = lambda msg: False,
+        largest: int = SMALL,
     ) -> Message:
-        """Admit the call as its caller's unary call, read its one request by the deadline, answer
-        (one that holds on, as ``held`` says of its request, as one of the tenant's held calls)."""
+        """Admit the call as its caller's unary call, read its one request (at most ``largest``
+        bytes) by the deadline, answer (one that holds on, as ``held`` says of its request, as one
+        of the tenant's held calls)."""
         limit_s = self._m.limits.request_read_timeout_s
         deadline = call_deadline(limit_s)
         caller = caller_of(self._tokens)
@@ -169,7 +174,7 @@ class JobsDoor:
             msg = parse_message(
                 kind,
                 raw,
-                SMALL,
+                largest,
                 too_large="send less",
                 unparsable=": generate the client from this server's translate.proto",
             )
@@ -183,9 +188,10 @@ class JobsDoor:
         async def answer(tenant: Tenant, msg: pb.CreateJobRequest) -> Message:
             self.desk.jobs  # noqa: B018 (off: INVALID_ARGUMENT saying how)
             asked = options.from_pb(msg, fit_default(self._settings))
-            return job_to_pb(await self.desk.create(tenant, self.desk.spec(asked), asked.url))
+            spec = self.desk.spec(asked)
+            return job_to_pb(await self.desk.create(tenant, spec, asked.url, asked.subtitles))
 
-        return await self._serve(raw, pb.CreateJobRequest, answer)
+        return await self._serve(raw, pb.CreateJobRequest, answer, largest=LARGE)
 
     @_unary
     async def UploadJobAudio(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
@@ -266,7 +272,7 @@ class JobsDoor:
             done = await self.desk.edit(tenant, msg.job_id, options.edits_from_pb(msg))
             return pb.EditJobResponse(job_id=msg.job_id, edited=[_edited_pb(e) for e in done])
 
-        return await self._serve(raw, pb.EditJobRequest, answer, held=lambda msg: True)
+        return await self._serve(raw, pb.EditJobRequest, answer, held=lambda msg: True, largest=LARGE)
 
     async def GetJobResults(
         self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]

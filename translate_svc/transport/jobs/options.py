@@ -19,6 +19,7 @@ from typing import Any
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.loudness import DEFAULT_TRUE_PEAK_DBTP, PRESETS, LoudnessTarget
 from translate_svc.errors import InvalidInput, shown
+from translate_svc.jobs import cues
 from translate_svc.jobs.edits import MAX_EDITS, SegmentEdit
 from translate_svc.jobs.request import JobRequest
 from translate_svc.jobs.speaker_voices import SpeakerVoices
@@ -59,8 +60,11 @@ KEYS = frozenset(
         "vad",
         "channel_mode",
         "speaker_voices",
+        "subtitles",
     }
 )
+#: the keys of its ``subtitles`` (a translation to voice at its timings: ``jobs/cues.py``)
+SUBTITLES_KEYS = frozenset({"language", "format", "text"})
 FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
 #: the keys of its ``fit`` (dubbing to the source's clock)
 FIT_KEYS = frozenset({"slowest", "fastest"})
@@ -145,7 +149,25 @@ def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
         vad=_vad(doc.get("vad")),
         separate_channels=_channel_mode(doc.get("channel_mode", "mixed")),
         speaker_voices=_speaker_voices(doc.get("speaker_voices")),
+        subtitles=_subtitles(doc.get("subtitles")),
     )
+
+
+def _subtitles(value: object) -> cues.Imported | None:
+    """``subtitles``: ``{"language", "format" (srt or vtt; left out: read from the text), "text"}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput('subtitles: {"language", "format", "text"}: the SRT or WebVTT file\'s text to voice')
+    _known(value, SUBTITLES_KEYS, "subtitles.")
+    language, fmt, text = value.get("language"), value.get("format"), value.get("text")
+    if not isinstance(language, str) or not language or len(language) > 16:
+        raise InvalidInput("subtitles.language: the language the subtitles are in (a code from ListLanguages)")
+    if fmt is not None and not isinstance(fmt, str):
+        raise InvalidInput("subtitles.format: srt or vtt (or leave it out: a file that starts WEBVTT is WebVTT)")
+    if not isinstance(text, str):
+        raise InvalidInput("subtitles.text: the file's text (a string)")
+    return cues.Imported(language, fmt, text)
 
 
 def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
@@ -176,6 +198,11 @@ def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
         separate_channels=channel_mode(msg.channel_mode, "channel_mode"),
         speaker_voices=SpeakerVoices(
             one=msg.speaker_voices.one_voice, voices=tuple(sorted(msg.speaker_voices.voices.items()))
+        ),
+        subtitles=_subtitles(
+            {"language": msg.subtitles.language, "format": msg.subtitles.format or None, "text": msg.subtitles.text}
+            if msg.HasField("subtitles")
+            else None
         ),
     )
 

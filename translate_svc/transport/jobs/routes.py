@@ -46,6 +46,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from translate_svc.errors import Conflict, InvalidInput, ServiceError
+from translate_svc.jobs import cues
 from translate_svc.jobs.desk import JobDesk
 from translate_svc.jobs.request import fit_default
 from translate_svc.transport.api_log import logged
@@ -64,6 +65,8 @@ Handler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
 
 PATH = "/v1/jobs"
 SMALL = 64 * 1024
+#: a job's create with subtitles to voice (``jobs/cues.py``)
+CREATE = cues.MAX_CHARS + SMALL
 #: a request of edits at most (``edits.MAX_EDITS`` of ``edits.MAX_TEXT_CHARS``, with room for JSON)
 EDITS = 256 * 1024
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -131,12 +134,16 @@ class JobRoutes:
 
     async def _create(self, request: web.Request, caller: Caller) -> web.StreamResponse:
         body = await read_body(
-            request, SMALL, self._timeout_s, too_large="a job's request is at most 64 KiB", what="a job's create"
+            request,
+            CREATE,
+            self._timeout_s,
+            too_large="a job's request is at most 64 KiB, and 2 MiB more of subtitles",
+            what="a job's create",
         )
         if isinstance(body, web.Response):
             return body
         asked = options.from_json(_object(body), fit_default(self._settings))
-        job = await self.desk.create(caller.tenant, self.desk.spec(asked), asked.url)
+        job = await self.desk.create(caller.tenant, self.desk.spec(asked), asked.url, asked.subtitles)
         out = job.to_json()
         if asked.url is not None:
             return web.json_response(out, status=202)

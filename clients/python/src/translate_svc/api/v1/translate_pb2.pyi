@@ -248,7 +248,7 @@ class DeleteGlossaryResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url", "noise_suppression", "speakers", "fit", "conversation", "vad", "channel_mode", "speaker_voices")
+    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url", "noise_suppression", "speakers", "fit", "conversation", "vad", "channel_mode", "speaker_voices", "subtitles")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +262,7 @@ class CreateJobRequest(_message.Message):
     VAD_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_MODE_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_VOICES_FIELD_NUMBER: _ClassVar[int]
+    SUBTITLES_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -275,7 +276,18 @@ class CreateJobRequest(_message.Message):
     vad: VadOptions
     channel_mode: ChannelMode
     speaker_voices: SpeakerVoices
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., channel_mode: _Optional[_Union[ChannelMode, str]] = ..., speaker_voices: _Optional[_Union[SpeakerVoices, _Mapping]] = ...) -> None: ...
+    subtitles: ImportedSubtitles
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., channel_mode: _Optional[_Union[ChannelMode, str]] = ..., speaker_voices: _Optional[_Union[SpeakerVoices, _Mapping]] = ..., subtitles: _Optional[_Union[ImportedSubtitles, _Mapping]] = ...) -> None: ...
+
+class ImportedSubtitles(_message.Message):
+    __slots__ = ("language", "format", "text")
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    format: str
+    text: str
+    def __init__(self, language: _Optional[str] = ..., format: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class SpeakerVoices(_message.Message):
     __slots__ = ("one_voice", "voices")
