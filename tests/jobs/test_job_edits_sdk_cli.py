@@ -1,8 +1,10 @@
-"""A done job's segments edited through the SDK (``edit_job``) and the CLI (``translate-svc job edit``),
-over the ``Jobs`` gRPC service (``EditJob``): each edit answered with what it changed, the job's
-results saying the new text, voice and rate; many edits from a file at once; an edit of a job not
-done is ABORTED saying so, and a command missing what it edits is refused before anything is sent.
-A real server on loopback with the test checkpoint (4 voices)."""
+"""Editable dubs through the SDK and the CLI, over the ``Jobs`` gRPC service. A done job's segments
+edited (``edit_job``, ``translate-svc job edit``: ``EditJob``): each edit answered with what it
+changed, the job's results saying the new text, voice and rate; many edits from a file at once; an
+edit of a job not done is ABORTED saying so, and a command missing what it edits is refused before
+anything is sent. A studio's SRT and WebVTT voiced at their timings (``submit_job(subtitles=)``,
+``translate-svc dub --subtitles``): each cue a segment at its time saying its text. A real server on
+loopback with the test checkpoint (4 voices)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 
+from tests.support import videos
 from tests.support.cli import fails, run_cli
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import read_16k
@@ -101,3 +104,44 @@ async def test_the_sdk_and_the_cli_edit_a_done_jobs_segments(
         run_cli, "job", "edit", job.id, "--edits", edits, "--voice", "1", "--server", server
     )  # fmt: skip
     fails(both, 2, "--edits FILE or one edit's")
+
+
+SRT = "1\n00:00:00,500 --> 00:00:02,000\nhola amigo\n\n2\n00:00:03,000 --> 00:00:04,500\nbuenas\n"
+VTT = "WEBVTT\n\n00:00.400 --> 00:01.500\nhola\n\n00:02.000 --> 00:03.000\nadios\n"
+
+
+async def test_the_sdk_and_the_cli_voice_subtitles_at_their_timings(
+    live: LiveServer, shared_audio: Path, tmp_path: Path
+) -> None:
+    wav = tmp_path / "jfk.wav"
+    sf.write(wav, read_16k(shared_audio / "jfk.flac")[: 6 * 16000], 16000, subtype="PCM_16")
+    srt, vtt = tmp_path / "studio.srt", tmp_path / "studio.vtt"
+    srt.write_text(SRT, encoding="utf-8")
+    vtt.write_text(VTT, encoding="utf-8")
+    server = f"127.0.0.1:{live.port}"
+    async with AsyncTranslateClient(server) as client:
+        job = await client.submit_job(wav, targets=["spa"], subtitles=srt)
+        assert (await client.wait_job(job.id)).state is JobState.DONE
+        doc = json.loads(await client.job_results(job.id))
+    got = [(s["start_ms"], s["end_ms"], s["translations"][0]["text"]) for s in doc["segments"]]
+    assert got == [(500, 2000, "hola amigo"), (3000, 4500, "buenas")]
+    assert all(s["translations"][0]["audio_samples"] > 0 for s in doc["segments"])
+
+    video = videos.write_video(tmp_path / "talk.mp4", wav)
+    out = tmp_path / "talk.dubbed.mp4"
+    run = await asyncio.to_thread(
+        run_cli, "dub", video, "--to", "spa", "--subtitles", vtt, "-o", out, "--server", server, process=True,
+        timeout=300,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert out.stat().st_size > 0
+    (job_id,) = [line.split()[1] for line in run.out.splitlines() if line.startswith("job ")]
+    async with AsyncTranslateClient(server) as client:
+        doc = json.loads(await client.job_results(job_id))
+    got = [(s["start_ms"], s["end_ms"], s["translations"][0]["text"]) for s in doc["segments"]]
+    assert got == [(400, 1500, "hola"), (2000, 3000, "adios")]
+
+    two = await asyncio.to_thread(
+        run_cli, "job", "submit", wav, "--to", "spa,fra", "--subtitles", srt, "--server", server
+    )  # fmt: skip
+    fails(two, 2, "--subtitles: one --to language")

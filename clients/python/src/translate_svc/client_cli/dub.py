@@ -3,7 +3,8 @@
 (bars: the upload, the job's progress, the download), then writes the dubbed video: the same
 container, its video untouched, a dubbed audio track and a subtitle track per language, each
 segment's speech fitted to its place on the source's clock (``--fit``, the default) or at one rate
-(``--no-fit --speed``). The job's id is printed as soon as it exists; the job stays on the server
+(``--no-fit --speed``), or with ``--subtitles`` a studio's translation (SRT, WebVTT) voiced at its
+timings. The job's id is printed as soon as it exists; the job stays on the server
 for its retention: ``job fetch`` takes its other results. A job this command gives up on before it
 is done (its upload or ``complete`` refused, the job failed, Ctrl-C) is cancelled, so it frees its
 tenant's job slot at once."""
@@ -23,9 +24,11 @@ from translate_svc.client_cli.flags import (
     OneVoiceOpt,
     SpeakersOpt,
     SpeakerVoiceOpt,
+    SubtitlesOpt,
     TimeoutOpt,
     TruePeakOpt,
     VadFlags,
+    check_subtitles,
     flag_groups,
     loudness_value,
     speaker_voices_value,
@@ -73,6 +76,7 @@ def dub(
     speakers: SpeakersOpt = 0,
     speaker_voice: SpeakerVoiceOpt = None,
     one_voice: OneVoiceOpt = False,
+    subtitles: SubtitlesOpt = None,
     *,
     conn: ConnectionFlags,
     vad: VadFlags,
@@ -95,6 +99,7 @@ def dub(
             raise CliError(f"--output {output} exists: use --force to write over it")
         if not targets:
             raise CliError("--to: at least one target language")
+        check_subtitles(subtitles, targets, speakers, speaker_voices_value(speaker_voice, one_voice))
         if mix not in ("dub", "duck"):
             raise CliError("--mix: dub or duck")
         if fit and speed != 1.0:
@@ -123,6 +128,7 @@ def dub(
                     vad=vad.options(),
                     speakers=speakers,
                     speaker_voices=speaker_voices_value(speaker_voice, one_voice),
+                    subtitles=subtitles,
                 )
                 job = await _follow(client, job, bars)
             except BaseException:  # refused, or given up (Ctrl-C): the job frees its slot

@@ -145,6 +145,23 @@ SpeakerVoiceOpt = Annotated[
     typer.Option("--speaker-voice", help="LABEL=VOICE: speaker LABEL dubbed in voice VOICE (repeatable)"),
 ]
 OneVoiceOpt = Annotated[bool, typer.Option("--one-voice", help="every speaker dubbed in one voice")]
+SubtitlesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--subtitles",
+        help="an SRT or WebVTT file in the --to language, voiced at its timings instead of translating the audio",
+    ),
+]
+
+
+def check_subtitles(subtitles: Path | None, targets: Sequence[str], speakers: int, voices: object) -> None:
+    """What ``--subtitles`` cannot go with, refused before anything is sent."""
+    if subtitles is None:
+        return
+    if not subtitles.is_file():
+        raise CliError(f"--subtitles {subtitles}: no such file")
+    if len(targets) != 1 or speakers or voices is not None:
+        raise CliError("--subtitles: one --to language (theirs), without --speakers or a voice per speaker")
 
 
 def speaker_voices_value(pairs: Sequence[str] | None, one: bool) -> str | dict[int, int] | None:

@@ -26,9 +26,11 @@ from translate_svc.client_cli.flags import (
     OneVoiceOpt,
     SpeakersOpt,
     SpeakerVoiceOpt,
+    SubtitlesOpt,
     TimeoutOpt,
     TruePeakOpt,
     VadFlags,
+    check_subtitles,
     flag_groups,
     loudness_value,
     speaker_voices_value,
@@ -130,6 +132,7 @@ def submit(
     speakers: SpeakersOpt = 0,
     speaker_voice: SpeakerVoiceOpt = None,
     one_voice: OneVoiceOpt = False,
+    subtitles: SubtitlesOpt = None,
     wait: WaitOpt = False,
     as_json: JsonOpt = False,
     *,
@@ -145,6 +148,7 @@ def submit(
             raise CliError("give an audio file or --url, one of them")
         if file is not None and not file.is_file():
             raise CliError(f"{file}: no such file")
+        check_subtitles(subtitles, targets, speakers, speaker_voices_value(speaker_voice, one_voice))
 
     targets = [t for t in to.split(",") if t]
 
@@ -167,6 +171,7 @@ def submit(
                     separate_channels=separate_channels,
                     speakers=speakers,
                     speaker_voices=speaker_voices_value(speaker_voice, one_voice),
+                    subtitles=subtitles,
                 )
             except BaseException:  # the upload or its completion refused, or given up (Ctrl-C)
                 if made:

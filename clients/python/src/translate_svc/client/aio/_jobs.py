@@ -5,6 +5,7 @@ client's first). Event loop only."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -130,6 +131,7 @@ class JobCalls:
         separate_channels: bool = False,
         speakers: int = 0,
         speaker_voices: str | Mapping[int, int] | None = None,
+        subtitles: Path | str | None = None,
     ) -> Job:
         """A new job of an audio file (WAV, FLAC, OGG, MP3) or a video (MP4, MOV, WebM, MKV: its
         first audio stream is translated, and once done its dubbed video is ``save_job_video``'s),
@@ -150,9 +152,14 @@ class JobCalls:
         "Channels as parties"). ``speakers``: label each segment with its speaker, telling apart at
         most this many; with 2 or more each speaker is dubbed in a voice of its own, the same for
         the whole file (``speaker_voices``: ``"one"`` for every speaker in one voice, or
-        ``{label: voice}`` for the labels to set; docs/api.md "A voice per speaker")."""
+        ``{label: voice}`` for the labels to set; docs/api.md "A voice per speaker").
+        ``subtitles``: an SRT or WebVTT file (``.srt``, ``.vtt``), a studio's translation into the
+        one language of ``targets``, voiced at its timings over ``audio`` instead of the audio
+        translated: each cue a segment said as written (docs/api.md "Subtitles voiced")."""
         if (audio is None) == (url is None):
             raise ValueError("give an audio file or url=, one of them")
+        if subtitles is not None and len(targets) != 1:
+            raise ValueError("subtitles: give targets=[their language] (one)")
         request = pb.CreateJobRequest(
             format=pb.AudioFormat(encoding=pb.CONTAINER),
             source_language=source,
@@ -163,6 +170,11 @@ class JobCalls:
             channel_mode=pb.CHANNEL_MODE_SEPARATE if separate_channels else pb.CHANNEL_MODE_MIXED,
         )
         request.speakers = speakers
+        if subtitles is not None:
+            file = Path(subtitles)
+            request.subtitles.language = targets[0]
+            request.subtitles.format = {".vtt": "vtt", ".srt": "srt"}.get(file.suffix.lower(), "")
+            request.subtitles.text = await asyncio.to_thread(file.read_text, encoding="utf-8-sig")
         if speaker_voices == "one":
             request.speaker_voices.one_voice = True
         elif isinstance(speaker_voices, Mapping):

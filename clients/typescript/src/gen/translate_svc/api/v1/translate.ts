@@ -683,7 +683,24 @@ export interface CreateJobRequest {
    * with speakers of 2 or more: each speaker label dubbed in a voice of its own, the same for the
    * whole file (the default), or as set here (docs/api.md "A voice per speaker")
    */
-  speakerVoices: SpeakerVoices | undefined;
+  speakerVoices:
+    | SpeakerVoices
+    | undefined;
+  /**
+   * a studio's translation voiced at its timings instead of the audio translated: each cue a
+   * segment said as written, fitted into its time (target_languages empty or its language alone;
+   * no transcript, conversation, channels or speakers)
+   */
+  subtitles: ImportedSubtitles | undefined;
+}
+
+export interface ImportedSubtitles {
+  /** the subtitles' language (ListLanguages' codes, with speech output) */
+  language: string;
+  /** "srt" or "vtt"; empty: WebVTT when the text starts WEBVTT, else SRT */
+  format: string;
+  /** the file's text, at most 2 MiB */
+  text: string;
 }
 
 /**
@@ -3799,6 +3816,7 @@ function createBaseCreateJobRequest(): CreateJobRequest {
     vad: undefined,
     channelMode: 0,
     speakerVoices: undefined,
+    subtitles: undefined,
   };
 }
 
@@ -3842,6 +3860,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     }
     if (message.speakerVoices !== undefined) {
       SpeakerVoices.encode(message.speakerVoices, writer.uint32(106).fork()).join();
+    }
+    if (message.subtitles !== undefined) {
+      ImportedSubtitles.encode(message.subtitles, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -3963,6 +3984,14 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
             message.speakerVoices = SpeakerVoices.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.subtitles = ImportedSubtitles.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4012,6 +4041,7 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
         : isSet(object.speaker_voices)
         ? SpeakerVoices.fromJSON(object.speaker_voices)
         : undefined,
+      subtitles: isSet(object.subtitles) ? ImportedSubtitles.fromJSON(object.subtitles) : undefined,
     };
   },
 
@@ -4056,6 +4086,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     if (message.speakerVoices !== undefined) {
       obj.speakerVoices = SpeakerVoices.toJSON(message.speakerVoices);
     }
+    if (message.subtitles !== undefined) {
+      obj.subtitles = ImportedSubtitles.toJSON(message.subtitles);
+    }
     return obj;
   },
 
@@ -4085,6 +4118,110 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     message.speakerVoices = (object.speakerVoices !== undefined && object.speakerVoices !== null)
       ? SpeakerVoices.fromPartial(object.speakerVoices)
       : undefined;
+    message.subtitles = (object.subtitles !== undefined && object.subtitles !== null)
+      ? ImportedSubtitles.fromPartial(object.subtitles)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseImportedSubtitles(): ImportedSubtitles {
+  return { language: "", format: "", text: "" };
+}
+
+export const ImportedSubtitles: MessageFns<ImportedSubtitles> = {
+  encode(message: ImportedSubtitles, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.language !== "") {
+      writer.uint32(10).string(message.language);
+    }
+    if (message.format !== "") {
+      writer.uint32(18).string(message.format);
+    }
+    if (message.text !== "") {
+      writer.uint32(26).string(message.text);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportedSubtitles {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportedSubtitles();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.language = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.format = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportedSubtitles {
+    return {
+      language: isSet(object.language) ? globalThis.String(object.language) : "",
+      format: isSet(object.format) ? globalThis.String(object.format) : "",
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+    };
+  },
+
+  toJSON(message: ImportedSubtitles): unknown {
+    const obj: any = {};
+    if (message.language !== "") {
+      obj.language = message.language;
+    }
+    if (message.format !== "") {
+      obj.format = message.format;
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportedSubtitles>, I>>(base?: I): ImportedSubtitles {
+    return ImportedSubtitles.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportedSubtitles>, I>>(object: I): ImportedSubtitles {
+    const message = createBaseImportedSubtitles();
+    message.language = object.language ?? "";
+    message.format = object.format ?? "";
+    message.text = object.text ?? "";
     return message;
   },
 };
