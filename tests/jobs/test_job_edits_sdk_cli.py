@@ -39,6 +39,11 @@ async def live(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
         yield live
 
 
+async def dubbed(client: AsyncTranslateClient, job_id: str, lang: str) -> bytes:
+    """A target's dubbed track as the SDK downloads it (a WAV of PCM16 at 16 kHz)."""
+    return await client.job_results(job_id, "wav", lang)
+
+
 def said(doc: dict[str, Any], segment_id: int, lang: str) -> dict[str, Any]:
     (seg,) = [s for s in doc["segments"] if s["segment_id"] == segment_id]
     (t,) = [t for t in seg["translations"] if t["target_language"] == lang]
@@ -58,12 +63,19 @@ async def test_the_sdk_and_the_cli_edit_a_done_jobs_segments(
         ids = [s["segment_id"] for s in doc["segments"] if said(doc, s["segment_id"], "spa")["audio_samples"]]
         assert len(ids) >= 2, doc
         first, last = ids[0], ids[-1]
+        before = {lang: await dubbed(client, job.id, lang) for lang in ("spa", "fra")}
         (edited,) = await client.edit_job(job.id, [SegmentEdit(first, "spa", text="buenas", speed=1.25)])
         assert (edited.segment_id, edited.language, edited.changed) == (first, "spa", ("text", "speed"))
         assert edited.before.text == said(doc, first, "spa")["text"] and edited.before.speech_rate == 1.0
         assert (edited.after.text, edited.after.voice, edited.after.speech_rate) == ("buenas", 0, 1.25)
         doc = json.loads(await client.job_results(job.id))
         assert said(doc, first, "spa")["text"] == "buenas" and said(doc, first, "spa")["edited"] == ["text", "speed"]
+        after = {lang: await dubbed(client, job.id, lang) for lang in ("spa", "fra")}
+        assert after["fra"] == before["fra"]  # the other language's track, byte for byte
+        (seg,) = [s for s in doc["segments"] if s["segment_id"] == first]
+        later = [s["start_ms"] for s in doc["segments"] if s["start_ms"] > seg["start_ms"]]
+        at = slice(44 + seg["start_ms"] * 32, 44 + min(later) * 32 if later else None)  # its place (PCM16 at 16 kHz)
+        assert after["spa"][: at.start] == before["spa"][: at.start] and after["spa"][at] != before["spa"][at]
 
     one = await asyncio.to_thread(
         run_cli, "job", "edit", job.id, "--segment", str(last), "--language", "fra", "--voice", "3", "--json",
