@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from translate_svc.engine.results import EngineResult
 from translate_svc.errors import Conflict, InvalidInput, ServiceError
 from translate_svc.jobs.cues import MAX_TEXT_CHARS
 from translate_svc.jobs.keeper import JobKeeper
@@ -199,8 +201,9 @@ class JobEditor:
         name = f"edit-{job.job_id[-12:]}-{uuid.uuid4().hex[:8]}"
         async with self._m.admit_clip(tenant):
             engine.join(name)
-            futures = [engine.submit(name, p.item) for _, p in asks if p.item is not None]
+            futures: list[asyncio.Future[EngineResult]] = []
             try:
+                futures.extend(engine.submit(name, p.item) for _, p in asks if p.item is not None)
                 got = await asyncio.gather(*futures)
             finally:
                 for f in futures:
@@ -226,6 +229,7 @@ class JobEditor:
         loop = asyncio.get_running_loop()
         job_id, output = job.job_id, job.spec.output
         results = segments.results
+        was = list(results)
         changed: dict[int, dict[str, Any]] = {}
         if not segments.placed:  # the file leaves segment order now: every translation says where
             for seq, entries in enumerate(_offsets(results)):
@@ -250,6 +254,7 @@ class JobEditor:
             answers.append(
                 EditedSegment(edit.segment_id, edit.language, said.changed, _shown(before, voice), _shown(after, voice))
             )
+        grown += sum(len(json.dumps(changed[seq])) - len(json.dumps(was[seq])) for seq in changed)
         await self.store.edit_segments(owner, job_id, changed, grown)
         return answers
 

@@ -79,9 +79,13 @@ class JobRun:
         self.record.account_audio(seconds)
 
     def result(self, result: SegmentResult) -> None:
-        self._segments["OK" if result.error is None else result.error.code] += 1
+        self.counted("OK" if result.error is None else result.error.code)
         self.record.account_result(result)
         tracing.segment_span(result, self._targets)
+
+    def counted(self, code: str) -> None:
+        """One more segment ended with ``code`` (``OK``, or its error's), as the access line counts."""
+        self._segments[code] += 1
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:

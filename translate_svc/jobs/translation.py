@@ -276,7 +276,9 @@ class JobTranslation:
     async def _voice(self, job: JobStatus, tenant: Tenant, run: JobRun) -> None:
         """A job voicing subtitles: its cues from its resume point, each charged as the seconds it
         covers, within the run's slice (``_Turn``) as a translated job's audio is."""
-        loop = asyncio.get_running_loop()
+        loop, spec = asyncio.get_running_loop(), job.spec
+        task = checks.resolve_task(self._m.card, self._m.limits, "", [spec.subtitles_language], spec.output)
+        run.start(f"job-cues-{job.job_id}", spec.fmt, task)
         files = ThreadPoolExecutor(1, thread_name_prefix=f"job-read-{job.job_id[-6:]}")
         turn = _Turn(self, tenant.name, loop.time() + self.settings.slice_s)
 
@@ -284,7 +286,8 @@ class JobTranslation:
             await turn.check()
             await self._draw(tenant, seconds, turn, run)
 
-        def stored(seq: int) -> None:
+        def stored(seq: int, code: str) -> None:
+            run.counted(code)
             metrics.JOB_SEGMENTS.inc()
             self._signal(job.job_id)
             if self.on_segment is not None:

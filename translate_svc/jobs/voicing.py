@@ -13,6 +13,7 @@ error and no speech; the others go on. Event loop only."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
@@ -21,9 +22,11 @@ import numpy as np
 
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.results import EngineResult
+from translate_svc.errors import Overloaded
 from translate_svc.jobs import cues
 from translate_svc.jobs.cues import Cue
 from translate_svc.jobs.keeper import JobKeeper
+from translate_svc.jobs.lifecycle import Yielded
 from translate_svc.jobs.model import JobStatus, words_json
 from translate_svc.model_api.requests import ModelInput, SourceText, SpeechFit
 from translate_svc.session.results import overlap_ms, speech_out
@@ -44,12 +47,13 @@ class CueVoicing:
         owner: str,
         fit: DubFit,
         draw: Callable[[float], Awaitable[None]],
-        stored: Callable[[int], None],
+        stored: Callable[[int, str], None],
         files: Executor,
     ) -> None:
         """``fit``: the bound where the job set none; ``draw``: charge seconds of the tenant's
         budget (waits, or gives the worker back: ``Yielded``); ``stored``: a segment stored (its
-        number); ``files``: the job's own thread (its files read and written, speech resampled)."""
+        number, and ``OK`` or its error's code); ``files``: the job's own thread (its files read
+        and written, speech resampled)."""
         self.store, self.engine, self.owner = store, engine, owner
         self.fit, self.draw, self.stored, self.files = fit, draw, stored, files
 
@@ -67,9 +71,12 @@ class CueVoicing:
                 for k in batch:
                     await self.draw((said[k].end_ms - said[k].start_ms) / 1000)
                 items = [self._input(job, said, k) for k in batch]
-                futures = [self.engine.submit(name, item) for item in items]
+                futures: list[asyncio.Future[EngineResult]] = []
                 try:
+                    futures.extend(self.engine.submit(name, item) for item in items)
                     got = await asyncio.gather(*futures)
+                except Overloaded as e:  # the engine's queue is full: the job comes back for the rest
+                    raise Yielded(time.time() + (e.retry_after_ms or 1000) / 1000) from None
                 finally:
                     for f in futures:
                         f.cancel()
@@ -83,7 +90,7 @@ class CueVoicing:
                         n = len(speech[spec.subtitles_language])
                         record["translations"][0].update(audio_samples=n, audio_ms=round(n * 1000 / spec.track_rate))
                     await self.store.add_segment(job_id, k, record, speech, spec.track_rate, owner=self.owner)
-                    self.stored(k)
+                    self.stored(k, record["error"]["code"] if "error" in record else "OK")
         finally:
             self.engine.leave(name)
 
