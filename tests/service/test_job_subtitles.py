@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 
-from tests.support.jobs import JobsOverHttp, fresh_connections
+from tests.support.jobs import JobsOverHttp, fresh_connections, killed_after
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import read_16k
 
@@ -36,15 +36,19 @@ VTT = (
 CUES = [(500, 2000, "hola amigo"), (3000, 4500, "buenas"), (6000, 8000, "adios")]
 
 
+@pytest.fixture(scope="module")
+def jobs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("job-subtitles") / "jobs"
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def served(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("job-subtitles")
-    tokens = tmp / "tokens"
+async def served(test_model_dir: Path, jobs_dir: Path) -> AsyncIterator[LiveServer]:
+    tokens = jobs_dir.parent / "tokens"
     tokens.write_text(f"{TOKEN} * jobs tenant=acme\n")
     settings = make_settings(test_model_dir)
     settings.server.http_port = 0
     settings.auth.tokens_file = tokens
-    settings.jobs.dir = tmp / "jobs"
+    settings.jobs.dir = jobs_dir
     settings.jobs.quiet_wait_s = 0
     async with serving(settings, warmup=False) as live:
         yield live
@@ -107,3 +111,20 @@ async def test_what_cannot_be_voiced_is_refused_naming_it(served: LiveServer) ->
         ):
             status, doc = await jobs.call("POST", json=body)
             assert status == 400 and says in str(doc), (body, status, doc)
+
+
+async def test_a_stopped_job_resumes_at_the_next_cue(served: LiveServer, recording: bytes, jobs_dir: Path) -> None:
+    """A job stopped after its first cue (its process killed: its lease lapsed, the rest of its
+    results not stored) is taken up again by a worker at its second cue; the first is not said
+    again (a second store of it would fail the job)."""
+    async with fresh_connections() as http:
+        jobs = JobsOverHttp(http, served.server.ports()["http_port"], TOKEN)
+        done = await jobs.run({"subtitles": {"language": "spa", "text": SRT}}, recording)
+        assert done["state"] == "done", done
+        first = (await jobs.segments(done["id"]))[0]
+        killed_after(jobs_dir, done["id"], 1, first["end_ms"], recording)
+        again = await jobs.finished(done["id"])
+        assert again["state"] == "done", again
+        segments = await jobs.segments(done["id"])
+    assert segments[0] == first
+    assert [(s["start_ms"], s["end_ms"], s["translations"][0]["text"]) for s in segments] == CUES
