@@ -37,7 +37,7 @@ from translate_svc.errors import Conflict, InvalidInput, ServiceError
 from translate_svc.jobs.cues import MAX_TEXT_CHARS
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus, words_json
-from translate_svc.jobs.store import EDITING
+from translate_svc.jobs.store import EDITING, LeaseLost
 from translate_svc.model_api.requests import ModelInput, SourceText, SpeechFit
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.results import overlap_ms, speech_out
@@ -159,6 +159,10 @@ class JobEditor:
                 segments = await self._read(job.job_id)
                 made = await self._said(job, tenant, segments, edits)
                 return await self._write(owner, job, segments, edits, made, files)
+        except LeaseLost:  # its hold lapsed (a stalled store): nothing of it was written
+            raise Conflict(
+                f"job {job.job_id}: the edit lost its hold on the job, nothing written: send it again"
+            ) from None
         finally:
             files.shutdown(wait=False)
 
