@@ -202,14 +202,14 @@ class DecodeLoop:
     def row_limit(self, row: DecodeRow) -> tuple[int, int]:
         """A row's new-token cap and its benchmark forced length (-1: none), as ``TextDecoder.generate``
         bounds it: forced lengths end on EOS after that many tokens; else its ``TextCap`` bound; else
-        the generation config's; never below its forced prefix (``TextDecoder.row_cap``)."""
+        the generation config's; never below a forced prefix that ends the row (``TextDecoder.row_cap``)."""
         dec = self.decoder
         if dec.forced is not None:
             length = dec.forced.text_tokens(row.seconds)
             return length + 1, length
         if dec.text_cap is not None:
             return dec.row_cap(row), -1
-        return max(self.default_new, len(row.prefix)), -1
+        return max(self.default_new, len(row.prefix)) if dec.ends(row) else self.default_new, -1
 
     @torch.inference_mode()
     def admit(

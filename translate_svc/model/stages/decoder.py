@@ -174,9 +174,14 @@ class TextDecoder:
 
     def row_cap(self, row: DecodeRow) -> int:
         """A row's new-token bound: ``max_new_tokens`` (without a ``TextCap``, the generation
-        config's), and never below its forced prefix (a text spoken as written is said whole)."""
+        config's), and never below a forced prefix that ends the row (a text said as written,
+        ``SourceText.as_written``: said whole); a simultaneous step's prefix is cut at the bound."""
         base = self.max_new_tokens(row.seconds) if self.text_cap is not None else int(self._gen_max_new or 0)
-        return max(base, len(row.prefix))
+        return max(base, len(row.prefix)) if self.ends(row) else base
+
+    def ends(self, row: DecodeRow) -> bool:
+        """Whether the row's forced prefix ends it (its last token EOS: a text said as written)."""
+        return bool(row.prefix) and row.prefix[-1] == self.eos
 
     def generate(
         self,
@@ -204,7 +209,9 @@ class TextDecoder:
             extra["max_new_tokens"] = max(lengths.values()) + 1
         else:
             processors.extend(self.term_processors(rows, said))
-            longer = self._gen_max_new is not None and any(len(row.prefix) > self._gen_max_new for row in rows)
+            longer = self._gen_max_new is not None and any(
+                self.ends(row) and len(row.prefix) > self._gen_max_new for row in rows
+            )
             if self.text_cap is not None or longer:
                 caps.update((row.id, self.row_cap(row)) for row in rows)
                 extra.update(stopping_criteria=StoppingCriteriaList([RowTokenCap(caps, ids)]))
