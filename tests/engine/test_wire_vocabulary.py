@@ -96,6 +96,13 @@ def full_text() -> ModelInput:
     )
 
 
+def written_text() -> ModelInput:
+    """A text said as written (a dub's edited line, a subtitle's cue)."""
+    return ModelInput(
+        np.zeros(0, np.float32), ("spa",), None, text=SourceText("hola", "spa", as_written=True), speaker_id=3
+    )
+
+
 def full_output() -> ModelOutput:
     row = SimulRowOutput(
         "spa", (5, 6), "hola mundo", (0, 1), (5, 6), "hola mundo", 20, tuple(range(20)),
@@ -163,7 +170,7 @@ def set_fields(value: object, seen: set[tuple[type, str]]) -> None:
             set_fields(v, seen)
 
 
-@pytest.mark.parametrize("make", [full_input, full_conversation, full_step, full_text, full_respeak])
+@pytest.mark.parametrize("make", [full_input, full_conversation, full_step, full_text, written_text, full_respeak])
 def test_every_field_of_a_job_crosses_to_the_engine(make) -> None:  # type: ignore[no-untyped-def]
     item = make()
     got = wire.decode(wire.encode(wire.submit_of(7, "owner", item, droppable=True)), wire.ToEngine)
@@ -185,7 +192,8 @@ def test_the_tests_set_every_field_of_every_job_type() -> None:
     """The round trips above hold a value other than the default in every field of every dataclass
     of the vocabulary, so a new field is covered only once a test gives it a value."""
     seen: set[tuple[type, str]] = set()
-    for value in (full_input(), full_conversation(), full_step(), full_text(), full_respeak(), full_output()):
+    made = (full_input(), full_conversation(), full_step(), full_text(), written_text(), full_respeak(), full_output())
+    for value in made:
         set_fields(value, seen)
     vocabulary = [
         v for v in vars(requests).values()

@@ -38,9 +38,10 @@ from translate_svc.jobs.cues import MAX_TEXT_CHARS
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus, words_json
 from translate_svc.jobs.store import EDITING, LeaseLost
-from translate_svc.model_api.requests import ModelInput, SourceText, SpeechFit
+from translate_svc.model_api.requests import ModelInput, SpeechFit
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.results import overlap_ms, speech_out
+from translate_svc.session.task import inputs
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.types import OutputOptions, WordTiming, check_speed
 
@@ -355,16 +356,8 @@ def _plan(job: JobStatus, segments: _Segments, k: int, edit: SegmentEdit) -> _Pl
         fit = SpeechFit(max(budget_ms, 1), spec.fit.slowest, spec.fit.fastest)
     elif rate is None:
         rate = float(before.get("speech_rate") or spec.speed)
-    item = ModelInput(
-        np.zeros(0, np.float32),
-        (edit.language,),
-        None,
-        speech=True,
-        speaker_id=voice,
-        text=SourceText(text, edit.language, as_written=True),
-        words=spec.word_timings,
-        speed=rate if rate is not None else 1.0,
-        fit=fit,
+    item = inputs.written_input(
+        text, edit.language, voice=voice, speed=None if fit is not None else rate, fit=fit, words=spec.word_timings
     )
     return _Plan(edit, text, voice, rate, changed, item, budget_ms, True)
 

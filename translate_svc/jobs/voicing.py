@@ -28,8 +28,9 @@ from translate_svc.jobs.cues import Cue
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.lifecycle import Yielded
 from translate_svc.jobs.model import JobStatus, words_json
-from translate_svc.model_api.requests import ModelInput, SourceText, SpeechFit
+from translate_svc.model_api.requests import ModelInput, SpeechFit
 from translate_svc.session.results import overlap_ms, speech_out
+from translate_svc.session.task import inputs
 from translate_svc.types import DubFit, OutputOptions
 
 #: cues in the engine at once (each a short text: one batch of them)
@@ -98,15 +99,13 @@ class CueVoicing:
         spec, cue = job.spec, said[k]
         fit = spec.fit or self.fit
         budget = budget_ms(said, k, job.duration_ms)
-        return ModelInput(
-            np.zeros(0, np.float32),
-            (spec.subtitles_language,),
-            None,
-            speech=True,
-            speaker_id=spec.speaker_id,
-            text=SourceText(cue.text, spec.subtitles_language, as_written=True),
-            words=spec.word_timings,
+        return inputs.written_input(
+            cue.text,
+            spec.subtitles_language,
+            voice=spec.speaker_id,
+            speed=None,
             fit=SpeechFit(budget, fit.slowest, fit.fastest),
+            words=spec.word_timings,
         )
 
 

@@ -149,6 +149,31 @@ def text_input(task: TranslationTask, text: str) -> ModelInput:
     )
 
 
+def written_input(
+    text: str,
+    language: str,
+    *,
+    voice: int,
+    speed: float | None,
+    fit: SpeechFit | None = None,
+    words: bool = False,
+) -> ModelInput:
+    """A text said as written in its own language (``SourceText.as_written``): a dub's edited line
+    (``jobs/edits.py``) or a subtitle's cue (``jobs/voicing.py``), in ``voice``, at ``speed`` or
+    fitted (``fit``; then ``speed`` is None), its word timings with ``words``."""
+    return ModelInput(
+        NO_SAMPLES,
+        (language,),
+        None,
+        speech=True,
+        speaker_id=voice,
+        text=SourceText(text, language, as_written=True),
+        words=words,
+        speed=1.0 if speed is None else speed,
+        fit=fit,
+    )
+
+
 def respeak_input(
     languages: tuple[str, ...],
     asked: tuple[tuple[str, float], ...],
