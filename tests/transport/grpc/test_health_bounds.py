@@ -211,17 +211,18 @@ async def test_refused_streams_that_never_half_close_leave_the_main_port_to_othe
     assert ended[: flood - DRAINS] == [grpc.StatusCode.UNAUTHENTICATED] * (flood - DRAINS), Counter(ended)
 
 
-async def held_calls(calls: list[Any], seconds: float) -> tuple[int, Counter[str]]:
-    """After ``seconds``: how many of ``calls`` are still open, and the codes of those that ended."""
-    await asyncio.sleep(seconds)
+async def held_calls(calls: list[Any], refused: int) -> tuple[int, Counter[str]]:
+    """Once ``refused`` of ``calls`` have ended (DEADLINE_S at most: a busy machine answers late): how
+    many are still open, and the codes of those that ended."""
+
+    async def answered() -> bool:
+        return sum(c.done() for c in calls) >= refused
+
+    await eventually(answered, f"{refused} calls answered", DEADLINE_S, 0.05)
     codes: Counter[str] = Counter()
     for c in calls:
         if c.done():
-            try:
-                await c
-                codes["OK"] += 1
-            except grpc.aio.AioRpcError as e:
-                codes[e.code().name] += 1
+            codes[(await c.code()).name] += 1
     return sum(not c.done() for c in calls), codes
 
 
@@ -249,13 +250,14 @@ async def test_a_probe_is_answered_while_every_ordinary_call_slot_is_taken(
     settings = guarded(test_model_dir, tmp_path)
     settings.limits.max_unary_calls_per_token = settings.limits.max_unary_calls_per_tenant = 1000
     settings.limits.max_health_checks = 8
+    settings.limits.request_read_timeout_s = 600  # the held calls stay held however slow the machine
     flood = MAX_CALLS + WATCHES + DRAINS + 8 + 8  # more than the process's every slot
     release = asyncio.Event()
     async with serving(settings) as live, channels(f"127.0.0.1:{live.port}", 1) as (ch,):
         listing = ch.stream_unary("/translate_svc.api.v1.Translator/ListLanguages")
         calls = [listing(silent(release), metadata=(("authorization", f"Bearer {TOKEN}"),)) for _ in range(flood)]
         try:
-            held, codes = await held_calls(calls, 1.0)
+            held, codes = await held_calls(calls, flood - MAX_CALLS)
             async with channels(f"127.0.0.1:{live.port}", 1) as (probe,):
                 status = await health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -274,36 +276,55 @@ async def test_a_probe_is_answered_while_every_ordinary_call_slot_is_taken(
     assert "limits.max_calls" in (refused.value.details() or ""), refused.value.details()
 
 
+async def ended(call: Any) -> tuple[str, float]:
+    """The code ``call`` ended with, and when (the loop's clock, read when this task runs again: never
+    before the call ended)."""
+    try:
+        await call
+        code = "OK"
+    except grpc.aio.AioRpcError as e:
+        code = e.code().name
+    return code, asyncio.get_running_loop().time()
+
+
 async def test_health_checks_that_never_send_their_request_are_bounded_and_end_at_the_deadline(
     test_model_dir: Path, tmp_path: Path
 ) -> None:
     """Health needs no token: silent Check calls (HEADERS, never the request) held a call slot each
     until their client left, on either port. Now at most max_health_checks at once on the main
     port (HEALTH_MAX_CALLS on the health port), each ended at request_read_timeout_s
-    (DEADLINE_EXCEEDED), the rest refused at once."""
+    (DEADLINE_EXCEEDED), the rest refused. The client never leaves, so without the deadline none of
+    the held calls would end: the test waits for them all (DEADLINE_S at most), whenever a busy
+    machine lets the server start each call's clock, and checks none ended before its deadline."""
+    read_s = 2.0
     settings = guarded(test_model_dir, tmp_path)
     settings.limits.max_health_checks = 8
-    settings.limits.request_read_timeout_s = 2.0
+    settings.limits.request_read_timeout_s = read_s
     release = asyncio.Event()
+    loop = asyncio.get_running_loop()
     async with serving(settings) as live:
         health_port = live.server.health_port
         assert health_port is not None
         for port, bound in [(live.port, 8), (health_port, HEALTH_MAX_CALLS)]:
             async with channels(f"127.0.0.1:{port}", math.ceil((bound + 8) / HEALTH_CALLS_PER_CONNECTION)) as chs:
+                sent = loop.time()  # before any call: the server's clock for each starts later
                 checks = [
                     chs[i // HEALTH_CALLS_PER_CONNECTION].stream_unary("/grpc.health.v1.Health/Check")(silent(release))
                     for i in range(bound + 8)
                 ]
                 try:
-                    held, early = await held_calls(checks, 1.0)
-                    held_late, late = await held_calls(checks, 2.5)
+                    async with asyncio.timeout(DEADLINE_S):
+                        endings = await asyncio.gather(*(ended(c) for c in checks))
                 finally:
                     for c in checks:
                         c.cancel()
                 async with channels(f"127.0.0.1:{port}", 1) as (probe,):
                     status = await health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
-            assert held == bound and early.get("RESOURCE_EXHAUSTED", 0) + early.get("CANCELLED", 0) == 8, early
-            assert held_late == 0 and late.get("DEADLINE_EXCEEDED", 0) == bound, late
+            codes = Counter(code for code, _ in endings)
+            assert codes.get("RESOURCE_EXHAUSTED", 0) + codes.get("CANCELLED", 0) == 8, codes
+            assert codes.get("DEADLINE_EXCEEDED", 0) == bound, codes
+            early = [at - sent for code, at in endings if code == "DEADLINE_EXCEEDED" and at - sent < read_s - 0.05]
+            assert not early, f"held calls ended before request_read_timeout_s ({read_s} s): {early}"
             assert status.status == SERVING
         release.set()
 
@@ -334,8 +355,7 @@ async def test_silent_reflection_streams_are_held_to_their_tokens_unary_bound(
 
         readers = [asyncio.ensure_future(first(c)) for c in calls]
         try:
-            await asyncio.sleep(1.0)
-            held = sum(not c.done() for c in calls)
+            held, _ = await held_calls(calls, MAX_CALLS - 4)
             async with channels(f"127.0.0.1:{live.port}", 1) as (probe,):  # another token, meanwhile
                 status = await health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
                 langs = await pb_grpc.TranslatorStub(probe).ListLanguages(
