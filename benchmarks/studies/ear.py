@@ -19,9 +19,11 @@ RNNoise, the mix, -> 16 kHz) over the clip's length, one 20 ms chunk at a time a
 feeds it, alone and with the mix.
 
 Clean speech (issue 91): every phrase of clean mixes, suppressed both ways, its level relative to
-the dry phrase (mean powers over its samples): jfk.flac's four phrases alone, after 1 s of
+the dry phrase (mean powers over its samples) and whether the VAD cuts it in more spans than it
+cuts the dry clip's (issue 100: RNNoise cut a clean jfk phrase in two): jfk.flac's four phrases alone, after 1 s of
 near-silence, after 1 s of digital silence and right after each of silero_test.wav's first ten
-speech regions (``phrase_contexts``); the two clean two-voice mixes (``alternating``, ``two_voices``).
+speech regions (``phrase_contexts``); the two clean two-voice mixes (``alternating``, ``two_voices``);
+jfk.flac, silero_test.wav and the speech with pauses whole, their phrases as the VAD cuts them dry.
 
 Speakers: two voices taking turns in one channel (jfk.flac's four phrases and silero_test.wav's
 first ten speech regions, ``two_voices``); each VAD segment embedded (``speakers/encoder.py``) and
@@ -118,20 +120,33 @@ def clean_study(shared: Path) -> dict[str, Any]:
     cases = [(name, clip, [span]) for name, clip, span in phrase_contexts(files, others=10)]
     for name, (clip, truth) in (("alternating", alternating(files)), ("two_voices", two_voices(shared, files))):
         cases.append((name, clip, [(a, b) for a, b, _ in truth]))
+    whole = {n: read_16k(shared / n) for n in ("jfk.flac", "silero_test.wav")}
+    whole["speech_with_pauses"] = speech_with_pauses(shared)
+    for name, clip in whole.items():  # each file whole: its phrases as the VAD cuts the dry file
+        cases.append((name, clip, [(a * 16, b * 16) for a, b in spans(clip)]))
     out: dict[str, Any] = {}
+    dry = [cut_in(spans(clip), phrases) for _, clip, phrases in cases]
     for way, keep in (("rnnoise_alone", False), ("on", True)):
-        levels = []
-        for name, clip, phrases in cases:
+        levels, split = [], []
+        for (name, clip, phrases), dry_cuts in zip(cases, dry, strict=True):
             y, _ = suppressed(clip, keep_speech=keep)
             levels += [(name, round(level_db(y[a:b], clip[a:b]), 1)) for a, b in phrases]
+            cuts = cut_in(spans(y), phrases)
+            split += [(name, i) for i, (n, d) in enumerate(zip(cuts, dry_cuts, strict=True)) if n > d]
         worst = sorted(levels, key=lambda nl: nl[1])
         out[way] = {
             "phrases": len(levels),
             "over_6_db_down": sum(1 for _, db in levels if db < -6.0),
             "worst": worst[:5],
             "levels": levels,
+            "split": split,
         }
     return out
+
+
+def cut_in(found: list[tuple[int, int]], phrases: list[tuple[int, int]]) -> list[int]:
+    """For each phrase (samples), how many of the VAD's spans (ms) overlap it."""
+    return [sum(1 for a, b in found if a * 16 < end and b * 16 > start) for start, end in phrases]
 
 
 def speaker_study(shared: Path) -> dict[str, Any]:
@@ -168,12 +183,13 @@ def main(
     shared = SHARED_AUDIO
     clean = clean_study(shared)
     table = Table(title="Clean phrases' levels after suppression, relative to the dry phrase")
-    for col in ("suppression", "phrases", "more than 6 dB down", "the worst (dB)"):
+    for col in ("suppression", "phrases", "more than 6 dB down", "the worst (dB)", "cut in more spans than dry"):
         table.add_column(col)
     for way in ("rnnoise_alone", "on"):
         r = clean[way]
         worst = ", ".join(f"{name} {db:g}" for name, db in r["worst"][:3])
-        table.add_row(way, str(r["phrases"]), str(r["over_6_db_down"]), worst)
+        split = ", ".join(f"{name} #{i}" for name, i in r["split"][:3])
+        table.add_row(way, str(r["phrases"]), str(r["over_6_db_down"]), worst, f"{len(r['split'])} {split}")
     console.print(table)
     noise = noise_study(shared, snr)
     table = Table(title="VAD spans vs the clean clip's (found / missed / invented): off, RNNoise alone, RNNoise kept")

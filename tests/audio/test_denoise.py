@@ -70,7 +70,7 @@ async def test_clean_speech_keeps_its_level_whatever_came_before(shared_audio: P
 def test_the_mix_keeps_at_least_its_floor_of_every_frame() -> None:
     """Whatever RNNoise gives (here: nothing at all), a frame keeps at least KEEP_AT_LEAST_DB of
     its dry energy, and a loud frame over a quiet floor keeps nearly all of it."""
-    keeper = SpeechKeeper(480, lag_frames=0)
+    keeper = SpeechKeeper(480, lag_frames=0, ahead=0)  # frames out where they went in
     rng = np.random.default_rng(3)
     quiet = rng.standard_normal((100, 480)).astype(np.float32) * 30  # a floor: 1 s of hiss
     loud = rng.standard_normal((20, 480)).astype(np.float32) * 3000  # 40 dB over it
@@ -79,3 +79,19 @@ def test_the_mix_keeps_at_least_its_floor_of_every_frame() -> None:
     per_frame = [level_db(o, d) for o, d in zip(out, dry, strict=True)]
     assert min(per_frame) >= KEEP_AT_LEAST_DB - 0.5
     assert min(per_frame[101:]) > -0.1  # past the ramp into the loud frames
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_no_clean_phrase_is_cut_in_two(shared_audio: Path) -> None:
+    """Issue 100: suppressed, jfk.flac's second phrase came to the VAD as two (3266-3838 and
+    3970-4414 ms; dry, one: 3266-4446): its pause at 3.84 s sits at the file's floor and the next
+    word's soft start near it, both taken as noise, and the VAD saw a pause 60 ms longer than the
+    dry one, past its 100 ms. Now a frame keeps the most dry share of the 200 ms before it and the
+    50 ms after it: each phrase the VAD cuts from a dry file is one span suppressed."""
+    clips = {n: read_16k(shared_audio / n) for n in ("jfk.flac", "silero_test.wav")}
+    clips["speech_with_pauses"] = speech_with_pauses(shared_audio)
+    for name, clip in clips.items():
+        dry = [(s.start_ms, s.end_ms) for s in await vad_segments(clip)]
+        kept = [(s.start_ms, s.end_ms) for s in await vad_segments(_suppressed(clip, 320))]
+        cut = [sum(1 for a, b in kept if a < end and b > start) for start, end in dry]
+        assert cut == [1] * len(dry), (name, dry, kept)

@@ -21,6 +21,7 @@ import trustme
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import stream_pcm, translate_file
 from tests.support.speech import FRAME, opus_packets
+from tests.support.waiting import eventually
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import (
     AsyncStream,
@@ -434,6 +435,12 @@ async def test_a_stream_gives_up_with_a_clear_error_when_no_server_takes_it(
     async with serving(make_settings(test_model_dir), warmup=False) as first:
 
         async def crash() -> None:
+            # once the stream has a final to resume after (a busy machine sends it after more than
+            # the 8 s of audio sent by now: the sending waits)
+            async def finals() -> bool:
+                return s.resume_offset_ms > 0
+
+            await eventually(finals, "a final before the server stops", 120.0, 0.05)
             await first.server.server.stop(0)
 
         async with AsyncTranslateClient([addr(first), dead], retry=retry) as c, c.stream(targets="spa") as s:

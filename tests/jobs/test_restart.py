@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow(120)]
 #: the job is killed once this much of it is done: its resume point is where a lead-in of the
 #: streams' 10 s (the jobs' before issue 91) moved a later segment of this clip
 KILL_AFTER_MS = 40_000
-
-
-@pytest.fixture
-def servers(test_model_dir: Path, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
 
 
 def start(model: Path, jobs_dir: Path, started: list[ServerProcess]) -> ServerProcess:

@@ -57,6 +57,12 @@ MARGIN = 8.0
 SUBWINDOW_FRAMES = 50
 SUBWINDOWS = 6
 _SMOOTH = 0.7  # the frame energies' smoothing before their minimum is taken (about 30 ms)
+#: a frame's dry share is the most of its own, the HOLD_FRAMES' before it (200 ms) and the
+#: _LAG_FRAMES + AHEAD_FRAMES' after it (50 ms): a pause inside a phrase, and a word's soft start
+#: and end, stand near the floor; taken as noise they made pauses the VAD cut phrases at
+HOLD_FRAMES = 20
+#: frames the mix waits past RNNoise's own lag (30 ms more latency with suppression on)
+AHEAD_FRAMES = 3
 
 
 #: the wheel this needs (pyproject's pin)
@@ -98,21 +104,37 @@ class SpeechKeeper:
     Each frame's dry share ``w`` (0: RNNoise's output, 1: the dry frame) is ``sqrt(S / E)``, where
     ``E`` is the frame's energy and ``S = E - MARGIN * floor`` the part of it above the noise
     floor, and never less than ``KEEP_AT_LEAST_DB``; it moves from one frame's to the next's along
-    the frame (a ramp, not a step: no click at 100 Hz). The floor follows the frames as they come
-    (a fall at once, a rise within 3 s: after digital silence, noise that starts passes as it is
-    for up to 3 s); RNNoise's output of a frame comes ``lag_frames`` later (its delay), and the
-    frame and its share are held until then."""
+    the frame (a ramp, not a step: no click at 100 Hz). A frame's share is then the most of the
+    shares of the ``hold`` frames before it, its own and the ``lag_frames + ahead`` after it: the
+    quiet starts and ends of words and the short pauses inside a phrase sit near the floor, and
+    RNNoise's gains lag a word's start; suppressed, they left pauses 60 ms longer than the dry
+    audio's and the VAD cut clean phrases in two (5 of 104 in benchmarks/studies/ear.py; jfk.flac's
+    second phrase at 3.84 s). The floor follows the frames as they come (a fall at once, a rise
+    within 3 s: after digital silence, noise that starts passes as it is for up to 3 s); RNNoise's
+    output of a frame comes ``lag_frames`` later (its delay), and the frame, its share and
+    RNNoise's output are held ``ahead`` frames more."""
 
-    def __init__(self, frame: int, lag_frames: int = _LAG_FRAMES, least_db: float = KEEP_AT_LEAST_DB) -> None:
+    def __init__(
+        self,
+        frame: int,
+        lag_frames: int = _LAG_FRAMES,
+        least_db: float = KEEP_AT_LEAST_DB,
+        hold: int = HOLD_FRAMES,
+        ahead: int = AHEAD_FRAMES,
+    ) -> None:
         self._least = 10 ** (least_db / 20)
-        self._held = np.zeros((lag_frames, frame), np.float32)  # the dry frames RNNoise still holds
-        self._held_shares = np.full(lag_frames, self._least, np.float32)  # and their shares
+        self._held = np.zeros((lag_frames + ahead, frame), np.float32)  # the dry frames not mixed yet
+        self._held_wet = np.zeros((ahead, frame), np.float32)  # RNNoise's output not mixed yet
+        self._held_shares = np.full(lag_frames + ahead, self._least, np.float32)  # the held dry frames' shares
+        self._past = np.full(hold, self._least, np.float32)  # the shares of the last frames mixed
+        self._span = hold + lag_frames + ahead + 1  # the frames whose most is a frame's share
         self._smoothed: float | None = None
         self._mins: deque[float] = deque(maxlen=SUBWINDOWS - 1)  # the finished sub-windows' minima
         self._least_now = math.inf  # this sub-window's so far
         self._counted = 0
         self._share = self._least  # the last frame's dry share
         self._ramp = np.arange(1, frame + 1, dtype=np.float32) / frame
+        self.ahead = ahead
 
     def shares(self, energies: np.ndarray) -> np.ndarray:
         """Each frame's dry share, from its energy, as the frames come (the floor follows them)."""
@@ -137,9 +159,13 @@ class SpeechKeeper:
         if not n:
             return wet
         frames = np.concatenate([self._held, given])
+        wets = np.concatenate([self._held_wet, wet])
         shares = np.concatenate([self._held_shares, self.shares(np.mean(np.square(given, dtype=np.float64), axis=1))])
-        dry, w = frames[:n], shares[:n]
-        self._held, self._held_shares = frames[n:].copy(), shares[n:].copy()
+        around = np.concatenate([self._past, shares])
+        dry, w = frames[:n], np.lib.stride_tricks.sliding_window_view(around, self._span).max(axis=1)[:n]
+        wet = wets[:n]
+        self._held, self._held_shares, self._held_wet = frames[n:].copy(), shares[n:].copy(), wets[n:].copy()
+        self._past = around[n : n + len(self._past)].copy()
         start = np.concatenate([[self._share], w[:-1]]).astype(np.float32)
         self._share = float(w[-1])
         ramp = start[:, None] + (w - start)[:, None] * self._ramp[None, :]
@@ -206,10 +232,12 @@ class Denoiser:
         self._up = soxr.ResampleStream(MODEL_SAMPLE_RATE, RNNOISE_RATE, 1, **kw)
         self._down = soxr.ResampleStream(RNNOISE_RATE, MODEL_SAMPLE_RATE, 1, **kw)
         self._carry = np.zeros(0, np.float32)  # 48 kHz samples short of a frame
-        self._skip = _LAG_FRAMES * self._lib.frame  # RNNoise's output lags its input (48 kHz samples)
+        self._keeper = SpeechKeeper(self._lib.frame) if keep_speech else None
+        # RNNoise's output lags its input, and the mix waits a little more (48 kHz samples)
+        self._lag = _LAG_FRAMES + (self._keeper.ahead if self._keeper is not None else 0)
+        self._skip = self._lag * self._lib.frame
         self._given = 0  # 16 kHz samples given
         self._returned = 0  # 16 kHz samples returned
-        self._keeper = SpeechKeeper(self._lib.frame) if keep_speech else None
         self.finished = False
 
     def process(self, samples16k: np.ndarray, *, last: bool = False) -> np.ndarray:
@@ -220,7 +248,7 @@ class Denoiser:
         self._given += len(x)
         up = self._up.resample_chunk(x, last=last)
         if last:  # push the held frame and RNNoise's lag through with silence
-            up = np.concatenate([up, np.zeros((_LAG_FRAMES + 1) * self._lib.frame, np.float32)])
+            up = np.concatenate([up, np.zeros((self._lag + 1) * self._lib.frame, np.float32)])
         buf = np.concatenate([self._carry, up]) if len(self._carry) else up
         n = len(buf) // self._lib.frame * self._lib.frame
         frames = (buf[:n] * _SCALE).reshape(-1, self._lib.frame)

@@ -4,9 +4,10 @@ lifecycle every door's sessions do (``session/calls/lifecycle.py``), where befor
 opened beside it and nothing counted it:
 
 - ``session.started`` once its task is checked and its session open, and exactly one
-  ``session.ended`` with its usage: the audio it translated in this run (a lead-in heard again is
-  not: it was counted by the run that translated it), its segments and speech. These are the
-  usage records ``translate-svc usage`` sums, so a job's runs together are its audio once;
+  ``session.ended`` with its usage: the audio it was charged in this run (``billing.py``: none
+  that an earlier run was charged, and what a killed run fed past its last checkpoint), its
+  segments and speech. These are the usage records ``translate-svc usage`` sums, so a job's runs
+  together are its audio once;
 - the tenant's counters on ``/metrics`` where the usage is added (``SessionRecord``: audio
   seconds, segments, speech and text) and its calls by method (``job``);
 - an access line when the run ends, with its code, its audio and its segments.

@@ -31,6 +31,8 @@ from translate_svc.errors import storage_full
 
 #: PCM16 bytes per sample of a dubbed track
 TRACK_WIDTH = 2
+#: the job's last run (``billing.py``): of no more use once the job ended
+RUN_FILE = "run.json"
 _COPY_BYTES = 1024 * 1024
 
 
@@ -146,7 +148,7 @@ class JobFiles:
 
     def remove_audio(self, job_id: str) -> int:
         """The job's audio deleted (it ended), with what a process killed mid-fetch or
-        mid-part left beside it (``audio.<hex>.part``, ``part.<hex>``) and, when nothing made
+        mid-part left beside it (``audio.<hex>.part``, ``part.<hex>``), its last run's file and, when nothing made
         from it is kept (no track, no video), its digest; the audio's size (0 if it was gone:
         what the store counted)."""
         path = self.audio_path(job_id)
@@ -155,7 +157,7 @@ class JobFiles:
             size = path.stat().st_size
             path.unlink()
         folder = self.folder(job_id)
-        left = [*folder.glob("audio.*.part"), *folder.glob("part.*")]
+        left = [*folder.glob("audio.*.part"), *folder.glob("part.*"), folder / RUN_FILE]
         if not any(folder.glob("*.pcm")) and not self.video_path(job_id).exists():
             left.append(folder / "digest.json")  # nothing made from the upload is kept: no file will name it
         for path in left:

@@ -57,7 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from translate_svc.errors import InvalidInput, Overloaded, ServiceError
-from translate_svc.jobs import checkpoints
+from translate_svc.jobs import billing, checkpoints
+from translate_svc.jobs.billing import RunCharge
 from translate_svc.jobs.channel_feed import ChannelAudio, Channels, Sink, give
 from translate_svc.jobs.checkpoints import Checkpoint, CheckpointMismatch, Grid, JobAudio, Tails
 from translate_svc.jobs.dub import PAGE
@@ -223,6 +224,8 @@ class JobTranslation:
         """The run's session from ``plan``'s start, fed from ``blocks`` to the audio's end."""
         spec, loop = job.spec, asyncio.get_running_loop()
         lead_ms, start_ms = plan.lead_ms, plan.start_ms
+        lead_frames = lead_ms * blocks.rate // 1000
+        charge = await self._charge(job, (plan.start_frame + lead_frames) / blocks.rate, 1, reads)
         try:
             session = await self._m.open_job(
                 AudioFormat(AudioEncoding.FLOAT32, MODEL_SAMPLE_RATE, 1),
@@ -236,6 +239,7 @@ class JobTranslation:
             raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
         try:
             run.start(session.session_id, spec.fmt, task)
+            await self._charging(job, run, session.session_id, charge, reads)
             audio = self._audio(job, plan, session)
             voices = JobVoices.of(self.store, job.job_id, session)  # speaker labels over the whole file
             # background work: the engine's background class for its segments (engine/scheduler.py)
@@ -249,10 +253,9 @@ class JobTranslation:
                 name=f"job-results-{job.job_id}",
             )
             try:
-                lead_frames = lead_ms * blocks.rate // 1000
                 try:
                     fed = await self._feed(
-                        session, blocks, tenant, reads, pace, came, lead_frames, run, audio, plan.skip
+                        session, blocks, tenant, reads, pace, came, lead_frames, run, charge, audio, plan.skip
                     )
                 except CheckpointMismatch:  # nothing of this run was translated: replay it all instead
                     logger.warning("job %s: its checkpoint's pre-roll differed; it replays its audio", job.job_id)
@@ -355,6 +358,8 @@ class JobTranslation:
         if blocks.channels != 2:  # the probe checked it; a file changed since is refused the same way
             raise InvalidInput(f"channel_mode separate needs audio of 2 channels; the upload has {blocks.channels}")
         leads = await self._channel_leads(job.job_id, point, blocks.channels)
+        lead_frames = min(leads) * blocks.rate // 1000
+        charge = await self._charge(job, lead_frames / blocks.rate, blocks.channels, reads)
         vad = spec.vad_config(self._m.vad_defaults)
         sessions: list[StreamSession] = []
         try:
@@ -373,6 +378,7 @@ class JobTranslation:
         streams = ChannelStreams(sessions)
         try:
             run.start(streams.session_id, spec.fmt, task)
+            await self._charging(job, run, streams.session_id, charge, reads)
             for each in sessions:
                 self._m.engine.background(each.session_id)
             VAD_BACKGROUND.set(True)
@@ -383,9 +389,9 @@ class JobTranslation:
             )
             try:
                 audio = ChannelAudio(blocks.rate, blocks.channels)
-                lead_frames = min(leads) * blocks.rate // 1000
+                feeds = Channels(sessions)
                 fed = await self._feed(
-                    Channels(sessions), blocks, tenant, reads, pace, came, lead_frames, run, audio, 0, len(sessions)
+                    feeds, blocks, tenant, reads, pace, came, lead_frames, run, charge, audio, 0, len(sessions)
                 )
                 await streams.finish()
                 await collect
@@ -419,6 +425,7 @@ class JobTranslation:
         came: asyncio.Event,
         lead_frames: int = 0,
         run: JobRun | None = None,
+        charge: RunCharge | None = None,
         audio: JobAudio | ChannelAudio | None = None,
         skip_frames: int = 0,
         channels: int = 1,
@@ -428,10 +435,12 @@ class JobTranslation:
         ``lead_frames``: the lead-in's, translated before the job was resumed: heard again a block
         at a time, not charged again, with none of the waits that pace the rest (the lead-in has no
         engine work), and before the slice's clock starts (a long lead-in never eats the slice it
-        was heard for). ``channels``: the parties heard apart (a job of separate channels): each
-        second is charged once for each, as ``Translate``'s separate channels are."""
+        was heard for). ``charge``: what of the rest is charged (``billing.py``). ``channels``: the
+        parties heard apart (a job of separate channels): each second is charged once for each, as
+        ``Translate``'s separate channels are."""
         loop = asyncio.get_running_loop()
         audio = audio or JobAudio(blocks.rate)
+        charge = charge or RunCharge(0.0)
         step = max(1, round(FEED_S * blocks.rate))
         turn: _Turn | None = None
         fed = 0
@@ -464,7 +473,9 @@ class JobTranslation:
                     await came.wait()
                 await turn.check()
                 piece = samples[at : at + step]
-                await self._draw(tenant, channels * len(piece) / blocks.rate, turn, run)
+                seconds = charge.charged(len(piece), blocks.rate)  # less what an earlier run was charged
+                if seconds > 0:
+                    await self._draw(tenant, channels * seconds, turn, run)
                 pause = pace.take()
                 if pause and self._streams_beside():
                     await asyncio.sleep(pause)
@@ -475,6 +486,21 @@ class JobTranslation:
                 await give(session, audio, reads, piece)
                 fed += len(piece)
             del samples
+
+    async def _charge(self, job: JobStatus, start_s: float, channels: int, reads: ThreadPoolExecutor) -> RunCharge:
+        """What a run whose charge starts at ``start_s`` of the job's audio charges, after the job's
+        last run (``billing.py``)."""
+        folder = self.store.folder(job.job_id)
+        last = await asyncio.get_running_loop().run_in_executor(reads, billing.last_run, folder)
+        return await RunCharge.of(self._m.events, last, start_s, channels)
+
+    async def _charging(
+        self, job: JobStatus, run: JobRun, session_id: str, charge: RunCharge, reads: ThreadPoolExecutor
+    ) -> None:
+        """The run's session is open: it is the job's last run, and what it owes is charged."""
+        folder = self.store.folder(job.job_id)
+        await asyncio.get_running_loop().run_in_executor(reads, billing.write_run, folder, session_id, charge.from_s)
+        charge.start(run)
 
     async def _draw(self, tenant: Tenant, seconds: float, turn: _Turn, run: JobRun | None = None) -> None:
         """Charge ``seconds`` of audio to the tenant's budget once it holds them above its reserve

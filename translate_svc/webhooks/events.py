@@ -96,6 +96,12 @@ class EventSink(Protocol):
         as lost."""
         ...
 
+    async def session_data(self, session_id: str) -> dict[str, Any] | None:
+        """What the usage records say of a session now: its last checkpoint while it is open, its
+        ``session.ended`` once it ended; None when there are no records, they cannot be read now,
+        or they hold no such session."""
+        ...
+
 
 class _NoEvents:
     def emit(self, event: Event) -> None:
@@ -105,6 +111,9 @@ class _NoEvents:
         return None
 
     def session_ended(self, event: Event) -> None:
+        return None
+
+    async def session_data(self, session_id: str) -> dict[str, Any] | None:
         return None
 
 

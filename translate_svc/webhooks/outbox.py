@@ -195,6 +195,17 @@ class Outbox:
             self._live.pop(event.session_id, None)
         self._write(event)
 
+    async def session_data(self, session_id: str) -> dict[str, Any] | None:
+        """As ``EventSink.session_data``, read on the store's thread after every write queued
+        before it (a session this process just ended is found ended)."""
+        if not self.store.is_open:
+            return None
+        try:
+            return await self._db(self.store.session_data, session_id)
+        except Exception as e:  # the store cannot be read now (Redis away): the caller goes without
+            logger.warning("webhooks: the usage record of session %s could not be read (%s)", session_id, e)
+            return None
+
     def _write(self, event: Event, lost: dict[str, Any] | None = None) -> None:
         n = max(1, len(self._route(event)))  # (an event for no endpoint still carries its usage record)
         if self._loop is None or not self.store.is_open:

@@ -13,7 +13,8 @@ the tenant with the most waiting, as in ``store.EventStore``), ``open``, ``open_
 ``open_lost`` (hashes by session id: each started session not yet ended, its owner process, tenant
 and checkpoint), ``gone:<session>`` (a session the sweep ended as lost, kept a day), ``owners`` (a
 sorted set of processes scored by their last heartbeat), ``usage`` and ``usage_at`` (a record per
-``session.ended`` by webhook-id, and their end times). Every change that must be all or nothing
+``session.ended`` by webhook-id, and their end times), ``usage_of:<session>`` (a session's record's
+webhook-id, kept a week). Every change that must be all or nothing
 is one Lua script: queuing an event with its session's open or close, taking due deliveries (each
 taken is pushed ``hold_s`` into the future: a pod that dies mid-send leaves them to be taken again
 once the hold ends, by any pod), settling one.
@@ -56,6 +57,7 @@ UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 # of a full queue, or not queued) by tenant.
 _ADD = """
 local p, kind, sid, tenant = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local USAGE_OF_S = 604800
 -- at a full queue: push out the oldest delivery of the tenant with the most waiting (the new
 -- event's own tenant when it has as many); the tenant pushed out, or false if none could be
 local function make_room()
@@ -99,6 +101,7 @@ local msg, body, made = ARGV[7], ARGV[8], ARGV[9]
 if ARGV[11] ~= '' then
   if redis.call('HSETNX', p .. 'usage', msg, ARGV[11]) == 1 then
     redis.call('ZADD', p .. 'usage_at', made, msg)
+    if sid ~= '' then redis.call('SET', p .. 'usage_of:' .. sid, msg, 'EX', USAGE_OF_S) end
   end
 end
 local most = tonumber(ARGV[10])
@@ -209,6 +212,18 @@ redis.call('ZREMRANGEBYSCORE', p .. 'owners', '-inf', '(' .. ARGV[2])
 return out
 """
 
+# ARGV: prefix, session id. Returns {} (neither open nor recorded), {'open', its checkpoint} or
+# {'ended', its usage record}: in one script, so a session ended meanwhile is found either way.
+_SESSION = """
+local p, sid = ARGV[1], ARGV[2]
+local lost = redis.call('HGET', p .. 'open_lost', sid)
+if lost then return {'open', lost} end
+local msg = redis.call('GET', p .. 'usage_of:' .. sid)
+local record = msg and redis.call('HGET', p .. 'usage', msg)
+if record then return {'ended', record} end
+return {}
+"""
+
 # ARGV: prefix, before. Usage records of sessions that ended before it are deleted.
 _EXPIRE = """
 local p = ARGV[1]
@@ -271,6 +286,7 @@ class RedisEventStore:
                 ("beat", _BEAT),
                 ("stale", _STALE),
                 ("expire", _EXPIRE),
+                ("session", _SESSION),
             )
         }
         self.queued = int(r.get(PREFIX + "queued") or 0)
@@ -396,6 +412,20 @@ class RedisEventStore:
     def expire_usage(self, before: float) -> None:
         while self._run("expire", repr(before)) >= 1000:
             pass
+
+    def session_data(self, session_id: str) -> dict[str, Any] | None:
+        """As ``EventStore.session_data`` (an ended session's record is found by its id for a week:
+        ``usage_of:<session>``); the events kept while Redis was unreachable written first (one of
+        them may end it), else redis-py's error."""
+        if self.spilled:
+            self.flush()
+            if self.spilled:
+                raise redis.ConnectionError(f"Redis unreachable: {len(self.spilled)} events wait for it")
+        out = self._run("session", session_id)
+        if not out:
+            return None
+        kind, text = out[0].decode(), json.loads(out[1])
+        return dict(text if kind == "open" else text["data"])
 
 
 def usage_report_redis(

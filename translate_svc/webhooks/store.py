@@ -5,9 +5,10 @@ Tables: ``outbox`` (one row per event and endpoint, with the event's tenant, unt
 given up or pushed out), ``open_sessions``
 (a started session not yet ended: its owner process and what its ``session.ended`` would say if
 that process died now), ``owners`` (each process's heartbeat) and ``usage`` (one row per
-``session.ended``, kept ``usage_retention_days``). A ``session.ended`` is written only together
-with the deletion of its open row, in one transaction: whoever ends a session (its own process, or
-another that found its owner dead) ends it once. Several processes of one node may share the file
+``session.ended``, kept ``usage_retention_days``, found by tenant and time or by session). A
+``session.ended`` is written only together with the deletion of its open row, in one
+transaction: whoever ends a session (its own process, or another that found its owner dead) ends
+it once. Several processes of one node may share the file
 (``serve --workers N``; WAL mode, writers serialized by SQLite); each delivery takes its rows with
 a hold (``take_due``), so two processes never send one row at once.
 
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS usage (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS usage_tenant ON usage (tenant, ended);
+CREATE INDEX IF NOT EXISTS usage_session ON usage (session_id);
 """
 #: after ``_SCHEMA`` and the ``tenant`` column, which a file made by an older version lacks
 _TENANT_INDEX = "CREATE INDEX IF NOT EXISTS outbox_tenant ON outbox (tenant, seq)"
@@ -340,6 +342,18 @@ class EventStore:
 
     def expire_usage(self, before: float) -> None:
         self.db.execute("DELETE FROM usage WHERE ended < ?", (before,))
+
+    def session_data(self, session_id: str) -> dict[str, Any] | None:
+        """What the usage records say of ``session_id`` now: its last checkpoint while it is open
+        (what its ``session.ended`` would say if its process died), its ``session.ended`` once it
+        ended; None if neither (never started here, or its record expired). Read open first: a
+        session ends in one transaction that closes it and records it, so it is found either way."""
+        row = self.db.execute("SELECT lost FROM open_sessions WHERE session_id = ?", (session_id,)).fetchone()
+        if row is None:
+            row = self.db.execute(
+                "SELECT data FROM usage WHERE session_id = ? ORDER BY ended DESC LIMIT 1", (session_id,)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
 
 def usage_report(directory: Path, tenant: str | None, since: float, until: float) -> list[dict[str, Any]]:
